@@ -1,0 +1,1 @@
+"""Shared foundation of every Qunzhu service: event contracts, bus, database, outbox/inbox, metrics."""

@@ -1,0 +1,92 @@
+"""Retry and dead-letter policy shared by both bus adapters.
+
+A record is retried with backoff when its handler fails; after `max_attempts` (or at once when the
+record itself is invalid) it is copied to `<topic>.dlq` with the error in its headers, and the
+partition moves on: a poison record never blocks the records behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from qunzhu_common.bus.base import OutgoingRecord, Record, RecordHandler
+from qunzhu_common.events.registry import InvalidEvent
+from qunzhu_common.events.topics import dlq_topic, is_dlq
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 2.0
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.initial_backoff_s * (2 ** (attempt - 1)))
+
+
+def dead_letter_record(record: Record, *, group_id: str, error: BaseException, attempts: int) -> OutgoingRecord:
+    headers = tuple(h for h in record.headers if not h[0].startswith("x-dlq-")) + (
+        ("x-dlq-original-topic", record.topic.encode()),
+        ("x-dlq-original-partition", str(record.partition).encode()),
+        ("x-dlq-original-offset", str(record.offset).encode()),
+        ("x-dlq-consumer-group", group_id.encode()),
+        ("x-dlq-attempts", str(attempts).encode()),
+        ("x-dlq-error-type", type(error).__name__.encode()),
+        ("x-dlq-error", str(error)[:2000].encode()),
+    )
+    return OutgoingRecord(
+        topic=dlq_topic(record.topic), key=record.key or "", value=record.value, headers=headers
+    )
+
+
+async def deliver(
+    record: Record,
+    handler: RecordHandler,
+    *,
+    group_id: str,
+    policy: RetryPolicy,
+    publish_dead_letter: Callable[[OutgoingRecord], Awaitable[None]],
+    on_dead_letter: Callable[[Record, BaseException], None] | None = None,
+) -> None:
+    """Run the handler until it succeeds or the record is dead-lettered; never raises for the record.
+
+    Raises only asyncio.CancelledError (shutdown) or the error of the DLQ publish itself, in which case
+    the caller must not advance its position.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await handler(record)
+            return
+        except asyncio.CancelledError:
+            raise
+        except InvalidEvent as exc:
+            error: BaseException = exc
+            log.warning("invalid record %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+            break
+        except Exception as exc:  # the handler's own failure: retry, then dead-letter
+            error = exc
+            if attempt >= policy.max_attempts:
+                log.error(
+                    "record %s[%d]@%d failed %d times, dead-lettering: %r",
+                    record.topic, record.partition, record.offset, attempt, exc,
+                )
+                break
+            log.warning(
+                "record %s[%d]@%d failed (attempt %d/%d): %r",
+                record.topic, record.partition, record.offset, attempt, policy.max_attempts, exc,
+            )
+            await asyncio.sleep(policy.backoff(attempt))
+    if is_dlq(record.topic):
+        # A dead-letter consumer that fails must not grow `.dlq.dlq` chains.
+        log.error("dropping failed record from dead-letter topic %s@%d", record.topic, record.offset)
+        return
+    await publish_dead_letter(dead_letter_record(record, group_id=group_id, error=error, attempts=attempt))
+    if on_dead_letter:
+        on_dead_letter(record, error)

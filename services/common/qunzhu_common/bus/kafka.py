@@ -1,0 +1,270 @@
+"""Apache Kafka adapter (aiokafka): acks=all idempotent producer, manual per-partition commits.
+
+A partition's offset is committed only after the handler returned for every record up to it, i.e.
+after each handler's database transaction committed; a rebalance waits for the batch in hand to
+finish, so a revoked partition is never committed past what was really processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from qunzhu_common.bus.base import Bus, ConsumerObserver, OutgoingRecord, Record, RecordHandler, Subscription
+from qunzhu_common.bus.delivery import RetryPolicy, deliver
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class KafkaBus(Bus):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topics: Iterable[str] = (),
+        partitions: int = 3,
+        replication_factor: int = 1,
+        policy: RetryPolicy | None = None,
+        client_id: str = "qunzhu",
+        request_timeout_ms: int = 15000,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._declared_topics = list(topics)
+        self._partitions = partitions
+        self._replication_factor = replication_factor
+        self._policy = policy or RetryPolicy()
+        self._client_id = client_id
+        self._request_timeout_ms = request_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._known_topics: set[str] = set()
+        self._topic_lock = asyncio.Lock()
+        self._subscriptions: set[_KafkaSubscription] = set()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self._bootstrap
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        await self.ensure_topics(self._declared_topics)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{self._client_id}-producer",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        for sub in list(self._subscriptions):
+            await sub.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ping(self) -> None:
+        if self._producer is None:
+            raise RuntimeError("kafka bus is not started")
+        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=5)
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        """Create missing topics with the configured partitions (and their dead-letter topics)."""
+        from qunzhu_common.events.topics import dlq_topic, is_dlq
+
+        wanted = set()
+        for topic in topics:
+            wanted.add(topic)
+            if not is_dlq(topic):
+                wanted.add(dlq_topic(topic))
+        missing = wanted - self._known_topics
+        if not missing:
+            return
+        async with self._topic_lock:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._bootstrap,
+                client_id=f"{self._client_id}-admin",
+                request_timeout_ms=self._request_timeout_ms,
+            )
+            await admin.start()
+            try:
+                existing = set(await admin.list_topics())
+                to_create = sorted(missing - existing)
+                if to_create:
+                    response = await admin.create_topics(
+                        [NewTopic(name, self._partitions, self._replication_factor) for name in to_create]
+                    )
+                    for topic_error in getattr(response, "topic_errors", []):
+                        name, code = topic_error[0], topic_error[1]
+                        if code not in (0, _TOPIC_ALREADY_EXISTS):
+                            raise KafkaError(f"cannot create topic {name}: error code {code}")
+                    await self._wait_for_metadata(admin, set(to_create))
+            finally:
+                await admin.close()
+            self._known_topics |= wanted
+
+    @staticmethod
+    async def _wait_for_metadata(admin: AIOKafkaAdminClient, topics: set[str]) -> None:
+        for _ in range(100):
+            if topics <= set(await admin.list_topics()):
+                return
+            await asyncio.sleep(0.1)
+        raise KafkaError(f"topics {sorted(topics)} were created but never appeared in metadata")
+
+    async def publish(self, records: list[OutgoingRecord]) -> None:
+        if not records:
+            return
+        if self._producer is None:
+            raise RuntimeError("kafka bus is not started")
+        await self.ensure_topics({r.topic for r in records})
+        # Queue everything first so the producer batches, then wait for every acknowledgement:
+        # the caller marks its outbox rows published only when all of them are durable.
+        pending = [
+            await self._producer.send(
+                r.topic, r.value, key=r.key.encode(), headers=list(r.headers) or None
+            )
+            for r in records
+        ]
+        await asyncio.gather(*pending)
+
+    async def subscribe(
+        self,
+        *,
+        group_id: str,
+        topics: list[str],
+        handler: RecordHandler,
+        observer: ConsumerObserver | None = None,
+    ) -> Subscription:
+        await self.ensure_topics(topics)
+        subscription = _KafkaSubscription(self, group_id, topics, handler, observer or ConsumerObserver())
+        await subscription.start()
+        self._subscriptions.add(subscription)
+        return subscription
+
+
+class _RebalanceListener(ConsumerRebalanceListener):
+    def __init__(self, subscription: _KafkaSubscription) -> None:
+        self._subscription = subscription
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait until the batch in hand is processed and committed before giving partitions away.
+        async with self._subscription.batch_lock:
+            log.info("group %s: partitions revoked %s", self._subscription.group_id, sorted(map(str, revoked)))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("group %s: partitions assigned %s", self._subscription.group_id, sorted(map(str, assigned)))
+
+
+class _KafkaSubscription(Subscription):
+    def __init__(
+        self,
+        bus: KafkaBus,
+        group_id: str,
+        topics: list[str],
+        handler: RecordHandler,
+        observer: ConsumerObserver,
+    ) -> None:
+        self.bus = bus
+        self.group_id = group_id
+        self.topics = topics
+        self.handler = handler
+        self.observer = observer
+        self.batch_lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bus.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{self.bus._client_id}-{self.group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+            request_timeout_ms=self.bus._request_timeout_ms + 25000,
+        )
+        consumer.subscribe(self.topics, listener=_RebalanceListener(self))
+        await consumer.start()
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(), name=f"kafka-consumer:{self.group_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        self.bus._subscriptions.discard(self)
+
+    async def _publish_dead_letter(self, record: OutgoingRecord) -> None:
+        await self.bus.publish([record])
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            except KafkaError as exc:
+                log.warning("group %s: fetch failed: %r", self.group_id, exc)
+                await asyncio.sleep(1)
+                continue
+            if not batches:
+                continue
+            async with self.batch_lock:
+                await asyncio.gather(*(self._process_partition(tp, msgs) for tp, msgs in batches.items()))
+
+    async def _process_partition(self, tp: TopicPartition, messages: list) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        next_offset: int | None = None
+        for message in messages:
+            record = Record(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key.decode() if message.key is not None else None,
+                value=message.value,
+                headers=tuple(message.headers or ()),
+            )
+            try:
+                await deliver(
+                    record,
+                    self.handler,
+                    group_id=self.group_id,
+                    policy=self.bus._policy,
+                    publish_dead_letter=self._publish_dead_letter,
+                    on_dead_letter=self.observer.dead_lettered,
+                )
+            except Exception as exc:
+                # Only the dead-letter publish itself can fail here (broker unreachable): fetch the
+                # record again later rather than skipping it.
+                log.error("group %s: cannot settle %s@%d, retrying: %r", self.group_id, tp, message.offset, exc)
+                consumer.seek(tp, message.offset)
+                await asyncio.sleep(1)
+                break
+            next_offset = message.offset + 1
+        if next_offset is None:
+            return
+        try:
+            await consumer.commit({tp: next_offset})
+        except KafkaError as exc:
+            # The partition moved to another member: it redelivers from the last commit and the
+            # inbox turns the repeats into no-ops.
+            log.warning("group %s: commit of %s@%d failed: %r", self.group_id, tp, next_offset, exc)
+            return
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            self.observer.lag(tp.topic, tp.partition, max(0, highwater - next_offset))

@@ -1,0 +1,30 @@
+"""FastAPI dependencies shared by services: the request's transaction and the outbox writer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from qunzhu_common.outbox import OutboxWriter
+from qunzhu_common.service import runtime_of
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed when the route returns, rolled back if it raises.
+
+    This is the only place that commits: service functions flush at most.
+    """
+    async with runtime_of(request).session_maker() as session, session.begin():
+        yield session
+
+
+def get_outbox(request: Request) -> OutboxWriter:
+    return runtime_of(request).outbox
+
+
+# scope="function": commit before the response is sent, so a 2xx means the data is durable.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+OutboxDep = Annotated[OutboxWriter, Depends(get_outbox)]

@@ -1,0 +1,119 @@
+"""Idempotent consumption: each event's effects and its inbox row commit in one transaction.
+
+The framework, not each handler, decodes and validates the record, skips duplicates and runs the
+handler inside the transaction; handlers only describe the effect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from qunzhu_common.bus.base import Record
+from qunzhu_common.context import correlation_id_var
+from qunzhu_common.db.upsert import insert_if_absent
+from qunzhu_common.events.envelope import Envelope
+from qunzhu_common.events.registry import EventRegistry
+from qunzhu_common.timeutil import utcnow
+
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Event(Generic[P]):
+    """A consumed event: the envelope and its payload parsed into the registered model."""
+
+    envelope: Envelope
+    data: P
+
+    @property
+    def id(self) -> str:
+        return str(self.envelope.id)
+
+    @property
+    def community_id(self) -> str:
+        return self.envelope.community_id
+
+
+Handler = Callable[[AsyncSession, Event[Any]], Awaitable[None]]
+
+
+class ConsumerMetrics:
+    """What the consumer reports; the service's metrics implement it."""
+
+    def consumed(self, topic: str, type_: str, outcome: str) -> None: ...
+
+    def failed(self, topic: str, type_: str) -> None: ...
+
+    def handled_in(self, topic: str, type_: str, seconds: float) -> None: ...
+
+
+async def claim_in_inbox(session: AsyncSession, table: Table, *, consumer: str, envelope: Envelope, topic: str) -> bool:
+    """Record the event as processed by `consumer`; False when it already was (a duplicate)."""
+    return await insert_if_absent(
+        session,
+        table,
+        dict(
+            consumer=consumer,
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+            topic=topic,
+            processed_at=utcnow(),
+        ),
+    )
+
+
+class EventConsumer:
+    """The record handler a service subscribes with: registry validation + inbox + typed handlers."""
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        session_maker: async_sessionmaker[AsyncSession],
+        inbox_table: Table,
+        registry: EventRegistry,
+        handlers: Mapping[str, Handler],
+        metrics: ConsumerMetrics | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self._session_maker = session_maker
+        self._inbox = inbox_table
+        self._registry = registry
+        self._handlers = dict(handlers)
+        self._metrics = metrics or ConsumerMetrics()
+
+    def topics(self) -> list[str]:
+        """Topics carrying at least one event type this consumer handles."""
+        return sorted({spec.topic for spec in self._registry.specs() if spec.type in self._handlers})
+
+    async def __call__(self, record: Record) -> None:
+        envelope = self._registry.decode(record.value)  # InvalidEvent → dead-lettered at once
+        handler = self._handlers.get(envelope.type)
+        if handler is None:
+            self._metrics.consumed(record.topic, envelope.type, "ignored")
+            return
+        payload = self._registry.parse_payload(envelope)
+        token = correlation_id_var.set(envelope.correlation_id)
+        started = time.perf_counter()
+        try:
+            async with self._session_maker() as session, session.begin():
+                if not await claim_in_inbox(
+                    session, self._inbox, consumer=self.group_id, envelope=envelope, topic=record.topic
+                ):
+                    self._metrics.consumed(record.topic, envelope.type, "duplicate")
+                    return
+                await handler(session, Event(envelope=envelope, data=payload))
+        except Exception:
+            self._metrics.failed(record.topic, envelope.type)
+            raise
+        finally:
+            correlation_id_var.reset(token)
+        self._metrics.handled_in(record.topic, envelope.type, time.perf_counter() - started)
+        self._metrics.consumed(record.topic, envelope.type, "processed")

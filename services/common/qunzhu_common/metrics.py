@@ -1,0 +1,151 @@
+"""Prometheus metrics of one service: `qunzhu_<service>_<what>_<unit>`, bounded labels only.
+
+Each service has its own CollectorRegistry so four services can share a process in embedded mode
+and still each expose exactly their own figures at their own /metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from qunzhu_common.bus.base import ConsumerObserver, OutgoingRecord, Record
+from qunzhu_common.inbox import ConsumerMetrics
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ServiceMetrics(ConsumerMetrics, ConsumerObserver):
+    def __init__(self, service: str) -> None:
+        # `_created` series double every counter and no dashboard uses them.
+        disable_created_metrics()
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        prefix = f"qunzhu_{service}_"
+        r = self.registry
+        self.http_requests = Counter(
+            prefix + "http_requests_total", "HTTP requests by route template and status.",
+            ["method", "route", "status"], registry=r,
+        )
+        self.http_duration = Histogram(
+            prefix + "http_request_duration_seconds", "HTTP request duration by route template.",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.http_in_progress = Gauge(
+            prefix + "http_requests_in_progress", "HTTP requests being served.", ["method"], registry=r
+        )
+        self.events_produced = Counter(
+            prefix + "events_produced_total", "Events published from the outbox to the bus.",
+            ["topic", "type"], registry=r,
+        )
+        self.events_consumed = Counter(
+            prefix + "events_consumed_total",
+            "Events consumed, by outcome (processed, duplicate, ignored).",
+            ["topic", "type", "outcome"], registry=r,
+        )
+        self.events_failed = Counter(
+            prefix + "events_failed_total", "Handler attempts that raised (each retry counts).",
+            ["topic", "type"], registry=r,
+        )
+        self.handler_duration = Histogram(
+            prefix + "event_handler_duration_seconds", "Time to process one event, inbox included.",
+            ["topic", "type"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.dlq_records = Counter(
+            prefix + "dlq_records_total", "Records this service dead-lettered, by source topic.",
+            ["topic"], registry=r,
+        )
+        self.consumer_lag = Gauge(
+            prefix + "consumer_lag_records", "Records behind the partition head after the last commit.",
+            ["topic", "partition"], registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            prefix + "outbox_backlog_events", "Outbox rows not yet published.", registry=r
+        )
+        self.outbox_publish_failures = Counter(
+            prefix + "outbox_publish_failures_total", "Failed attempts to publish an outbox batch.", registry=r
+        )
+
+    # -- ConsumerMetrics ------------------------------------------------------------------
+    def consumed(self, topic: str, type_: str, outcome: str) -> None:
+        self.events_consumed.labels(topic, type_, outcome).inc()
+
+    def failed(self, topic: str, type_: str) -> None:
+        self.events_failed.labels(topic, type_).inc()
+
+    def handled_in(self, topic: str, type_: str, seconds: float) -> None:
+        self.handler_duration.labels(topic, type_).observe(seconds)
+
+    # -- ConsumerObserver -----------------------------------------------------------------
+    def lag(self, topic: str, partition: int, lag: int) -> None:
+        self.consumer_lag.labels(topic, str(partition)).set(lag)
+
+    def dead_lettered(self, record: Record, error: BaseException) -> None:
+        self.dlq_records.labels(record.topic).inc()
+
+    # -- outbox relay -----------------------------------------------------------------------
+    def published(self, records: list[OutgoingRecord], types: list[str]) -> None:
+        for record, type_ in zip(records, types, strict=True):
+            self.events_produced.labels(record.topic, type_).inc()
+
+    def backlog(self, size: int) -> None:
+        self.outbox_backlog.set(size)
+
+    def publish_failed(self, _error: BaseException) -> None:
+        self.outbox_publish_failures.inc()
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class HttpMetricsMiddleware:
+    """RED metrics per route template (never the raw path, which would explode the label set)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        in_progress = self.metrics.http_in_progress.labels(method)
+        in_progress.inc()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            in_progress.dec()
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            self.metrics.http_requests.labels(method, template, str(status)).inc()
+            self.metrics.http_duration.labels(method, template).observe(time.perf_counter() - started)
+
+
+def metrics_endpoint(metrics: ServiceMetrics) -> Any:
+    async def endpoint(_request: Request) -> Response:
+        return metrics.render()
+
+    return endpoint

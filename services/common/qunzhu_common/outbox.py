@@ -1,0 +1,198 @@
+"""Transactional outbox: events are written in the same transaction as the state they describe,
+then a relay publishes them to the bus and marks them published.
+
+A crash between publish and mark republishes the batch; consumers' inboxes make that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Callable
+
+from pydantic import BaseModel
+from sqlalchemy import Table, event, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from qunzhu_common.bus.base import Bus, OutgoingRecord
+from qunzhu_common.events.envelope import Envelope, new_envelope
+from qunzhu_common.events.registry import EventRegistry
+from qunzhu_common.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+AFTER_COMMIT_HOOKS = "qunzhu_after_commit"
+
+
+def run_after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
+    """Call `hook` once the session's transaction has committed (never if it rolls back)."""
+    hooks: list[Callable[[], None]] = session.sync_session.info.setdefault(AFTER_COMMIT_HOOKS, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit_hooks(session: Session) -> None:
+    for hook in session.info.pop(AFTER_COMMIT_HOOKS, []):
+        try:
+            hook()
+        except Exception:  # a wake-up hook must never turn a commit into an error
+            log.exception("after-commit hook failed")
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit_hooks(session: Session) -> None:
+    session.info.pop(AFTER_COMMIT_HOOKS, None)
+
+
+class OutboxWriter:
+    """Validates events against the registry and stages them in the caller's transaction."""
+
+    def __init__(self, *, table: Table, registry: EventRegistry, source: str) -> None:
+        self.table = table
+        self.registry = registry
+        self.source = source
+        self._on_write: Callable[[], None] | None = None
+
+    def on_write(self, hook: Callable[[], None]) -> None:
+        """Hook run after a transaction with outbox rows commits (the relay's wake-up)."""
+        self._on_write = hook
+
+    async def add(self, session: AsyncSession, envelope: Envelope) -> Envelope:
+        topic, key = self.registry.route(envelope)
+        await session.execute(
+            insert(self.table).values(
+                event_id=str(envelope.id),
+                topic=topic,
+                key=key,
+                event_type=envelope.type,
+                payload=envelope.to_bytes(),
+                created_at=utcnow(),
+            )
+        )
+        if self._on_write is not None:
+            run_after_commit(session, self._on_write)
+        return envelope
+
+    async def emit(
+        self,
+        session: AsyncSession,
+        *,
+        type: str,
+        data: BaseModel,
+        community_id: str,
+        version: int = 1,
+    ) -> Envelope:
+        """Build an envelope from this service and stage it; returns it (its id is the event id)."""
+        envelope = new_envelope(
+            type=type, data=data, source=self.source, community_id=community_id, version=version
+        )
+        return await self.add(session, envelope)
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in order, in batches, and marks them published."""
+
+    def __init__(
+        self,
+        *,
+        session_maker: async_sessionmaker[AsyncSession],
+        table: Table,
+        bus: Bus,
+        service: str,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.5,
+        on_published: Callable[[list[OutgoingRecord], list[str]], None] | None = None,
+        on_backlog: Callable[[int], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._session_maker = session_maker
+        self._table = table
+        self._bus = bus
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._on_published = on_published
+        self._on_backlog = on_backlog
+        self._on_failure = on_failure
+        # One relay per service database publishes at a time, so a key's order survives replicas.
+        self._lock_key = zlib.crc32(f"qunzhu-outbox-{service}".encode())
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def publish_batch(self) -> int:
+        """Publish one batch; returns how many rows were published (0 when none or not our turn)."""
+        table = self._table
+        async with self._session_maker() as session, session.begin():
+            if session.bind.dialect.name == "postgresql":
+                if not await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key))):
+                    return 0
+            rows = (
+                await session.execute(
+                    select(table.c.seq, table.c.topic, table.c.key, table.c.payload, table.c.event_type)
+                    .where(table.c.published_at.is_(None))
+                    .order_by(table.c.seq)
+                    .limit(self._batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            records = [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.payload)) for r in rows]
+            await self._bus.publish(records)
+            await session.execute(
+                update(table).where(table.c.seq.in_([r.seq for r in rows])).values(published_at=utcnow())
+            )
+        if self._on_published:
+            self._on_published(records, [r.event_type for r in rows])
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self._session_maker() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(self._table).where(self._table.c.published_at.is_(None))
+            )
+        return int(count or 0)
+
+    async def drain(self) -> None:
+        """Publish until nothing is left (tests, shutdown)."""
+        while await self.publish_batch():
+            pass
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                published = await self.publish_batch()
+                failures = 0
+                if self._on_backlog is not None and published < self._batch_size:
+                    self._on_backlog(await self.backlog())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                log.warning("outbox relay failed (%d in a row): %r", failures, exc)
+                if self._on_failure:
+                    self._on_failure(exc)
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
+            if published >= self._batch_size:
+                continue  # more is waiting
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -1,0 +1,40 @@
+"""Settings base: every service reads its own environment prefix (MEMBERSHIP_, CONTENT_, …)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has; subclasses set `env_prefix` and add their own."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="QUNZHU_")
+
+    service_name: str = "service"
+    data_dir: Path = Field(default=Path("data"), description="Where embedded-mode files live.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy async URL; default: SQLite file <data_dir>/<service>.sqlite3"
+    )
+    bus: Literal["local", "kafka"] = "local"
+    bus_path: str = Field(default="", description="Local bus log file; default <data_dir>/bus.sqlite3")
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_partitions: int = Field(default=3, ge=1)
+    max_delivery_attempts: int = Field(default=5, ge=1)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    auto_migrate: bool = Field(default=True, description="Run alembic upgrade head at startup.")
+    run_consumers: bool = Field(default=True, description="Consume events in this process.")
+    run_relay: bool = Field(default=True, description="Publish the outbox from this process.")
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _defaults_from_data_dir(self) -> ServiceSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.sqlite3')}"
+        if not self.bus_path:
+            self.bus_path = str(self.data_dir / "bus.sqlite3")
+        return self

@@ -1,0 +1,1 @@
+"""Content service: posts, schedules, guest sharing sessions, broadcasts to many groups."""

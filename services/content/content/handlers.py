@@ -1,0 +1,30 @@
+"""Content's event handlers: one function per consumed event type (inbox handled by the framework)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from content.models import CommunityCopy
+from qunzhu_common.db.upsert import insert_if_absent
+from qunzhu_common.events.contracts.membership import CommunityCreated
+from qunzhu_common.inbox import Event, Handler
+from qunzhu_common.timeutil import utcnow
+
+
+async def on_community_created(session: AsyncSession, event: Event[CommunityCreated]) -> None:
+    data = event.data
+    await insert_if_absent(
+        session,
+        CommunityCopy.__table__,
+        dict(
+            id=data.community_id,
+            name=data.name,
+            positioning=data.positioning,
+            timezone=data.timezone,
+            created_at=data.created_at,
+            synced_at=utcnow(),
+        ),
+    )
+
+
+HANDLERS: dict[str, Handler] = {"community.created": on_community_created}

@@ -1,0 +1,9 @@
+from pydantic_settings import SettingsConfigDict
+
+from qunzhu_common.settings import ServiceSettings
+
+
+class ContentSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CONTENT_", extra="ignore")
+
+    service_name: str = "content"

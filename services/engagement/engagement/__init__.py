@@ -1,0 +1,1 @@
+"""Engagement service: scoring rules, points ledger, levels, leaderboards, key people, group health."""

@@ -1,0 +1,34 @@
+"""Engagement's tables: for now its own copy of the communities it scores."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from qunzhu_common.db.messaging import add_messaging_tables
+from qunzhu_common.db.metadata import new_registry
+from qunzhu_common.db.types import AwareDateTime
+
+registry = new_registry()
+metadata = registry.metadata
+outbox_table, inbox_table = add_messaging_tables(metadata)
+
+
+class EngagementModel(SQLModel, registry=registry):
+    """Base of engagement's tables: its own metadata, apart from the other services'."""
+
+
+class CommunityCopyPublic(SQLModel):
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=100)
+    positioning: str = Field(max_length=280)
+    timezone: str = Field(max_length=64, description="Days and weeks of leaderboards are cut in this zone.")
+    created_at: datetime = Field(sa_type=AwareDateTime)
+    synced_at: datetime = Field(sa_type=AwareDateTime, description="When engagement learned of it.")
+
+
+class CommunityCopy(CommunityCopyPublic, EngagementModel, table=True):
+    """Projection of membership's communities (from membership.events.v1)."""
+
+    __tablename__ = "community_copy"

@@ -1,0 +1,4 @@
+from gateway.models import metadata
+from qunzhu_common.db.migrate import run_env
+
+run_env(metadata)

@@ -1,0 +1,1 @@
+"""Membership and paywall service: communities, plans, members, roles, payments, invitations."""

@@ -1,0 +1,3 @@
+from qunzhu.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""`python -m qunzhu` / `qunzhu`: run embedded, serve one service, migrate, make migrations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from qunzhu.services import DEFAULT_PORTS, SERVICE_NAMES, entry
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    from qunzhu_common.db.migrate import upgrade_head
+
+    names = SERVICE_NAMES if args.service == "all" else (args.service,)
+    for name in names:
+        svc = entry(name)
+        settings = svc.settings()
+        upgrade_head(svc.app_module.MIGRATIONS_DIR, settings.database_url)
+        print(f"{name}: migrated {settings.database_url.split('@')[-1]}")
+
+
+def _makemigration(args: argparse.Namespace) -> None:
+    from alembic import command
+
+    from qunzhu_common.db.migrate import alembic_config, upgrade_head
+
+    svc = entry(args.service)
+    settings = svc.settings()
+    upgrade_head(svc.app_module.MIGRATIONS_DIR, settings.database_url)
+    config = alembic_config(svc.app_module.MIGRATIONS_DIR, settings.database_url)
+    command.revision(config, message=args.message, autogenerate=True)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    svc = entry(args.service)
+    port = args.port or DEFAULT_PORTS[args.service]
+    app = svc.create_app(svc.settings())
+    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from qunzhu.embedded import run_embedded
+
+    run_embedded(host=args.host, port=args.port, data_dir=args.data_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="qunzhu", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="embedded mode: every service in one process (SQLite, in-process bus)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--data-dir", default="data")
+    run.set_defaults(func=_run)
+
+    serve = sub.add_parser("serve", help="distributed mode: one service as its own process")
+    serve.add_argument("service", choices=SERVICE_NAMES)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="alembic upgrade head for one service or all")
+    migrate.add_argument("service", choices=(*SERVICE_NAMES, "all"))
+    migrate.set_defaults(func=_migrate)
+
+    make = sub.add_parser("makemigration", help="autogenerate a new alembic revision for a service")
+    make.add_argument("service", choices=SERVICE_NAMES)
+    make.add_argument("-m", "--message", required=True)
+    make.set_defaults(func=_makemigration)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        sys.exit(130)

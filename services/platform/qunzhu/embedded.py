@@ -1,0 +1,71 @@
+"""Embedded mode: the four services in one process, one durable in-process bus, SQLite files.
+
+The gateway listens on HTTP and reaches the other services through httpx's ASGI transport; the
+services' lifespans (migrations, relays, consumers) are run here because ASGI transports don't.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from qunzhu.services import entry
+from qunzhu_common.bus.local import LocalBus
+from qunzhu_common.logging import configure_logging
+
+BACKEND_SERVICES = ("membership", "content", "engagement")
+
+
+@asynccontextmanager
+async def embedded_platform(data_dir: str | Path, *, partitions: int = 3) -> AsyncIterator[FastAPI]:
+    """Start the services and yield the gateway app (its own lifespan is left to the caller)."""
+    data_dir = Path(data_dir)
+    bus = LocalBus(data_dir / "bus.sqlite3", partitions=partitions)
+    await bus.start()
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(bus.stop)
+        apps: dict[str, FastAPI] = {}
+        for name in BACKEND_SERVICES:
+            svc = entry(name)
+            app = svc.create_app(svc.settings(data_dir=data_dir, topic_partitions=partitions), bus=bus)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            apps[name] = app
+        gateway = entry("gateway")
+        transports = {name: httpx.ASGITransport(app=app) for name, app in apps.items()}
+        yield gateway.create_app(
+            gateway.settings(data_dir=data_dir, topic_partitions=partitions), bus=bus, transports=transports
+        )
+
+
+async def _serve(host: str, port: int, data_dir: str) -> None:
+    import uvicorn
+
+    async with embedded_platform(data_dir) as gateway:
+        config = uvicorn.Config(gateway, host=host, port=port, log_level="info", access_log=False)
+        server = uvicorn.Server(config)
+        base = f"http://{host}:{port}"
+        print(
+            f"\nQunzhu (embedded) on {base}\n"
+            f"  API docs      {base}/docs\n"
+            f"  OpenAPI       {base}/openapi.json\n"
+            f"  readiness     {base}/services\n"
+            f"  metrics       {base}/metrics  ({base}/services/<name>/metrics for each service)\n"
+            f"  data          {Path(data_dir).resolve()}\n"
+            "Ctrl-C stops it.\n",
+            flush=True,
+        )
+        await server.serve()
+
+
+def run_embedded(*, host: str = "127.0.0.1", port: int = 8000, data_dir: str = "data") -> None:
+    configure_logging("INFO")
+    try:
+        asyncio.run(_serve(host, port, data_dir))
+    except KeyboardInterrupt:
+        pass
+    print("Qunzhu stopped.")
