@@ -98,7 +98,8 @@ class LocalBus(Bus):
             await self._reader.close()
         self._reader = None
         if self._db is not None:
-            await self._db.close()
+            async with self._write_lock:  # let an append whose caller was cancelled finish first
+                await self._db.close()
             self._db = None
 
     async def ping(self) -> None:
@@ -133,6 +134,12 @@ class LocalBus(Bus):
     async def publish(self, records: list[OutgoingRecord]) -> None:
         if not records:
             return
+        # Shielded: a caller cancelled mid-append (a relay stopping with its service) must not leave
+        # the shared connection inside an open transaction, nor the offsets out of step with the log.
+        # The append finishes (COMMIT or ROLLBACK) on its own; the caller still sees the cancellation.
+        await asyncio.shield(self._append(records))
+
+    async def _append(self, records: list[OutgoingRecord]) -> None:
         touched: set[tuple[str, int]] = set()
         async with self._write_lock:
             await self.db.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,55 @@
+# Qunzhu — `make run` (embedded, needs only Python 3.11+) and `make test` (unit + integration).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-unit test-integration up down status bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+## run: the whole platform in one process (SQLite under ./data, in-process bus, gateway on :8000)
+run: install
+	$(PY) -m qunzhu run
+
+## test: unit tests (SQLite, in-process bus), then integration tests (real Kafka + PostgreSQL, services as processes)
+test: install
+	@$(PY) -m pytest services -q -p no:cacheprovider; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: no unit tests were collected" >&2; exit 1; fi; \
+	  if [ $$rc -ne 0 ]; then exit $$rc; fi
+	@$(PY) -m pytest tests -q -p no:cacheprovider; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: no integration tests were collected" >&2; exit 1; fi; \
+	  exit $$rc
+
+test-unit: install
+	$(PY) -m pytest services -q
+
+test-integration: install
+	$(PY) -m pytest tests -q
+
+## up / down: the distributed stack on this machine (Kafka KRaft + PostgreSQL + one process per service)
+up: install
+	bash deploy/local/up.sh
+
+down:
+	bash deploy/local/down.sh
+
+status:
+	bash deploy/local/up.sh status
+
+## bench: benchmarks print their figures and ratio to a limit measured in the same run
+bench: install
+	$(PY) bench/bus.py
+
+lint: install
+	$(VENV)/bin/ruff check services tests bench
+
+clean:
+	rm -rf data .pytest_cache
