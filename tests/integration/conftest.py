@@ -1,0 +1,54 @@
+"""Integration fixtures: real Kafka (a broker of the test run's own), real PostgreSQL, real processes.
+
+A missing broker or database fails the run under CI=true; elsewhere too, unless the developer asks
+to skip with QUNZHU_SKIP_INTEGRATION=1 (never honoured under CI).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.stack import InfraError, Kafka, Postgres, Stack
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("QUNZHU_SKIP_INTEGRATION") == "1" and os.environ.get("CI", "").lower() != "true":
+        pytest.skip(f"integration infrastructure skipped on request: {reason}")
+    pytest.fail(f"integration infrastructure unavailable: {reason}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
+    broker = Kafka(data_dir=tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start()
+    except (InfraError, OSError) as exc:
+        _unavailable(str(exc))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    pg = Postgres()
+    try:
+        pg.start()
+    except (InfraError, OSError) as exc:
+        _unavailable(str(exc))
+    yield pg
+    pg.drop()
+
+
+@pytest.fixture(scope="session")
+def stack(kafka: Kafka, postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    services = Stack(kafka, postgres, tmp_path_factory.mktemp("services"))
+    try:
+        services.start()
+    except InfraError as exc:
+        services.stop()
+        pytest.fail(str(exc), pytrace=False)
+    yield services
+    services.stop()

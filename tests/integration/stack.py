@@ -1,0 +1,184 @@
+"""Test tooling for the distributed stack: a dedicated Kafka broker, fresh PostgreSQL databases and
+each service as its own OS process, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = ROOT / "deploy" / "local"
+SERVICES = ("membership", "content", "engagement", "gateway")
+
+
+class InfraError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_script(script: str, *args: str, env: dict[str, str], timeout: float = 300) -> str:
+    result = subprocess.run(
+        ["bash", str(LOCAL / script), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise InfraError(f"{script} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+@dataclass
+class Kafka:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    controller_port: int = field(default_factory=free_port)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "QUNZHU_DATA_DIR": str(self.data_dir),
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "QUNZHU_KAFKA_BOOTSTRAP": self.bootstrap,
+        }
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        run_script("kafka.sh", "start", env=self.env)
+
+    def stop(self) -> None:
+        run_script("kafka.sh", "stop", env=self.env)
+
+
+@dataclass
+class Postgres:
+    prefix: str = field(default_factory=lambda: f"qzit_{uuid.uuid4().hex[:8]}")
+
+    def start(self) -> None:
+        run_script("postgres.sh", "start", env={})
+        self.port = int(os.environ.get("QUNZHU_PG_PORT", "5433"))
+        self.user = os.environ.get("QUNZHU_PG_USER", "qunzhu")
+        self.password = os.environ.get("QUNZHU_PG_PASSWORD", "qunzhu")
+        run_script("postgres.sh", "createdb", *self.databases(), env={})
+
+    def databases(self) -> list[str]:
+        return [self.database(name) for name in SERVICES]
+
+    def database(self, service: str) -> str:
+        return f"{self.prefix}_{service}"
+
+    def url(self, service: str, *, driver: str = "postgresql+asyncpg") -> str:
+        return f"{driver}://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database(service)}"
+
+    def drop(self) -> None:
+        run_script("postgres.sh", "dropdb", *self.databases(), env={})
+
+
+class ServiceProcess:
+    """One service as `python -m qunzhu serve <name>`, killable and restartable."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qunzhu", "serve", self.name, "--port", str(self.port), "--log-level", "warning"],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        log.close()
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise InfraError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise InfraError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.kill(signal.SIGTERM)
+        self.start()
+        self.wait_ready()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class Stack:
+    def __init__(self, kafka: Kafka, postgres: Postgres, log_dir: Path) -> None:
+        self.kafka = kafka
+        self.postgres = postgres
+        self.services: dict[str, ServiceProcess] = {}
+        for name in SERVICES:
+            prefix = name.upper()
+            env = {
+                f"{prefix}_DATABASE_URL": postgres.url(name),
+                f"{prefix}_BUS": "kafka",
+                f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+                f"{prefix}_DATA_DIR": str(log_dir),
+                f"{prefix}_MAX_DELIVERY_ATTEMPTS": "3",
+            }
+            self.services[name] = ServiceProcess(name, env, log_dir)
+        gateway = self.services["gateway"]
+        for name in ("membership", "content", "engagement"):
+            gateway.env[f"GATEWAY_{name.upper()}_URL"] = self.services[name].url
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+    def start(self) -> None:
+        for svc in self.services.values():
+            svc.start()
+        for svc in self.services.values():
+            svc.wait_ready()
+
+    def stop(self) -> None:
+        for svc in self.services.values():
+            svc.kill(signal.SIGTERM)
