@@ -15,8 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], timeout: float = 60,
-                     what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    until: Callable[[T], bool],
+    timeout: float = 60,  # noqa: ASYNC109 - a polling deadline, not an I/O timeout
+    what: str = "condition",
+) -> T:
     """Poll `probe` until `until(value)` holds; fail with the last value after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     value = await probe()

@@ -8,23 +8,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from qunzhu_common.bus.base import ConsumerObserver, OutgoingRecord, Record
 from qunzhu_common.bus.delivery import RetryPolicy
 from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.db.engine import create_engine, create_session_maker
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 # Tiny backoff so retries and dead-lettering take milliseconds, not seconds.
 FAST_POLICY = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.005)
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool], *, timeout: float = 5.0, what: str = "condition"
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool], *, within: float = 5.0, what: str = "condition"
 ) -> None:
     """Poll `check` until it is true; fail the test when the deadline passes."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -32,7 +31,7 @@ async def eventually(
         if result:
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.01)
 
 
@@ -124,7 +123,9 @@ async def open_bus(bus_path: Path) -> AsyncIterator[BusFactory]:
 
 
 @pytest.fixture
-async def sqlite_db(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[async_sessionmaker[AsyncSession]]]]:
+async def sqlite_db(
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Awaitable[async_sessionmaker[AsyncSession]]]]:
     """Create a metadata's tables in a fresh SQLite file; returns a session maker on it."""
     engines: list[AsyncEngine] = []
 

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from qunzhu_common.db.types import AwareDateTime
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 from sqlalchemy.exc import StatementError
-
-from qunzhu_common.db.types import AwareDateTime
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -48,12 +47,16 @@ async def test_order_and_comparison_follow_the_instant_not_the_wall_clock(sqlite
     london_eight = datetime(2026, 11, 26, 8, 0, tzinfo=ZoneInfo("Europe/London"))
 
     async with session_maker() as session, session.begin():
-        await session.execute(insert(table), [{"id": 1, "starts_at": london_eight}, {"id": 2, "starts_at": shanghai_nine}])
+        await session.execute(
+            insert(table), [{"id": 1, "starts_at": london_eight}, {"id": 2, "starts_at": shanghai_nine}]
+        )
     async with session_maker() as session:
         ordered = (await session.execute(select(table.c.id).order_by(table.c.starts_at))).scalars().all()
         later = (
-            await session.execute(select(table.c.id).where(table.c.starts_at > shanghai_nine))
-        ).scalars().all()
+            (await session.execute(select(table.c.id).where(table.c.starts_at > shanghai_nine)))
+            .scalars()
+            .all()
+        )
 
     assert ordered == [2, 1]
     assert later == [1]

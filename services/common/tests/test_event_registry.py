@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import MetaData, func, select
-
 from qunzhu_common.context import correlation_id_var
 from qunzhu_common.db.messaging import add_messaging_tables
 from qunzhu_common.events.contracts.membership import CommunityCreated
@@ -17,6 +15,7 @@ from qunzhu_common.events.envelope import Envelope, new_envelope
 from qunzhu_common.events.registry import EventSpec, InvalidEvent, default_registry
 from qunzhu_common.events.topics import MEMBERSHIP_EVENTS
 from qunzhu_common.outbox import OutboxWriter
+from sqlalchemy import MetaData, func, select
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -50,7 +49,9 @@ def envelope(**overrides) -> Envelope:
 
 def test_route_gives_the_topic_and_the_community_as_key():
     registry = default_registry()
-    topic, key = registry.route(envelope(community_id="c-42", data=community_created("c-42").model_dump(mode="json")))
+    topic, key = registry.route(
+        envelope(community_id="c-42", data=community_created("c-42").model_dump(mode="json"))
+    )
     assert (topic, key) == (MEMBERSHIP_EVENTS, "c-42")
 
 
@@ -72,7 +73,10 @@ def test_naive_occurred_at_is_rejected():
         envelope(occurred_at=naive)
     with pytest.raises(ValidationError):
         new_envelope(
-            type="community.created", data=community_created(), source="membership", community_id="c-1",
+            type="community.created",
+            data=community_created(),
+            source="membership",
+            community_id="c-1",
             occurred_at=naive,
         )
     wire = json.loads(envelope().to_bytes())
@@ -92,7 +96,12 @@ def test_naive_timestamp_inside_the_payload_is_rejected():
 
 @pytest.mark.parametrize(
     "raw",
-    [b"not json at all", b"{}", b'{"id": "x"}', json.dumps({**json.loads(envelope().to_bytes()), "extra": 1}).encode()],
+    [
+        b"not json at all",
+        b"{}",
+        b'{"id": "x"}',
+        json.dumps({**json.loads(envelope().to_bytes()), "extra": 1}).encode(),
+    ],
     ids=["not-json", "empty", "partial", "unknown-field"],
 )
 def test_bad_envelopes_are_invalid_events(raw):
@@ -112,7 +121,9 @@ def test_envelope_round_trips_through_bytes():
 def test_new_envelope_takes_the_correlation_id_in_force():
     token = correlation_id_var.set("req-from-header")
     try:
-        env = new_envelope(type="community.created", data=community_created(), source="membership", community_id="c-1")
+        env = new_envelope(
+            type="community.created", data=community_created(), source="membership", community_id="c-1"
+        )
     finally:
         correlation_id_var.reset(token)
     assert env.correlation_id == "req-from-header"
@@ -130,7 +141,9 @@ def test_a_type_cannot_be_registered_twice():
         x: int
 
     with pytest.raises(ValueError, match="already registered"):
-        registry.register(EventSpec(type="community.created", version=1, topic=MEMBERSHIP_EVENTS, payload=Other))
+        registry.register(
+            EventSpec(type="community.created", version=1, topic=MEMBERSHIP_EVENTS, payload=Other)
+        )
 
 
 async def _outbox_rows(session_maker, outbox) -> list:

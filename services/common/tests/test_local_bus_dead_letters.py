@@ -24,7 +24,9 @@ async def test_failing_twice_then_succeeding_is_retried_and_processed_once(open_
         processed.append(value)
 
     await bus.subscribe(group_id="g", topics=[TOPIC], handler=flaky)
-    await bus.publish([record(TOPIC, "k", "before"), record(TOPIC, "k", "flaky"), record(TOPIC, "k", "after")])
+    await bus.publish(
+        [record(TOPIC, "k", "before"), record(TOPIC, "k", "flaky"), record(TOPIC, "k", "after")]
+    )
     await eventually(lambda: len(processed) == 3, what="all three processed")
 
     assert processed == ["before", "flaky", "after"]

@@ -85,7 +85,9 @@ async def test_an_exception_mid_stream_leaves_the_position_at_the_last_committed
     assert resumed == [f"r{i}" for i in range(4, 10)]
 
 
-async def test_the_log_survives_a_restart_and_new_records_append_after_it(open_bus, record, recorder, eventually):
+async def test_the_log_survives_a_restart_and_new_records_append_after_it(
+    open_bus, record, recorder, eventually
+):
     bus = await open_bus(partitions=2)
     await bus.publish([record(TOPIC, f"k{i % 3}", f"old{i}") for i in range(9)])
     before = await bus.read_all(TOPIC)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-
-from content.models import CommunityCopy, CommunityCopyPublic
 from qunzhu_common.deps import SessionDep
 from qunzhu_common.errors import NotFound
+
+from content.models import CommunityCopy, CommunityCopyPublic
 
 router = APIRouter(prefix="/communities", tags=["communities"])
 

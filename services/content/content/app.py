@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from qunzhu_common.bus.base import Bus
+from qunzhu_common.service import ServiceSpec, build_app
 
 from content.api import router
 from content.handlers import HANDLERS
 from content.models import inbox_table, metadata, outbox_table
 from content.settings import ContentSettings
-from qunzhu_common.bus.base import Bus
-from qunzhu_common.service import ServiceSpec, build_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 

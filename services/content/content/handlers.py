@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from content.models import CommunityCopy
 from qunzhu_common.events.contracts.membership import CommunityCreated
 from qunzhu_common.inbox import Event, Handler
 from qunzhu_common.timeutil import utcnow
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from content.models import CommunityCopy
 
 
 async def on_community_created(session: AsyncSession, event: Event[CommunityCreated]) -> None:

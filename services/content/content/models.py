@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Field, SQLModel
-
 from qunzhu_common.db.messaging import add_messaging_tables
 from qunzhu_common.db.metadata import new_registry
 from qunzhu_common.db.types import AwareDateTime
+from sqlmodel import Field, SQLModel
 
 registry = new_registry()
 metadata = registry.metadata

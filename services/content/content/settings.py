@@ -1,5 +1,4 @@
 from pydantic_settings import SettingsConfigDict
-
 from qunzhu_common.settings import ServiceSettings
 
 

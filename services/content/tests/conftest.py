@@ -15,22 +15,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
-
 from content.app import create_app as create_content_app
 from content.models import CommunityCopy, inbox_table
 from content.settings import ContentSettings
+from fastapi import FastAPI
 from membership.app import create_app as create_membership_app
 from membership.settings import MembershipSettings
+from prometheus_client.parser import text_string_to_metric_families
 from qunzhu_common.bus.delivery import RetryPolicy
 from qunzhu_common.bus.local import LocalBus
+from sqlalchemy import func, select
 
 
-async def eventually(check: Callable[[], Awaitable[object] | object], *, timeout: float = 5.0, what: str = "condition"):
+async def eventually(
+    check: Callable[[], Awaitable[object] | object], *, within: float = 5.0, what: str = "condition"
+):
     """Poll `check` until it returns something truthy (and return it); fail past the deadline."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -38,7 +39,7 @@ async def eventually(check: Callable[[], Awaitable[object] | object], *, timeout
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.01)
 
 

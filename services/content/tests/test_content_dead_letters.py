@@ -20,7 +20,10 @@ def good_event(community_id: str, name: str = "好群") -> bytes:
         source="membership",
         community_id=community_id,
         data=CommunityCreated(
-            community_id=community_id, name=name, positioning="p", owner_id="o",
+            community_id=community_id,
+            name=name,
+            positioning="p",
+            owner_id="o",
             created_at=datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
         ),
     ).to_bytes()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from qunzhu_common.bus.base import Bus
+from qunzhu_common.service import ServiceSpec, build_app
 
 from engagement.api import router
 from engagement.handlers import HANDLERS
 from engagement.models import inbox_table, metadata, outbox_table
 from engagement.settings import EngagementSettings
-from qunzhu_common.bus.base import Bus
-from qunzhu_common.service import ServiceSpec, build_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 

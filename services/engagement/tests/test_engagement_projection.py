@@ -9,7 +9,12 @@ async def test_a_community_created_on_membership_appears_in_engagement(membershi
     created = (
         await membership.client.post(
             "/communities",
-            json={"name": "夜跑团", "positioning": "每周三次夜跑", "owner_id": "o-1", "timezone": "Asia/Shanghai"},
+            json={
+                "name": "夜跑团",
+                "positioning": "每周三次夜跑",
+                "owner_id": "o-1",
+                "timezone": "Asia/Shanghai",
+            },
         )
     ).json()
 

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from qunzhu_common.errors import AppError, problem_response
 
 from gateway.upstream import UPSTREAMS, Upstreams, upstreams_of
-from qunzhu_common.errors import AppError, problem_response
 
 UpstreamsDep = Annotated[Upstreams, Depends(upstreams_of)]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from qunzhu_common.bus.base import Bus
+from qunzhu_common.service import ServiceSpec, build_app
 
 from gateway.api import api, ops
 from gateway.models import inbox_table, metadata, outbox_table
 from gateway.settings import GatewaySettings
 from gateway.upstream import upstreams_lifespan
-from qunzhu_common.bus.base import Bus
-from qunzhu_common.service import ServiceSpec, build_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 

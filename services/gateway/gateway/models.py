@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlmodel import SQLModel
-
 from qunzhu_common.db.messaging import add_messaging_tables
 from qunzhu_common.db.metadata import new_registry
+from sqlmodel import SQLModel
 
 registry = new_registry()
 metadata = registry.metadata

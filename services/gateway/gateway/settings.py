@@ -1,6 +1,5 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-
 from qunzhu_common.settings import ServiceSettings
 
 

@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
-
-from gateway.settings import GatewaySettings
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.errors import ServiceUnavailable
 from qunzhu_common.requestctx import REQUEST_ID_HEADER
+
+from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 

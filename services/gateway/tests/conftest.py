@@ -12,13 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-
 from qunzhu.embedded import embedded_platform
 
 
-async def eventually(check: Callable[[], Awaitable[object] | object], *, timeout: float = 5.0, what: str = "condition"):
+async def eventually(
+    check: Callable[[], Awaitable[object] | object], *, within: float = 5.0, what: str = "condition"
+):
     """Poll `check` until it returns something truthy (and return it); fail past the deadline."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -26,7 +27,7 @@ async def eventually(check: Callable[[], Awaitable[object] | object], *, timeout
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.01)
 
 

@@ -46,7 +46,9 @@ async def test_all_services_report_ready(platform):
     assert probe.json()["service"] == "content"
 
 
-async def test_the_request_id_follows_the_community_to_its_event_and_consumers(platform, community_body, eventually):
+async def test_the_request_id_follows_the_community_to_its_event_and_consumers(
+    platform, community_body, eventually
+):
     created = await platform.client.post(
         "/api/v1/communities", json=community_body(), headers={"X-Request-ID": "front-end-42"}
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from qunzhu_common.bus.local import LocalBus
@@ -66,7 +65,9 @@ async def test_services_reports_which_one_is_unreachable(gateway_without_members
     assert response.headers["content-type"] == PROBLEM
     assert "retry-after" in response.headers
     assert response.json()["services"] == {
-        "membership": "unreachable", "content": "ready", "engagement": "ready",
+        "membership": "unreachable",
+        "content": "ready",
+        "engagement": "ready",
     }
     # The gateway itself is alive and ready: only the service behind it is down.
     assert (await gateway.client.get("/readyz")).status_code == 200

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from qunzhu_common.deps import OutboxDep, SessionDep
 
 from membership import service
 from membership.models import CommunitiesPublic, CommunityCreate, CommunityPublic
-from qunzhu_common.deps import OutboxDep, SessionDep
 
 router = APIRouter(prefix="/communities", tags=["communities"])
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from qunzhu_common.bus.base import Bus
+from qunzhu_common.service import ServiceSpec, build_app
 
 from membership.api import router
 from membership.models import inbox_table, metadata, outbox_table
 from membership.settings import MembershipSettings
-from qunzhu_common.bus.base import Bus
-from qunzhu_common.service import ServiceSpec, build_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 

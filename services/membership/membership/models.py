@@ -6,14 +6,13 @@ import uuid
 from datetime import datetime
 
 from pydantic import field_validator
-from sqlalchemy import JSON, Column
-from sqlmodel import Field, SQLModel
-
 from qunzhu_common.db.messaging import add_messaging_tables
 from qunzhu_common.db.metadata import new_registry
 from qunzhu_common.db.types import AwareDateTime
 from qunzhu_common.events.contracts.membership import EntryPolicy
 from qunzhu_common.timeutil import utcnow
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
 
 registry = new_registry()
 metadata = registry.metadata

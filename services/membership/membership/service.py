@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from qunzhu_common.events.contracts.membership import CommunityCreated
+from qunzhu_common.outbox import OutboxWriter
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from membership.errors import CommunityNotFound
 from membership.models import Community, CommunityCreate
-from qunzhu_common.events.contracts.membership import CommunityCreated
-from qunzhu_common.outbox import OutboxWriter
 
 
 async def create_community(

@@ -10,15 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-
 from membership.app import create_app
 from membership.settings import MembershipSettings
 from qunzhu_common.bus.local import LocalBus
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 5.0, what: str = "condition"):
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], *, within: float = 5.0, what: str = "condition"
+):
     """Poll `check` until it is true; fail the test when the deadline passes."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -26,7 +27,7 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: fl
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.01)
 
 

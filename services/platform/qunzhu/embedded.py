@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-
-from qunzhu.services import entry
 from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.logging import configure_logging
+
+from qunzhu.services import entry
 
 BACKEND_SERVICES = ("membership", "content", "engagement")
 
@@ -45,6 +45,8 @@ async def embedded_platform(data_dir: str | Path, *, partitions: int = 3) -> Asy
 async def _serve(host: str, port: int, data_dir: str) -> None:
     import uvicorn
 
+    data_path = Path(data_dir).resolve()  # noqa: ASYNC240 - once, before serving
+
     async with embedded_platform(data_dir) as gateway:
         config = uvicorn.Config(gateway, host=host, port=port, log_level="info", access_log=False)
         server = uvicorn.Server(config)
@@ -55,7 +57,7 @@ async def _serve(host: str, port: int, data_dir: str) -> None:
             f"  OpenAPI       {base}/openapi.json\n"
             f"  readiness     {base}/services\n"
             f"  metrics       {base}/metrics  ({base}/services/<name>/metrics for each service)\n"
-            f"  data          {Path(data_dir).resolve()}\n"
+            f"  data          {data_path}\n"
             "Ctrl-C stops it.\n",
             flush=True,
         )

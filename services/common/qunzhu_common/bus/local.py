@@ -83,7 +83,10 @@ class LocalBus(Bus):
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.executescript(_SCHEMA)
-        self._reader = await aiosqlite.connect(self._path, isolation_level=None) if self._path != ":memory:" else self._db
+        if self._path == ":memory:":
+            self._reader = self._db
+        else:
+            self._reader = await aiosqlite.connect(self._path, isolation_level=None)
         async with self._db.execute("SELECT name, partitions FROM bus_topic") as cur:
             self._partitions = {name: n async for name, n in cur}
         async with self._db.execute(
@@ -142,6 +145,7 @@ class LocalBus(Bus):
     async def _append(self, records: list[OutgoingRecord]) -> None:
         touched: set[tuple[str, int]] = set()
         async with self._write_lock:
+            known_topics = dict(self._partitions)
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 rows = []
@@ -164,6 +168,7 @@ class LocalBus(Bus):
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
+                self._partitions = known_topics  # a topic first seen here was rolled back too
                 raise
             self._next_offset = next_offset
         for topic_partition in touched:

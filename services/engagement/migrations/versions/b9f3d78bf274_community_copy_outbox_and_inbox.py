@@ -6,11 +6,10 @@ Create Date: 2026-11-26 12:09:21.222535
 """
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
-import sqlmodel
 import qunzhu_common.db.types
-
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
 
 revision: str = 'b9f3d78bf274'
 down_revision: str | None = None

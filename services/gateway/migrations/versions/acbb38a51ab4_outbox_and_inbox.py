@@ -6,11 +6,9 @@ Create Date: 2026-11-26 12:09:56.689919
 """
 from collections.abc import Sequence
 
+import qunzhu_common.db.types
 import sqlalchemy as sa
 from alembic import op
-import sqlmodel
-import qunzhu_common.db.types
-
 
 revision: str = 'acbb38a51ab4'
 down_revision: str | None = None

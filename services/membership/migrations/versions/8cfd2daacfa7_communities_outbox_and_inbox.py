@@ -6,11 +6,10 @@ Create Date: 2026-11-26 12:08:52.846879
 """
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
-import sqlmodel
 import qunzhu_common.db.types
-
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
 
 revision: str = '8cfd2daacfa7'
 down_revision: str | None = None
