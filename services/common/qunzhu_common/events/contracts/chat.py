@@ -1,0 +1,138 @@
+"""Chat events normalised by the gateway (chat.events.v1) and bot actions to it (chat.actions.v1)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from qunzhu_common.events.contracts.identity import GroupId, PersonId, Platform
+from qunzhu_common.events.registry import EventSpec, key_by_data_field
+from qunzhu_common.events.topics import CHAT_ACTIONS, CHAT_EVENTS
+
+MediaKind = Literal["none", "image", "sticker", "emoji", "video", "voice", "file", "link_card", "mini_program"]
+CommandKind = Literal["checkin", "homework", "signup_chain", "question"]
+
+
+class _ChatEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Platform
+    group_id: GroupId
+    delivery_id: str = Field(max_length=200, description="The platform's delivery id (deduplication).")
+
+
+class ChatMessagePosted(_ChatEvent):
+    message_id: str = Field(max_length=200)
+    sender_id: PersonId
+    sender_name: str = Field(default="", max_length=200)
+    text: str = Field(default="", max_length=20000)
+    mentions: list[PersonId] = Field(default_factory=list)
+    mentions_all: bool = False
+    reply_to_message_id: str | None = Field(default=None, max_length=200)
+    reply_to_sender_id: PersonId | None = None
+    links: list[str] = Field(default_factory=list)
+    media_kind: MediaKind = "none"
+    forwarded: bool = False
+    sent_at: AwareDatetime
+
+
+class ChatCommandIssued(_ChatEvent):
+    """A recognised command: 打卡/签到 check-in, 作业 homework, 接龙 sign-up chain, `?` question."""
+
+    message_id: str = Field(max_length=200)
+    sender_id: PersonId
+    sender_name: str = Field(default="", max_length=200)
+    command: CommandKind
+    argument: str = Field(default="", max_length=20000, description="The text after the command word.")
+    sent_at: AwareDatetime
+
+
+class ChatMemberJoined(_ChatEvent):
+    member_id: PersonId
+    display_name: str = Field(default="", max_length=200)
+    inviter_id: PersonId | None = None
+    joined_at: AwareDatetime
+
+
+class ChatMemberLeft(_ChatEvent):
+    member_id: PersonId
+    removed_by: PersonId | None = None
+    left_at: AwareDatetime
+
+
+class ChatMemberRenamed(_ChatEvent):
+    member_id: PersonId
+    display_name: str = Field(max_length=200)
+    renamed_at: AwareDatetime
+
+
+class ChatReactionAdded(_ChatEvent):
+    message_id: str = Field(max_length=200)
+    reactor_id: PersonId
+    target_sender_id: PersonId | None = None
+    emoji: str = Field(max_length=50)
+    reacted_at: AwareDatetime
+
+
+class ChatRedPacketSent(_ChatEvent):
+    sender_id: PersonId
+    amount_fen: int | None = Field(default=None, ge=0)
+    count: int | None = Field(default=None, ge=1)
+    sent_at: AwareDatetime
+
+
+ActionKind = Literal["send_message", "announce", "remove_member", "relay"]
+
+
+class ChatActionRequested(BaseModel):
+    """A bot command for the gateway to carry out on a platform (keyed by group for per-group order)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action_id: str = Field(max_length=200, description="Idempotency key of the action.")
+    action: ActionKind
+    group_id: GroupId
+    text: str = Field(default="", max_length=20000)
+    mention_all: bool = False
+    member_id: PersonId | None = Field(default=None, description="Target of remove_member.")
+    reason: str = Field(default="", max_length=500)
+    relay_of_message_id: str | None = Field(default=None, max_length=200)
+    requested_by: str = Field(max_length=50, description="The service asking.")
+    not_before: AwareDatetime | None = None
+
+
+class ChatActionSettled(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action_id: str = Field(max_length=200)
+    action: ActionKind
+    group_id: GroupId
+    attempts: int = Field(ge=1)
+    error: str = Field(default="", max_length=2000)
+    settled_at: AwareDatetime
+
+
+def _chat(type_: str, payload: type[BaseModel], description: str) -> EventSpec:
+    return EventSpec(type=type_, version=1, topic=CHAT_EVENTS, payload=payload, description=description)
+
+
+def _action(type_: str, payload: type[BaseModel], description: str) -> EventSpec:
+    return EventSpec(
+        type=type_, version=1, topic=CHAT_ACTIONS, payload=payload, description=description,
+        key=key_by_data_field("group_id"), key_description="group id",
+    )
+
+
+CHAT_SPECS = (
+    _chat("chat.message.posted", ChatMessagePosted, "A member posted a message in a chat group."),
+    _chat("chat.command.issued", ChatCommandIssued, "A member issued a command (打卡, 作业, 接龙, ?)."),
+    _chat("chat.member.joined", ChatMemberJoined, "Someone joined a chat group."),
+    _chat("chat.member.left", ChatMemberLeft, "Someone left or was removed from a chat group."),
+    _chat("chat.member.renamed", ChatMemberRenamed, "A member changed their group nickname."),
+    _chat("chat.reaction.added", ChatReactionAdded, "A member reacted to a message."),
+    _chat("chat.red_packet.sent", ChatRedPacketSent, "A member sent a red packet (红包)."),
+    _action("chat.action.requested", ChatActionRequested, "A service asks the gateway's bot to act."),
+    _action("chat.action.completed", ChatActionSettled, "The gateway carried out a bot action."),
+    _action("chat.action.failed", ChatActionSettled, "A bot action failed after its last retry."),
+)

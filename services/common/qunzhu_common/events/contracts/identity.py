@@ -1,0 +1,28 @@
+"""How services name people and chat groups without sharing tables.
+
+A person on a chat platform is `"<platform>:<platform user id>"` (e.g. `telegram:12345`); a chat group
+is `"<platform>:<platform chat id>"` (e.g. `wecom:wrOgQhDgAAcwMTB7YmDkbeBsgT_AAAAA`). The gateway builds
+them when normalising webhooks, membership keeps the member and group records under them, and every
+other service refers to people and groups by them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import StringConstraints
+
+Platform = Literal["telegram", "wecom", "wechat", "qq", "discord", "generic"]
+
+PLATFORMS: tuple[str, ...] = ("telegram", "wecom", "wechat", "qq", "discord", "generic")
+
+PersonId = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^[a-z]+:.+$")]
+GroupId = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^[a-z]+:.+$")]
+
+
+def person_id(platform: str, user_id: str | int) -> str:
+    return f"{platform}:{user_id}"
+
+
+def group_id(platform: str, chat_id: str | int) -> str:
+    return f"{platform}:{chat_id}"
