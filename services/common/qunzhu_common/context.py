@@ -1,4 +1,4 @@
-"""Correlation id carried from the request or the consumed event to everything it causes."""
+"""Context carried from the request or the consumed event to everything it causes (and its logs)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import uuid
 from contextvars import ContextVar
 
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+# Which service is working: four share a process in embedded mode, so a logger can't know otherwise.
+service_var: ContextVar[str | None] = ContextVar("service", default=None)
+event_id_var: ContextVar[str | None] = ContextVar("event_id", default=None)
 
 
 def current_correlation_id() -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qunzhu_common.bus.base import Record
-from qunzhu_common.context import correlation_id_var
+from qunzhu_common.context import correlation_id_var, event_id_var, service_var
 from qunzhu_common.db.upsert import insert_if_absent
 from qunzhu_common.events.envelope import Envelope
 from qunzhu_common.events.registry import EventRegistry
@@ -101,6 +101,8 @@ class EventConsumer:
             return
         payload = self._registry.parse_payload(envelope)
         token = correlation_id_var.set(envelope.correlation_id)
+        service_token = service_var.set(self.group_id)
+        event_token = event_id_var.set(str(envelope.id))
         started = time.perf_counter()
         try:
             async with self._session_maker() as session, session.begin():
@@ -114,6 +116,8 @@ class EventConsumer:
             self._metrics.failed(record.topic, envelope.type)
             raise
         finally:
+            event_id_var.reset(event_token)
+            service_var.reset(service_token)
             correlation_id_var.reset(token)
         self._metrics.handled_in(record.topic, envelope.type, time.perf_counter() - started)
         self._metrics.consumed(record.topic, envelope.type, "processed")

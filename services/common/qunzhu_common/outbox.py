@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from qunzhu_common.bus.base import Bus, OutgoingRecord
+from qunzhu_common.context import service_var
 from qunzhu_common.events.envelope import Envelope, new_envelope
 from qunzhu_common.events.registry import EventRegistry
 from qunzhu_common.timeutil import utcnow
@@ -117,6 +118,7 @@ class OutboxRelay:
         self._on_backlog = on_backlog
         self._on_failure = on_failure
         # One relay per service database publishes at a time, so a key's order survives replicas.
+        self._service = service
         self._lock_key = zlib.crc32(f"qunzhu-outbox-{service}".encode())
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -163,8 +165,12 @@ class OutboxRelay:
             pass
 
     async def run(self) -> None:
+        service_var.set(self._service)
         failures = 0
         while True:
+            # Cleared before looking, not after: a write committed while this batch is being published
+            # (not in it) sets the event again and is picked up at once instead of a poll later.
+            self._wake.clear()
             try:
                 published = await self.publish_batch()
                 failures = 0
@@ -181,7 +187,6 @@ class OutboxRelay:
                 continue
             if published >= self._batch_size:
                 continue  # more is waiting
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
             except TimeoutError:

@@ -6,15 +6,16 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qunzhu_common.context import correlation_id_var
+from qunzhu_common.context import correlation_id_var, service_var
 
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_LEN = 200
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, service: str | None = None) -> None:
         self.app = app
+        self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -23,6 +24,7 @@ class RequestContextMiddleware:
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1").strip()
         request_id = incoming[:_MAX_LEN] if incoming.isprintable() and incoming else str(uuid.uuid4())
         token = correlation_id_var.set(request_id)
+        service_token = service_var.set(self.service)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -34,4 +36,5 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            service_var.reset(service_token)
             correlation_id_var.reset(token)

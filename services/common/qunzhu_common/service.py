@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +24,7 @@ from qunzhu_common.bus.delivery import RetryPolicy
 from qunzhu_common.db.engine import create_engine, create_session_maker
 from qunzhu_common.db.migrate import upgrade_head_async
 from qunzhu_common.errors import install_problem_handlers, problem_response
+from qunzhu_common.events.asyncapi import asyncapi_document
 from qunzhu_common.events.registry import EventRegistry, default_registry
 from qunzhu_common.events.topics import ALL_TOPICS
 from qunzhu_common.inbox import EventConsumer, Handler
@@ -101,7 +103,7 @@ class ServiceRuntime:
         return self._session_maker
 
     async def start(self) -> None:
-        configure_logging(self.settings.log_level)
+        configure_logging(self.settings.log_level, self.settings.log_format)
         if self.settings.auto_migrate:
             await upgrade_head_async(self.spec.migrations_dir, self.settings.database_url)
         self.engine = create_engine(self.settings.database_url)
@@ -197,6 +199,12 @@ def _health_router(runtime: ServiceRuntime) -> APIRouter:
     router.add_api_route(
         "/metrics", metrics_endpoint(runtime.metrics), methods=["GET"], include_in_schema=False
     )
+
+    @router.get("/asyncapi.json", summary="AsyncAPI document of every event", tags=["events"])
+    async def asyncapi() -> dict[str, Any]:
+        """AsyncAPI 3.0: every topic, its key and the schema of every event on it (from the registry)."""
+        return asyncapi_document(runtime.registry, version=runtime.spec.version)
+
     return router
 
 
@@ -224,7 +232,7 @@ def build_app(
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, service=spec.name)
     app.include_router(_health_router(runtime))
     for router in spec.routers:
         app.include_router(router)

@@ -30,6 +30,7 @@ class ServiceSettings(BaseSettings):
     run_consumers: bool = Field(default=True, description="Consume events in this process.")
     run_relay: bool = Field(default=True, description="Publish the outbox from this process.")
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(default="json", description="JSON lines, or text for humans.")
 
     @model_validator(mode="after")
     def _defaults_from_data_dir(self) -> ServiceSettings:

@@ -65,7 +65,7 @@ async def _serve(host: str, port: int, data_dir: str) -> None:
 
 
 def run_embedded(*, host: str = "127.0.0.1", port: int = 8000, data_dir: str = "data") -> None:
-    configure_logging("INFO")
+    configure_logging("INFO", "text")
     try:
         asyncio.run(_serve(host, port, data_dir))
     except KeyboardInterrupt:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
@@ -19,9 +21,23 @@ def _insert(session: AsyncSession, table: Table) -> Any:
     raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
 
 
+@lru_cache(maxsize=256)
+def _insert_ignore(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
+
+
 async def insert_if_absent(session: AsyncSession, table: Table, values: dict[str, Any]) -> bool:
     """Insert a row unless one with the same key exists; True when this call inserted it."""
-    result = await session.execute(_insert(session, table).values(**values).on_conflict_do_nothing())
+    if any(isinstance(value, ClauseElement) for value in values.values()):
+        result = await session.execute(_insert(session, table).values(**values).on_conflict_do_nothing())
+    else:
+        # The hot path (every consumed event claims its inbox row here): one statement per dialect and
+        # table with the row as parameters, instead of building and cache-keying a new one per call.
+        result = await session.execute(_insert_ignore(session.bind.dialect.name, table), values)
     return result.rowcount == 1
 
 

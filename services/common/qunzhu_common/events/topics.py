@@ -25,3 +25,22 @@ def dlq_topic(topic: str) -> str:
 
 def is_dlq(topic: str) -> bool:
     return topic.endswith(DLQ_SUFFIX)
+
+
+# Who writes each topic (architecture.md, "Topics"); documentation and the AsyncAPI document use it.
+TOPIC_PRODUCERS: dict[str, tuple[str, ...]] = {
+    CHAT_EVENTS: ("gateway",),
+    PAYMENTS_EVENTS: ("gateway",),
+    MEMBERSHIP_EVENTS: ("membership",),
+    CONTENT_EVENTS: ("content",),
+    ENGAGEMENT_EVENTS: ("engagement",),
+    CHAT_ACTIONS: ("membership", "content", "engagement", "gateway"),
+}
+TOPIC_CONSUMERS: dict[str, tuple[str, ...]] = {
+    CHAT_EVENTS: ("engagement", "membership", "content"),
+    PAYMENTS_EVENTS: ("membership",),
+    MEMBERSHIP_EVENTS: ("engagement", "content", "gateway"),
+    CONTENT_EVENTS: ("engagement", "gateway"),
+    ENGAGEMENT_EVENTS: ("membership", "content", "gateway"),
+    CHAT_ACTIONS: ("gateway",),
+}
