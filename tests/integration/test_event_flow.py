@@ -9,28 +9,13 @@ import uuid
 import httpx
 import pytest
 
+from tests.integration.actions import copy_status, create_community
 from tests.integration.probes import eventually, metric, produce, query, read_topic
 from tests.integration.stack import Stack
 
 pytestmark = pytest.mark.integration
 
 MEMBERSHIP_EVENTS = "membership.events.v1"
-
-
-def community_body(**overrides: str) -> dict[str, str]:
-    body = {"name": f"社群 {uuid.uuid4().hex[:6]}", "positioning": "每天一个增长实验", "owner_id": "owner-1"}
-    body.update(overrides)
-    return body
-
-
-async def create_community(client: httpx.AsyncClient, base_url: str, path: str = "/communities") -> dict:
-    response = await client.post(base_url + path, json=community_body())
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def copy_status(client: httpx.AsyncClient, base_url: str, community_id: str) -> int:
-    return (await client.get(f"{base_url}/communities/{community_id}")).status_code
 
 
 async def test_every_service_is_ready(stack: Stack) -> None:

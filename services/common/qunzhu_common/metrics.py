@@ -79,6 +79,15 @@ class ServiceMetrics(ConsumerMetrics, ConsumerObserver):
             prefix + "outbox_publish_failures_total", "Failed attempts to publish an outbox batch.", registry=r
         )
 
+    def initialise_consumer(self, handled: list[tuple[str, str]]) -> None:
+        """Create the series of every (topic, type) handled, at 0, so dashboards and alerts see them
+        before the first event (or the first failure) ever happens."""
+        for topic, type_ in handled:
+            self.dlq_records.labels(topic)
+            self.events_failed.labels(topic, type_)
+            for outcome in ("processed", "duplicate"):
+                self.events_consumed.labels(topic, type_, outcome)
+
     # -- ConsumerMetrics ------------------------------------------------------------------
     def consumed(self, topic: str, type_: str, outcome: str) -> None:
         self.events_consumed.labels(topic, type_, outcome).inc()

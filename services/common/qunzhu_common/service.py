@@ -134,6 +134,9 @@ class ServiceRuntime:
                 handlers=self.spec.handlers,
                 metrics=self.metrics,
             )
+            self.metrics.initialise_consumer(
+                [(spec.topic, spec.type) for spec in self.registry.specs() if spec.type in self.spec.handlers]
+            )
             if self.settings.run_consumers:
                 self._subscription = await self.bus.subscribe(
                     group_id=self.spec.name,
