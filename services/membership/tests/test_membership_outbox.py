@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import func, select
+
 from membership import service
 from membership.app import create_app
 from membership.models import Community, CommunityCreate, outbox_table
@@ -14,7 +16,6 @@ from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.events.envelope import Envelope
 from qunzhu_common.events.topics import MEMBERSHIP_EVENTS
 from qunzhu_common.outbox import OutboxRelay
-from sqlalchemy import func, select
 
 
 class Abort(Exception):
@@ -33,7 +34,7 @@ async def test_a_rolled_back_transaction_leaves_neither_community_nor_event(app,
     with pytest.raises(Abort):
         async with runtime.session_maker() as session, session.begin():
             community = await service.create_community(
-                session, outbox=runtime.outbox, data=CommunityCreate(**community_body())
+                session, ctx=app.state.membership, data=CommunityCreate(**community_body()), owner_id="owner-1"
             )
             created_id = community.id
             # Both rows exist inside the transaction…

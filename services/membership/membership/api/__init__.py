@@ -1,0 +1,8 @@
+"""Membership's HTTP routes: thin — dependencies → permission check → one service call → response model."""
+
+from membership.api import catalog, communities, growth, members, money, ops, paywall
+
+ROUTERS = [communities.router, catalog.router, members.router, money.router, paywall.router, growth.router,
+           ops.router]
+
+__all__ = ["ROUTERS"]
