@@ -42,8 +42,9 @@ def build_handlers(ctx: MembershipContext) -> dict[str, Handler]:
 
     async def on_removal_recommended(session: AsyncSession, event: Event[RemovalRecommended]) -> None:
         d = event.data
-        await removal.on_recommended(session, ctx, community_id=event.community_id,
-                                     recommendation_id=d.recommendation_id, member_id=d.member_id, reason=d.reason)
+        reason = f"{d.reason}: {d.detail}" if d.detail else d.reason
+        await removal.on_recommended(session, ctx, community_id=event.community_id, recommendation_id=event.id,
+                                     member_id=d.member_id, reason=reason)
 
     return {
         "payment.succeeded": on_payment_succeeded,

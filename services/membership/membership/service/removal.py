@@ -45,9 +45,10 @@ async def on_recommended(session: AsyncSession, ctx: MembershipContext, *, commu
                              code="engagement", cause=f"recommended:{recommendation_id}")
         return
     if (await session.execute(select(RemovalReview.id).where(
-        RemovalReview.source_ref == recommendation_id
+        RemovalReview.community_id == community_id, RemovalReview.member_id == member_id,
+        RemovalReview.state == "pending",
     ))).first() is not None:
-        return
+        return  # one pending review per member is enough
     review = RemovalReview(community_id=community_id, member_id=member_id, reason=text, source="engagement",
                            source_ref=recommendation_id, created_at=ctx.now())
     session.add(review)
