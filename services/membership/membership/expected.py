@@ -9,6 +9,7 @@ the recommendation's identity).
 from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from qunzhu_common.events.contracts.identity import PersonId
 from qunzhu_common.events.registry import EventRegistry, EventSpec, InvalidEvent, default_registry
 from qunzhu_common.events.topics import ENGAGEMENT_EVENTS

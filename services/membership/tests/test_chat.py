@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import OWNER
+
 from membership.service.ritual import intro_matches, nickname_matches
 
 ALICE, BOB = "wecom:alice", "wecom:bob"

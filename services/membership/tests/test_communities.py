@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import OWNER
+
 from membership.expected import REMOVAL_RECOMMENDED, membership_registry
 from qunzhu_common.events.contracts import ALL_SPECS
 from qunzhu_common.events.registry import EventRegistry

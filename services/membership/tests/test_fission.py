@@ -105,5 +105,6 @@ async def test_campaign_rules_are_checked(h):
                           json={"kind": "member_goal", "title": "x", "reward": "y", "goal": 3})
     past = await h.call("POST", f"/communities/{cid}/campaigns", OWNER, json={
         "kind": "invite_contest", "title": "x", "reward": "y",
-        "starts_at": datetime(2020, 1, 1, tzinfo=UTC).isoformat(), "ends_at": datetime(2020, 2, 1, tzinfo=UTC).isoformat()})
+        "starts_at": datetime(2020, 1, 1, tzinfo=UTC).isoformat(),
+        "ends_at": datetime(2020, 2, 1, tzinfo=UTC).isoformat()})
     assert (no_goal.status_code, member.status_code, past.status_code) == (422, 403, 422)

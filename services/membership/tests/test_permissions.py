@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 from conftest import OWNER
+
 from membership import permissions
 
 ROLES_IN_ORDER = ("member", "guest", "admin", "owner")  # the owner last: some actions end the community
@@ -69,8 +70,8 @@ async def _attempt(world: World, action: str, actor: str):
         target = await world.person(action.rsplit(".", 1)[1])
         return await h.call("PUT", c + f"/members/{target}/role", actor, json={"role": "member"})
     if action == "member.view_status":
-        return await h.call("GET", c + f"/members/{world.actors['member'] if actor != world.actors['member'] else OWNER}",
-                            actor)
+        other = world.actors["member"] if actor != world.actors["member"] else OWNER
+        return await h.call("GET", c + f"/members/{other}", actor)
     if action == "invite.create":
         return await h.call("POST", c + "/invites", actor, json={})
     if action == "invite.manage":
