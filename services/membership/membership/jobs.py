@@ -60,7 +60,8 @@ class Scheduler:
                     count = await work(session, self.ctx)
             except (IntegrityError, DBAPIError) as exc:
                 # Another replica handled the same row first (unique key) or a lock timed out: next pass.
-                log.info("scheduler %s: batch rolled back (%s); retried next pass", name, type(exc).__name__)
+                log.warning("scheduler %s: batch rolled back (%s: %s); retried next pass", name, type(exc).__name__,
+                            str(exc).splitlines()[0][:200])
                 break
             total += count
             if count < self.ctx.settings.scheduler_batch_size:

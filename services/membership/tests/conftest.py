@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -92,10 +93,22 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One database migrated to head per run; each test starts from a copy (the app still checks head)."""
+    from membership.app import MIGRATIONS_DIR
+    from qunzhu_common.db.migrate import upgrade_head
+
+    path = tmp_path_factory.mktemp("template") / "membership.sqlite3"
+    upgrade_head(MIGRATIONS_DIR, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-async def app(tmp_path: Path, bus: LocalBus, clock: FakeClock) -> AsyncIterator[FastAPI]:
+async def app(tmp_path: Path, bus: LocalBus, clock: FakeClock, migrated_template: Path) -> AsyncIterator[FastAPI]:
     """The membership app with its lifespan running (migrated database, relay on `bus`), consumers off:
     tests deliver events through `Harness.deliver` (the same consumer, inbox included)."""
+    shutil.copyfile(migrated_template, tmp_path / "membership.sqlite3")
     app = create_app(membership_settings(tmp_path, run_consumers=False), bus=bus, clock=clock)
     async with app.router.lifespan_context(app):
         yield app

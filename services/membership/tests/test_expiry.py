@@ -155,7 +155,47 @@ async def test_the_lifespan_runs_the_scheduler_in_the_background(tmp_path, bus, 
                 return (await h.member(cid, ALICE))["status"] == "expired"
 
             await eventually(expired, what="the background scheduler to expire the membership")
-        metrics = (await httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-                   .get("/metrics")).text
-    assert 'qunzhu_membership_members{status="expired"} 1.0' in metrics
-    assert "qunzhu_membership_expirations_total 1.0" in metrics
+
+            async def gauges_refreshed() -> bool:
+                return 'qunzhu_membership_members{status="expired"} 1.0' in (await client.get("/metrics")).text
+
+            await eventually(gauges_refreshed, what="the members gauge refreshed by the pass")
+            assert "qunzhu_membership_expirations_total 1.0" in (await client.get("/metrics")).text
+
+
+async def test_in_a_free_community_only_the_paid_tier_ends(h):
+    cid = (await h.community())["id"]
+    await h.ok("PATCH", f"/communities/{cid}/settings", OWNER, json={"tiers": ["free", "pro"]})
+    pro = await h.plan(cid, tier="pro", duration_days=30)
+    await h.join(cid, ALICE)
+    await h.pay(cid, ALICE, pro["id"], 100_000)
+    assert (await h.access(cid, ALICE, tier="pro"))["allowed"] is True
+
+    h.clock.advance(days=31)
+    await h.run_scheduler()
+
+    member = await h.member(cid, ALICE)
+    assert (member["status"], member["tier"], member["expires_at"]) == ("active", "", None)
+    assert (await h.access(cid, ALICE, tier="pro"))["reason"] == "tier_required"
+    assert (await h.access(cid, ALICE))["allowed"] is True
+
+
+async def test_dissolved_communities_send_no_reminders(h):
+    cid, _ = await paid_member(h)
+    await h.ok("DELETE", f"/communities/{cid}", OWNER)
+    h.clock.set(datetime(2027, 11, 19, 2, 0, tzinfo=UTC))
+    assert (await h.run_scheduler())["remind"] == 0
+
+
+async def test_a_trial_converted_by_payment_counts_as_a_conversion_at_the_full_price(h):
+    cid = (await h.community(entry_policies=["paid"]))["id"]
+    plan = await h.plan(cid, trial_days=7, renewal_price_fen=10)
+    await h.ok("POST", f"/communities/{cid}/trials", ALICE, json={"plan_id": plan["id"]})
+
+    await h.pay(cid, ALICE, plan["id"], 10)  # the renewal price is not the first price
+    assert (await h.emitted("refund.requested"))[0].data["reason_code"] == "amount_mismatch"
+    await h.pay(cid, ALICE, plan["id"], 100_000)
+
+    member = await h.member(cid, ALICE)
+    assert member["expires_at"] == "2027-11-26T02:00:00Z"  # from the payment, not after the trial
+    assert "qunzhu_membership_paid_conversions_total 1.0" in (await h.client.get("/metrics")).text

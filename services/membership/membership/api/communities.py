@@ -82,7 +82,10 @@ async def update_community(community_id: str, body: CommunityUpdate, session: Se
     `X-Actor-Id`: the acting person."""
     community = await load_community(session, community_id, for_update=True, allow_dissolved=False)
     await authorize(session, community=community, actor=actor, action="community.update")
-    return _public(await svc.update_community(session, ctx=ctx, community=community, data=body))
+    await svc.update_community(session, ctx=ctx, community=community, data=body)
+    if body.timezone is not None:  # reminders go out at local times
+        await reschedule_community(session, ctx, community=community)
+    return _public(community)
 
 
 @router.delete("/communities/{community_id}", response_model=CommunityPublic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from datetime import datetime, timedelta
@@ -68,6 +69,13 @@ async def emit_member(
     await ctx.outbox.emit(session, type=type_, data=payload, community_id=member.community_id)
 
 
+def _bounded(action_id: str) -> str:
+    """Action ids are idempotency keys: shorten long ones by hashing, never by cutting (no collisions)."""
+    if len(action_id) <= 200:
+        return action_id
+    return action_id[:150] + ":" + hashlib.sha256(action_id.encode()).hexdigest()[:40]
+
+
 async def request_chat_action(
     session: AsyncSession,
     ctx: MembershipContext,
@@ -86,7 +94,7 @@ async def request_chat_action(
         type="chat.action.requested",
         community_id=community_id,
         data=ChatActionRequested(
-            action_id=action_id[:200],
+            action_id=_bounded(action_id),
             action=action,  # type: ignore[arg-type]
             group_id=group_id,
             member_id=member_id,

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from membership.context import MembershipContext
 from membership.models import Community, MemberReminder, Membership, Seat
 from membership.models.member import LIVE_STATUSES
-from membership.service.events import request_chat_action
+from membership.service.events import emit_member, request_chat_action
+from membership.service.groups import remove_from_groups
 from membership.service.lifecycle import end_membership
 from membership.service.schedule import reminder_dues, schedule_reminders
 from membership.service.terms import format_local
@@ -48,15 +49,32 @@ async def expire_due(session: AsyncSession, ctx: MembershipContext, *, limit: in
             ).order_by(Membership.expires_at, Membership.id).limit(limit - done), session,
         ))).all()
         for member, community in rows:
-            end = member.expires_at.isoformat()  # type: ignore[union-attr]
-            await end_membership(
-                session, ctx, community=community, member=member, status="expired",
-                reason=f"membership ended {format_local(member.expires_at, community.timezone)}",  # type: ignore[arg-type]
-                code="expired", cause=f"expire:{member.id}:{end}", paid_groups_only=True,
-            )
+            assert member.expires_at is not None
+            late = (now - member.expires_at - timedelta(days=grace)).total_seconds()
+            ctx.metrics.after_commit(session, lambda late=late: ctx.metrics.scheduler_lateness.set(late))
+            if "paid" not in community.entry_policies:
+                await _end_paid_tier(session, ctx, community=community, member=member)
+            else:
+                await end_membership(
+                    session, ctx, community=community, member=member, status="expired",
+                    reason=f"membership ended {format_local(member.expires_at, community.timezone)}",
+                    code="expired", cause=f"expire:{member.id}:{member.expires_at.isoformat()}",
+                    paid_groups_only=True,
+                )
             ctx.metrics.after_commit(session, ctx.metrics.expirations.inc)
             done += 1
     return done
+
+
+async def _end_paid_tier(session: AsyncSession, ctx: MembershipContext, *, community: Community,
+                         member: Membership) -> None:
+    """Entry is free here: what ran out is only the paid tier (or trial); the membership itself stays."""
+    ended = format_local(member.expires_at, community.timezone)  # type: ignore[arg-type]
+    member.tier, member.plan_id, member.expires_at = "", None, None
+    await remove_from_groups(session, ctx=ctx, member=member, paid_only=True, reason=f"paid tier ended {ended}",
+                             cause=f"tier-end:{member.id}:{ended}")
+    await emit_member(session, ctx, "member.expired", member,
+                      reason=f"paid tier ended {ended}; the free membership continues")
 
 
 async def send_due_reminders(session: AsyncSession, ctx: MembershipContext, *, limit: int) -> int:

@@ -91,7 +91,8 @@ async def _check(session: AsyncSession, *, community: Community | None, plan: Pl
     ):
         raise Rejection("blacklisted", "the payer is on the owner's blacklist")
     status = member.status if member is not None else "new"
-    renewal = status in RENEWABLE and member is not None and member.expires_at is not None
+    renewal = status in RENEWABLE and await _has_paid_before(session, community_id=community.id,
+                                                             payer_id=data.payer_id)
     if status == "applied":
         raise Rejection("not_eligible", "the application has not been approved yet")
     if status in ("new", "removed", "rejected"):
@@ -106,6 +107,14 @@ async def _check(session: AsyncSession, *, community: Community | None, plan: Pl
     if data.amount_fen < expected:
         raise Rejection("amount_mismatch", f"paid {data.amount_fen} fen, the plan costs {expected} fen")
     return member, "renewal" if renewal else "new"
+
+
+async def _has_paid_before(session: AsyncSession, *, community_id: str, payer_id: str) -> bool:
+    found = await session.execute(select(Payment.payment_id).where(
+        Payment.community_id == community_id, Payment.payer_id == payer_id,
+        Payment.outcome.in_(("granted", "refunded")), Payment.kind.is_not(None),
+    ).limit(1))
+    return found.first() is not None
 
 
 async def _reject(session: AsyncSession, ctx: MembershipContext, *, payment: Payment, code: str, reason: str,
@@ -147,14 +156,13 @@ async def _grant(session: AsyncSession, ctx: MembershipContext, *, community: Co
         return  # its refund arrived first: the money is recorded, the membership is left alone
     member.tier, member.plan_id = plan.tier, plan.id
     member.expires_at = await membership_end(session, community=community, member=member)
-    if member.comp or prior in ("pending_ritual", "active"):
+    counter = ctx.metrics.paid_conversions if kind == "new" else ctx.metrics.renewals
+    ctx.metrics.after_commit(session, counter.inc)
+    if member.comp or prior in ("pending_ritual", "active"):  # staff, a trial, or a live membership
         await emit_member(session, ctx, "member.renewed", member, reason=f"payment {payment.payment_id}")
-        ctx.metrics.after_commit(session, ctx.metrics.renewals.inc)
         return
     await admit(session, ctx, community=community, member=member, reason=f"payment {payment.payment_id}",
                 prior_status=prior)
-    counter = ctx.metrics.paid_conversions if kind == "new" else ctx.metrics.renewals
-    ctx.metrics.after_commit(session, counter.inc)
 
 
 def _count_revenue(session: AsyncSession, ctx: MembershipContext, payment: Payment) -> None:

@@ -12,6 +12,8 @@ from membership.service.terms import reminder_due_at
 def reminder_dues(member: Membership, community: Community, ritual_hours: list[int]) -> list[tuple[datetime, str]]:
     """Every reminder this membership is due, as (when, key) pairs."""
     dues: list[tuple[datetime, str]] = []
+    if community.status != "active":
+        return dues
     if member.status in LIVE_STATUSES and not member.comp and member.expires_at is not None:
         for days in community.reminder_days:
             at = reminder_due_at(member.expires_at, days_before=days, local_time=community.reminder_local_time,
