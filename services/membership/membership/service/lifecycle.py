@@ -140,6 +140,7 @@ async def lift_blacklist(
     for member in rows:
         member.status = "removed"
         member.status_reason = "blacklist lifted"
+        await emit_member(session, ctx, "member.removed", member)
     await session.flush()
     await ctx.outbox.emit(
         session, type="blacklist.changed", community_id=community.id,
