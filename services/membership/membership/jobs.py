@@ -24,7 +24,7 @@ from qunzhu_common.context import correlation_id_var
 
 log = logging.getLogger(__name__)
 
-Work = Callable[[AsyncSession, MembershipContext], Awaitable[int]]
+Work = Callable[[AsyncSession, MembershipContext], Awaitable["int | expiry.Batch"]]
 
 
 class Scheduler:
@@ -57,14 +57,15 @@ class Scheduler:
         for _ in range(1000):  # bounded: a pass always ends
             try:
                 async with self.session_maker() as session, session.begin():
-                    count = await work(session, self.ctx)
+                    result = await work(session, self.ctx)
             except (IntegrityError, DBAPIError) as exc:
                 # Another replica handled the same row first (unique key) or a lock timed out: next pass.
                 log.warning("scheduler %s: batch rolled back (%s: %s); retried next pass", name, type(exc).__name__,
                             str(exc).splitlines()[0][:200])
                 break
-            total += count
-            if count < self.ctx.settings.scheduler_batch_size:
+            claimed, done = (result.claimed, result.done) if isinstance(result, expiry.Batch) else (result, result)
+            total += done
+            if claimed < self.ctx.settings.scheduler_batch_size:
                 break
         return total
 

@@ -337,3 +337,16 @@ async def test_paying_again_after_expiry_reactivates(h):
     member = await h.member(cid, ALICE)
     assert member["status"] == "active"
     assert member["expires_at"] == (h.clock() + timedelta(days=365)).isoformat().replace("+00:00", "Z")
+
+
+async def test_refunding_a_paid_tier_in_a_free_community_keeps_the_member(h):
+    cid = (await h.community())["id"]
+    await h.ok("PATCH", f"/communities/{cid}/settings", OWNER, json={"tiers": ["free", "pro"]})
+    pro = await h.plan(cid, tier="pro")
+    await h.join(cid, ALICE)
+    await h.pay(cid, ALICE, pro["id"], 100_000, payment_id="tier-1")
+
+    await h.deliver(h.refund(cid, "tier-1", 100_000))
+
+    member = await h.member(cid, ALICE)
+    assert (member["status"], member["tier"], member["expires_at"]) == ("active", "", None)

@@ -13,6 +13,7 @@ Misfire policy (the service was down when something fell due):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -31,6 +32,14 @@ from qunzhu_common.events.contracts.membership import MemberReminded
 
 def _claim(query, session: AsyncSession):  # type: ignore[no-untyped-def]
     return query.with_for_update(skip_locked=True, of=Membership)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one scheduler transaction did: rows it claimed (drives draining) and effects (reported)."""
+
+    claimed: int
+    done: int
 
 
 async def expire_due(session: AsyncSession, ctx: MembershipContext, *, limit: int) -> int:
@@ -53,7 +62,7 @@ async def expire_due(session: AsyncSession, ctx: MembershipContext, *, limit: in
             late = (now - member.expires_at - timedelta(days=grace)).total_seconds()
             ctx.metrics.after_commit(session, lambda late=late: ctx.metrics.scheduler_lateness.set(late))
             if "paid" not in community.entry_policies:
-                await _end_paid_tier(session, ctx, community=community, member=member)
+                await end_paid_tier(session, ctx, community=community, member=member)
             else:
                 await end_membership(
                     session, ctx, community=community, member=member, status="expired",
@@ -66,7 +75,7 @@ async def expire_due(session: AsyncSession, ctx: MembershipContext, *, limit: in
     return done
 
 
-async def _end_paid_tier(session: AsyncSession, ctx: MembershipContext, *, community: Community,
+async def end_paid_tier(session: AsyncSession, ctx: MembershipContext, *, community: Community,
                          member: Membership) -> None:
     """Entry is free here: what ran out is only the paid tier (or trial); the membership itself stays."""
     ended = format_local(member.expires_at, community.timezone)  # type: ignore[arg-type]
@@ -77,7 +86,7 @@ async def _end_paid_tier(session: AsyncSession, ctx: MembershipContext, *, commu
                       reason=f"paid tier ended {ended}; the free membership continues")
 
 
-async def send_due_reminders(session: AsyncSession, ctx: MembershipContext, *, limit: int) -> int:
+async def send_due_reminders(session: AsyncSession, ctx: MembershipContext, *, limit: int) -> Batch:
     now = ctx.now()
     rows = (await session.execute(_claim(
         select(Membership, Community).join(Community, Community.id == Membership.community_id)
@@ -99,7 +108,7 @@ async def send_due_reminders(session: AsyncSession, ctx: MembershipContext, *, l
         upcoming = [at for at, _ in dues if at > now]
         member.next_reminder_at = min(upcoming) if upcoming else None
     await session.flush()
-    return sent
+    return Batch(claimed=len(rows), done=sent)
 
 
 async def _send(session: AsyncSession, ctx: MembershipContext, *, member: Membership, community: Community,

@@ -162,8 +162,9 @@ async def check_campaigns(session: AsyncSession, ctx: MembershipContext, *, limi
     """Scheduler pass: goals reached, contests ended. Transitions are conditional UPDATEs (once only)."""
     now = ctx.now()
     changed = 0
+    # Every open campaign is looked at on each pass (there are few; `limit` only bounds the changes).
     campaigns = (await session.execute(select(Campaign).where(Campaign.state == "open")
-                                       .order_by(Campaign.created_at).limit(limit))).scalars().all()
+                                       .order_by(Campaign.created_at))).scalars().all()
     for campaign in campaigns:
         if campaign.kind == "member_goal":
             progress = await _progress(session, campaign)
@@ -194,4 +195,6 @@ async def check_campaigns(session: AsyncSession, ctx: MembershipContext, *, limi
             text = f"🏆 「{campaign.title}」结束：{names or '无人上榜'}。奖励：{campaign.reward}"
         await _announce(session, ctx, campaign, text)
         changed += 1
+        if changed >= limit:
+            break
     return changed

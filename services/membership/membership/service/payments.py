@@ -24,6 +24,7 @@ from membership.models import Community, Membership, Payment, Plan, Refund, Refu
 from membership.service import ledger
 from membership.service.access import find_membership
 from membership.service.events import emit_member
+from membership.service.expiry import end_paid_tier
 from membership.service.groups import remove_from_groups
 from membership.service.joining import membership_end, valid_referrer
 from membership.service.lifecycle import admit, is_blacklisted
@@ -224,6 +225,10 @@ async def _revoke(session: AsyncSession, ctx: MembershipContext, *, payment: Pay
     grace = timedelta(days=community.grace_period_days)
     if member.expires_at is not None and member.expires_at + grace > ctx.now():
         await emit_member(session, ctx, "member.renewed", member, reason=f"term shortened: {reason}")
+        return
+    if "paid" not in community.entry_policies:  # entry is free: only the paid tier goes
+        member.expires_at = member.expires_at or ctx.now()
+        await end_paid_tier(session, ctx, community=community, member=member)
         return
     member.status, member.status_reason = "removed", reason
     await remove_from_groups(session, ctx=ctx, member=member, paid_only=True, reason=reason,

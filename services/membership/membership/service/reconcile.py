@@ -126,13 +126,14 @@ async def resolve_flags_for(session: AsyncSession, ctx: MembershipContext, *, co
         await _resolve(session, ctx, flag, state)
 
 
-async def sweep_flags(session: AsyncSession, ctx: MembershipContext, *, limit: int) -> int:
+async def sweep_flags(session: AsyncSession, ctx: MembershipContext, *, limit: int):
     """Apply the policy to flags whose grace ended (claimed with SKIP LOCKED across replicas)."""
     now = ctx.now()
     flags = (await session.execute(
         select(UnpaidJoinFlag).where(UnpaidJoinFlag.state == "pending", UnpaidJoinFlag.due_at <= now)
         .order_by(UnpaidJoinFlag.due_at, UnpaidJoinFlag.id).limit(limit).with_for_update(skip_locked=True)
     )).scalars().all()
+    acted = 0
     for flag in flags:
         community = await session.get(Community, flag.community_id)
         member = await find_membership(session, flag.community_id, flag.person_id)
@@ -151,8 +152,11 @@ async def sweep_flags(session: AsyncSession, ctx: MembershipContext, *, limit: i
         await session.flush()
         await _emit(session, ctx, flag, "unpaid_join.flagged")
         ctx.metrics.after_commit(session, ctx.metrics.unpaid_joins.inc)
+        acted += 1
     await session.flush()
-    return len(flags)
+    from membership.service.expiry import Batch
+
+    return Batch(claimed=len(flags), done=acted)
 
 
 async def list_flags(session: AsyncSession, *, community_id: str, state: str | None) -> list[UnpaidJoinFlag]:
