@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Query, Request
 
 from membership.context import MembershipContext
 from membership.errors import ActorRequired
-from membership.service.access import Actor
+from membership.service.access import PLATFORM_OPERATOR, Actor
 from qunzhu_common.deps import SessionDep
 
 ACTOR_HEADER = "X-Actor-Id"
@@ -17,7 +17,8 @@ _ACTOR = re.compile(r"^[a-z]+:[^\s]{1,190}$")
 
 ACTOR_DOC = (
     "The acting person's id (`<platform>:<user id>`), set by the gateway after it verified the caller's "
-    "token; never taken from a client. Internal services call as `service:<name>` (read-only decisions)."
+    "token; never taken from a client. Internal services call as `service:<name>` (read-only decisions); "
+    "`platform-operator` may also create communities for any owner."
 )
 
 
@@ -26,7 +27,7 @@ def get_actor(
 ) -> Actor | None:
     if x_actor_id is None or x_actor_id == "":
         return None
-    if not _ACTOR.match(x_actor_id):
+    if not _ACTOR.match(x_actor_id) and x_actor_id != PLATFORM_OPERATOR:
         raise ActorRequired(f"{ACTOR_HEADER} must look like <platform>:<user id>")
     return Actor(x_actor_id)
 

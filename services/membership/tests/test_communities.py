@@ -134,3 +134,14 @@ def test_the_removal_recommended_mirror_is_used_only_until_engagement_registers_
         assert spec is REMOVAL_RECOMMENDED
     # The fields membership reads exist in whichever definition is in force.
     assert {"member_id", "reason", "detail"} <= set(spec.payload.model_fields)
+
+
+async def test_the_platform_operator_creates_communities_for_an_owner_but_is_no_member(h):
+    created = await h.ok("POST", "/communities", "platform-operator",
+                         json={"name": "n", "positioning": "p", "owner_id": "telegram:42"}, status=201)
+    without_owner = await h.call("POST", "/communities", "platform-operator", json={"name": "n", "positioning": "p"})
+    acting = await h.call("PATCH", f"/communities/{created['id']}", "platform-operator", json={"name": "x"})
+
+    assert created["owner_id"] == "telegram:42"
+    assert (await h.member(created["id"], "telegram:42"))["role"] == "owner"
+    assert (without_owner.status_code, acting.status_code) == (403, 403)

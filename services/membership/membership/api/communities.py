@@ -41,9 +41,14 @@ async def create_community(body: CommunityCreate, session: SessionDep, ctx: CtxD
 
     Emits `community.created` (and `community.template_applied` with a `template`). Until the gateway
     authenticates, a request without `X-Actor-Id` may still name the owner in `owner_id` (deprecated);
-    with the header, `owner_id` must be absent or equal to it.
+    with the header, `owner_id` must be absent or equal to it — except for the platform operator
+    (`X-Actor-Id: platform-operator`), who creates communities for the `owner_id` given.
     """
-    if actor is not None:
+    if actor is not None and actor.is_platform:
+        if body.owner_id is None:
+            raise PermissionDenied("the platform operator creates communities for an owner: send owner_id")
+        owner = body.owner_id
+    elif actor is not None:
         if actor.is_service:
             raise PermissionDenied("a person creates communities, not a service")
         if body.owner_id is not None and body.owner_id != actor.id:

@@ -15,6 +15,9 @@ from membership.models import Community, Membership
 SERVICE_ACTIONS = frozenset({"member.view_status", "paywall.check", "member.view", "reconciliation.view"})
 
 
+PLATFORM_OPERATOR = "platform-operator"
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who is acting: a person (`<platform>:<user id>`) or an internal service (`service:<name>`)."""
@@ -23,7 +26,13 @@ class Actor:
 
     @property
     def is_service(self) -> bool:
-        return self.id.startswith("service:")
+        """An internal service or the platform operator: not a member of anything, never a person."""
+        return self.id.startswith("service:") or self.is_platform
+
+    @property
+    def is_platform(self) -> bool:
+        """The platform operator as the gateway names it (may create communities for any owner)."""
+        return self.id == PLATFORM_OPERATOR
 
 
 def community_flags(community: Community) -> dict[str, bool]:
