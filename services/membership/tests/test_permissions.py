@@ -261,3 +261,14 @@ async def test_the_owner_of_one_community_cannot_touch_another(h):
     assert len(await h.emitted(community_id=b)) == before  # nothing changed in b
     assert (await h.member(b, victim))["status"] == "applied"
     assert (await h.ok("GET", f"/communities/{a}/members/{mallory}", mallory))["role"] == "owner"
+
+
+async def test_new_staff_and_blacklist_entries_need_a_person_id(h):
+    world = await World.build(h)
+    role = await h.call("PUT", f"/communities/{world.cid}/members/not-a-person/role", OWNER, json={"role": "guest"})
+    service = await h.call("PUT", f"/communities/{world.cid}/members/service:x/role", OWNER, json={"role": "guest"})
+    blacklist = await h.call("POST", f"/communities/{world.cid}/members/nobody/blacklist", OWNER,
+                             json={"reason": "x"})
+    guest = await h.ok("PUT", f"/communities/{world.cid}/members/telegram:77/role", OWNER, json={"role": "guest"})
+    assert (role.status_code, service.status_code, blacklist.status_code) == (422, 422, 422)
+    assert (guest["role"], guest["status"]) == ("guest", "active")

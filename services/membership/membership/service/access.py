@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -16,6 +17,16 @@ SERVICE_ACTIONS = frozenset({"member.view_status", "paywall.check", "member.view
 
 
 PLATFORM_OPERATOR = "platform-operator"
+PERSON_ID = re.compile(r"^[a-z]+:[^\s]{1,190}$")
+
+
+def require_person_id(value: str) -> str:
+    """Memberships are keyed by person ids (`<platform>:<user id>`), as every event publishes them."""
+    if not PERSON_ID.match(value) or value.startswith("service:"):
+        from membership.errors import BadInput
+
+        raise BadInput(f"{value!r} is not a person id (<platform>:<user id>)")
+    return value
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,14 @@ from membership.context import MembershipContext
 from membership.errors import GuestLimitReached, InvalidState, MemberNotFound, PermissionDenied
 from membership.models import Community, MemberPublic, Membership
 from membership.models.member import LIVE_STATUSES, DirectoryEntry
-from membership.service.access import Actor, can, community_flags, find_membership, get_membership
+from membership.service.access import (
+    Actor,
+    can,
+    community_flags,
+    find_membership,
+    get_membership,
+    require_person_id,
+)
 from membership.service.events import emit_member
 from membership.service.groups import remove_from_groups
 from membership.service.lifecycle import (
@@ -90,6 +97,7 @@ async def change_role(session: AsyncSession, *, ctx: MembershipContext, communit
         await release_guest_slot(session, community)
     prior = target.status if target is not None else "new"
     if target is None:
+        require_person_id(member_id)
         target = Membership(community_id=community.id, member_id=member_id, status="new", created_at=ctx.now(),
                                 changed_at=ctx.now())
         session.add(target)
@@ -133,6 +141,7 @@ async def remove_member(session: AsyncSession, *, ctx: MembershipContext, commun
 
 async def blacklist_member(session: AsyncSession, *, ctx: MembershipContext, community: Community,
                            actor: Membership, person_id: str, reason: str) -> Membership | None:
+    require_person_id(person_id)
     target = await find_membership(session, community.id, person_id, for_update=True)
     target_role = target.role if target is not None else "member"
     if target_role == "owner":
