@@ -23,7 +23,7 @@ from membership.context import MembershipContext
 from membership.models import Community, MemberReminder, Membership, Seat
 from membership.models.member import LIVE_STATUSES
 from membership.service.events import emit_member, request_chat_action
-from membership.service.groups import remove_from_groups
+from membership.service.groups import apply_deferred_seat_counts, defer_seat_counts, remove_from_groups
 from membership.service.lifecycle import end_membership
 from membership.service.schedule import reminder_dues, schedule_reminders
 from membership.service.terms import format_local
@@ -46,6 +46,7 @@ async def expire_due(session: AsyncSession, ctx: MembershipContext, *, limit: in
     """Expire one batch of memberships past their end plus the community's grace period."""
     now = ctx.now()
     graces = (await session.execute(select(Community.grace_period_days).distinct())).scalars().all()
+    defer_seat_counts(session)
     done = 0
     for grace in graces:
         if done >= limit:
@@ -72,6 +73,7 @@ async def expire_due(session: AsyncSession, ctx: MembershipContext, *, limit: in
                 )
             ctx.metrics.after_commit(session, ctx.metrics.expirations.inc)
             done += 1
+    await apply_deferred_seat_counts(session)
     return done
 
 

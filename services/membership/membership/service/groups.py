@@ -146,6 +146,25 @@ async def assign_to_group(
     return member
 
 
+DEFERRED_RELEASES = "qunzhu_deferred_seat_releases"
+
+
+def defer_seat_counts(session: AsyncSession) -> None:
+    """Batch work (expiry across many groups) counts released seats at the end, group by group in id
+    order, so concurrent batches lock group rows in the same order and never deadlock each other."""
+    session.sync_session.info[DEFERRED_RELEASES] = {}
+
+
+async def apply_deferred_seat_counts(session: AsyncSession) -> None:
+    pending: dict[str, int] = session.sync_session.info.pop(DEFERRED_RELEASES, None) or {}
+    for group_id in sorted(pending):
+        await session.execute(
+            update(ChatGroup).where(ChatGroup.id == group_id)
+            .values(member_count=ChatGroup.member_count - pending[group_id])
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def release_seat(session: AsyncSession, *, group_id: str, member_id: str) -> bool:
     result = await session.execute(
         delete(Seat).where(Seat.group_id == group_id, Seat.member_id == member_id)
@@ -153,6 +172,10 @@ async def release_seat(session: AsyncSession, *, group_id: str, member_id: str) 
     )
     if result.rowcount != 1:
         return False
+    pending = session.sync_session.info.get(DEFERRED_RELEASES)
+    if pending is not None:
+        pending[group_id] = pending.get(group_id, 0) + 1
+        return True
     await session.execute(
         update(ChatGroup).where(ChatGroup.id == group_id).values(member_count=ChatGroup.member_count - 1)
         .execution_options(synchronize_session=False)
