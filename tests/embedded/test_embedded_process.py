@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 import httpx
 
 from tests.integration.stack import ROOT, free_port
+
+OPERATOR_KEY = "embedded-test-operator-key"  # the gateway authenticates every write
 
 
 class EmbeddedProcess:
@@ -31,6 +34,7 @@ class EmbeddedProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "qunzhu", "run", "--port", str(self.port), "--data-dir", str(self.data_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+                env={**os.environ, "GATEWAY_ADMIN_API_KEY": OPERATOR_KEY},
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -67,6 +71,7 @@ def test_sigkill_loses_no_event_and_ctrl_c_stops_cleanly(tmp_path: Path) -> None
             response = client.post(
                 platform.url + "/api/v1/communities",
                 json={"name": f"群 {i}", "positioning": "每天一个增长实验", "owner_id": "u1"},
+                headers={"X-API-Key": OPERATOR_KEY},
             )
             assert response.status_code == 201, response.text
             ids.append(response.json()["id"])

@@ -6,6 +6,8 @@ import uuid
 
 import httpx
 
+from tests.integration.stack import GATEWAY_OPERATOR_KEY
+
 OWNER = "telegram:10001"
 
 
@@ -17,7 +19,9 @@ def community_body(**overrides: str) -> dict[str, str]:
 
 async def create_community(client: httpx.AsyncClient, base_url: str, path: str = "/communities") -> dict:
     """Create a community as its owner (X-Actor-Id is what the gateway sets after authentication)."""
-    response = await client.post(base_url + path, json=community_body(), headers={"X-Actor-Id": OWNER})
+    # Through the gateway the platform operator creates it for OWNER; a service directly takes X-Actor-Id.
+    headers = {"X-API-Key": GATEWAY_OPERATOR_KEY} if path.startswith("/api/") else {"X-Actor-Id": OWNER}
+    response = await client.post(base_url + path, json=community_body(), headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
 

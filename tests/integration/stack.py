@@ -18,6 +18,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
 SERVICES = ("membership", "content", "engagement", "gateway")
+# The platform operator's API key of the gateway under test (it authenticates every write).
+GATEWAY_OPERATOR_KEY = "integration-platform-operator-key"
 
 
 class InfraError(RuntimeError):
@@ -167,6 +169,7 @@ class Stack:
             }
             self.services[name] = ServiceProcess(name, env, log_dir)
         gateway = self.services["gateway"]
+        gateway.env["GATEWAY_ADMIN_API_KEY"] = GATEWAY_OPERATOR_KEY
         for name in ("membership", "content", "engagement"):
             gateway.env[f"GATEWAY_{name.upper()}_URL"] = self.services[name].url
 

@@ -134,10 +134,10 @@ async def test_poison_records_are_dead_lettered_and_do_not_block_the_partition(s
     async def dead_for_key() -> list:
         return [r for r in await read_topic(stack.kafka.bootstrap, MEMBERSHIP_EVENTS + ".dlq") if r.key == key]
 
-    # Both content and engagement consume the topic: each dead-letters both records once.
-    dead = await eventually(dead_for_key, until=lambda rs: len(rs) == 4, what="dead-lettered records")
+    # Content, engagement and the gateway (its role projection) consume the topic: each dead-letters both once.
+    dead = await eventually(dead_for_key, until=lambda rs: len(rs) == 6, what="dead-lettered records")
     headers = [dict(r.headers) for r in dead]
-    assert {h["x-dlq-consumer-group"] for h in headers} == {b"content", b"engagement"}
+    assert {h["x-dlq-consumer-group"] for h in headers} == {b"content", b"engagement", b"gateway"}
     assert all(h["x-dlq-error-type"] == b"InvalidEvent" for h in headers)
     assert all(h["x-dlq-original-topic"] == MEMBERSHIP_EVENTS.encode() for h in headers)
     assert await metric(content.url, "qunzhu_content_dlq_records_total", topic=MEMBERSHIP_EVENTS) >= 2

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from qunzhu_common.bus.base import ConsumerObserver, OutgoingRecord, Record
 from qunzhu_common.bus.delivery import RetryPolicy
 from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.db.engine import create_engine, create_session_maker
-from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 # Tiny backoff so retries and dead-lettering take milliseconds, not seconds.
 FAST_POLICY = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.005)

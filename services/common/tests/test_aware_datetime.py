@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from qunzhu_common.db.types import AwareDateTime
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 from sqlalchemy.exc import StatementError
+
+from qunzhu_common.db.types import AwareDateTime
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

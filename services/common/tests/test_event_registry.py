@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import MetaData, func, select
+
 from qunzhu_common.context import correlation_id_var
 from qunzhu_common.db.messaging import add_messaging_tables
 from qunzhu_common.events.contracts.membership import CommunityCreated
@@ -15,7 +17,6 @@ from qunzhu_common.events.envelope import Envelope, new_envelope
 from qunzhu_common.events.registry import EventSpec, InvalidEvent, default_registry
 from qunzhu_common.events.topics import MEMBERSHIP_EVENTS
 from qunzhu_common.outbox import OutboxWriter
-from sqlalchemy import MetaData, func, select
 
 SHANGHAI = timezone(timedelta(hours=8))
 

@@ -1,4 +1,8 @@
+"""Content's settings (env prefix CONTENT_). Numbers from the domain are defaults, never constants."""
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
 from qunzhu_common.settings import ServiceSettings
 
 
@@ -6,3 +10,31 @@ class ContentSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CONTENT_", extra="ignore")
 
     service_name: str = "content"
+
+    # -- scheduler ---------------------------------------------------------------------------------
+    run_scheduler: bool = Field(default=True, description="Run the scheduler and the fan-out in this process.")
+    scheduler_tick_s: float = Field(default=1.0, gt=0, description="Longest sleep between two scheduler passes.")
+    scheduler_batch: int = Field(default=500, ge=1, description="Occurrences claimed per transaction.")
+    misfire_grace_s: int = Field(default=300, ge=0, description="Fire if at most this late, else skip.")
+    materialise_cap: int = Field(default=1000, ge=1, description="Occurrences materialised per schedule per pass.")
+
+    # -- broadcast fan-out ---------------------------------------------------------------------------
+    dispatch_batch: int = Field(default=500, ge=1)
+    dispatch_poll_s: float = Field(default=0.2, gt=0)
+    platform_rate_per_s: dict[str, float] = Field(
+        default_factory=lambda: {"wechat": 5.0, "wecom": 10.0, "qq": 5.0, "telegram": 20.0, "discord": 5.0},
+        description="Bot commands per second per platform (JSON); platforms not listed use the default.",
+    )
+    default_rate_per_s: float = Field(default=20.0, gt=0)
+    rate_burst_s: float = Field(default=1.0, gt=0, description="Bucket size, in seconds' worth of commands.")
+    delivery_max_attempts: int = Field(default=3, ge=1)
+    delivery_retry_backoff_s: float = Field(default=10.0, ge=0)
+
+    # -- sessions, rituals, digest, content mix --------------------------------------------------------
+    session_preview_offsets_s: list[int] = Field(
+        default_factory=lambda: [48 * 3600, 3600, 300], description="Previews before a session (T-48h, T-1h, T-5min)."
+    )
+    ritual_countdown_offsets_s: list[int] = Field(default_factory=lambda: [24 * 3600, 3600])
+    digest_top_posts: int = Field(default=5, ge=1)
+    content_mix_window_days: int = Field(default=28, ge=1)
+    content_mix_threshold_pct: float = Field(default=10.0, ge=0)

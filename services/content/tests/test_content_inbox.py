@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from membership.models import outbox_table as membership_outbox
 from qunzhu_common.bus.base import OutgoingRecord
 from qunzhu_common.events.envelope import Envelope
 from qunzhu_common.events.topics import MEMBERSHIP_EVENTS
-from sqlalchemy import update
 
 CONSUMED = "qunzhu_content_events_consumed_total"
 LABELS = {"topic": MEMBERSHIP_EVENTS, "type": "community.created"}

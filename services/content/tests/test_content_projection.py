@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from content.models import CommunityCopy
 from sqlalchemy import select
+
+from content.models import CommunityCopy
 
 CONSUMED = "qunzhu_content_events_consumed_total"
 LABELS = {"topic": "membership.events.v1", "type": "community.created"}

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI
+
+from engagement.api import ROUTERS
+from engagement.context import EngagementContext
+from engagement.handlers import CONTEXT_HANDLERS, build_handlers
+from engagement.jobs.runner import scheduler
+from engagement.metrics import EngagementMetrics
+from engagement.models import inbox_table, metadata, outbox_table
+from engagement.settings import EngagementSettings
 from qunzhu_common.bus.base import Bus
 from qunzhu_common.service import ServiceSpec, build_app
 
-from engagement.api import router
-from engagement.handlers import HANDLERS
-from engagement.models import inbox_table, metadata, outbox_table
-from engagement.settings import EngagementSettings
-
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _unbound(_session, _event):  # type: ignore[no-untyped-def]  # pragma: no cover - replaced in create_app
+    raise RuntimeError("engagement handlers are bound to a running app by create_app")
+
 
 SPEC = ServiceSpec(
     name="engagement",
@@ -23,10 +32,20 @@ SPEC = ServiceSpec(
     outbox_table=outbox_table,
     inbox_table=inbox_table,
     migrations_dir=MIGRATIONS_DIR,
-    routers=[router],
-    handlers=HANDLERS,
+    routers=ROUTERS,
+    # The consumed types; create_app binds each to the running app's context (outbox, metrics).
+    handlers=dict.fromkeys(CONTEXT_HANDLERS, _unbound),
 )
 
 
 def create_app(settings: EngagementSettings | None = None, *, bus: Bus | None = None) -> FastAPI:
-    return build_app(SPEC, settings or EngagementSettings(), bus=bus)
+    settings = settings or EngagementSettings()
+    holder: dict[str, EngagementContext] = {}
+    spec = replace(SPEC, handlers=build_handlers(lambda: holder["ctx"]),
+                   lifespan_hooks=[scheduler(settings.jobs_interval_s)])
+    app = build_app(spec, settings, bus=bus)
+    runtime = app.state.runtime
+    ctx = EngagementContext(outbox=runtime.outbox, metrics=EngagementMetrics(runtime.metrics.registry))
+    holder["ctx"] = ctx
+    app.state.engagement = ctx
+    return app

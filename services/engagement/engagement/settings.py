@@ -1,4 +1,6 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
 from qunzhu_common.settings import ServiceSettings
 
 
@@ -6,3 +8,7 @@ class EngagementSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ENGAGEMENT_", extra="ignore")
 
     service_name: str = "engagement"
+    jobs_interval_s: float = Field(
+        default=3600, ge=0,
+        description="Lurkers, elimination, key people and group health run this often (0: only on request).",
+    )

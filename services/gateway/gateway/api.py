@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from qunzhu_common.errors import AppError, problem_response
 
+from gateway.auth.deps import CurrentPrincipal, OptionalPrincipal, rate_limit
 from gateway.upstream import UPSTREAMS, Upstreams, upstreams_of
+from qunzhu_common.errors import AppError, Forbidden, InvalidInput, Unauthorized, problem_response
 
 UpstreamsDep = Annotated[Upstreams, Depends(upstreams_of)]
 
-api = APIRouter(prefix="/api/v1", tags=["communities"])
+api = APIRouter(prefix="/api/v1", tags=["communities"], dependencies=[Depends(rate_limit)])
+
 
 @api.post(
     "/communities",
@@ -21,19 +24,66 @@ api = APIRouter(prefix="/api/v1", tags=["communities"])
     summary="Create a community",
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
-async def create_community(request: Request, upstreams: UpstreamsDep) -> Response:
-    """Create a community (name, positioning, owner, entry policies); membership emits `community.created`."""
-    return await upstreams.forward("membership", request, "/communities")
+async def create_community(request: Request, upstreams: UpstreamsDep, principal: CurrentPrincipal) -> Response:
+    """Create a community (name, positioning, owner, entry policies); membership emits `community.created`.
+
+    A member creates communities they own (`owner_id` defaults to them); platform operators for anyone.
+    """
+    body = await request.body()
+    if principal.kind != "platform":
+        if principal.kind != "member":
+            raise Forbidden("API keys act inside their community; they cannot create communities")
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise InvalidInput("the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise InvalidInput("the body is not a JSON object")
+        if data.setdefault("owner_id", principal.subject) != principal.subject:
+            raise Forbidden("you can only create communities you own")
+        body = json.dumps(data, ensure_ascii=False).encode()
+    return await upstreams.forward("membership", request, "/communities", actor=principal.subject, body=body)
+
 
 @api.get("/communities", summary="List communities")
-async def list_communities(request: Request, upstreams: UpstreamsDep) -> Response:
-    """Communities, oldest first (`owner_id`, `offset`, `limit`)."""
-    return await upstreams.forward("membership", request, "/communities")
+async def list_communities(request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal) -> Response:
+    """Communities, oldest first (`owner_id`, `offset`, `limit`). Public: positioning is shown before joining."""
+    return await upstreams.forward("membership", request, "/communities", actor=principal and principal.subject)
+
 
 @api.get("/communities/{community_id}", summary="Get a community")
-async def get_community(community_id: str, request: Request, upstreams: UpstreamsDep) -> Response:
-    """One community by id."""
-    return await upstreams.forward("membership", request, f"/communities/{community_id}")
+async def get_community(
+    community_id: str, request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal
+) -> Response:
+    """One community by id. Public: its positioning and rules are meant to be read before joining."""
+    return await upstreams.forward(
+        "membership", request, f"/communities/{community_id}", actor=principal and principal.subject
+    )
+
+
+_PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _proxy_route(service: str) -> None:
+    async def proxy(path: str, request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal) -> Response:
+        """Every route of the service, reached through the gateway (each is documented in /openapi.json).
+
+        Reads may be anonymous; anything else needs a caller. The gateway authenticates and passes the
+        caller as X-Actor-Id; the service applies its own role rules to it (a client's X-Actor-Id never
+        passes).
+        """
+        if request.method != "GET" and principal is None:
+            raise Unauthorized("send `Authorization: Bearer <token>` or `X-API-Key`")
+        return await upstreams.forward(service, request, f"/{path}", actor=principal and principal.subject)
+
+    # One route per service, so the path never swallows the gateway's own /api/v1/communities/… routes.
+    api.add_api_route(f"/{service}/{{path:path}}", proxy, methods=_PROXY_METHODS, include_in_schema=False,
+                      name=f"proxy_{service}")
+
+
+for _service in UPSTREAMS:
+    _proxy_route(_service)
+
 
 ops = APIRouter(prefix="/services", tags=["operations"])
 
@@ -66,4 +116,3 @@ async def services_status(upstreams: UpstreamsDep) -> JSONResponse:
         headers={"Retry-After": "5"},
     )
 
-_ = Body  # request bodies are validated by the owning service, not duplicated here

@@ -8,13 +8,26 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from gateway.actions.api import router as actions_ops_router
+from gateway.actions.handlers import HANDLERS as ACTION_HANDLERS
+from gateway.actions.worker import actions_lifespan
+from gateway.api import api, ops
+from gateway.auth.api import router as auth_router
+from gateway.connectors.api import router as connectors_router
+from gateway.metrics import GatewayMetrics
+from gateway.models import inbox_table, metadata, outbox_table
+from gateway.openapi import install_aggregated_openapi
+from gateway.payments.api import router as payments_router
+from gateway.projection import HANDLERS as PROJECTION_HANDLERS
+from gateway.settings import GatewaySettings
+from gateway.state import gateway_lifespan
+from gateway.upstream import upstreams_lifespan
+from gateway.webhooks.api import ops as quarantine_router
+from gateway.webhooks.api import router as webhooks_router
 from qunzhu_common.bus.base import Bus
 from qunzhu_common.service import ServiceSpec, build_app
-
-from gateway.api import api, ops
-from gateway.models import inbox_table, metadata, outbox_table
-from gateway.settings import GatewaySettings
-from gateway.upstream import upstreams_lifespan
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -26,7 +39,12 @@ SPEC = ServiceSpec(
     outbox_table=outbox_table,
     inbox_table=inbox_table,
     migrations_dir=MIGRATIONS_DIR,
-    routers=[api, ops],
+    # Webhooks first: routes are matched in order and they carry the most traffic.
+    routers=[
+        webhooks_router, payments_router, api, auth_router, connectors_router, quarantine_router,
+        actions_ops_router, ops,
+    ],
+    handlers={**PROJECTION_HANDLERS, **ACTION_HANDLERS},
 )
 
 
@@ -38,5 +56,17 @@ def create_app(
 ) -> FastAPI:
     """`transports` (embedded mode) reach the services in-process instead of over HTTP."""
     settings = settings or GatewaySettings()
-    spec = replace(SPEC, lifespan_hooks=[upstreams_lifespan(settings, transports)])
-    return build_app(spec, settings, bus=bus)
+    spec = replace(SPEC, lifespan_hooks=[
+        upstreams_lifespan(settings, transports), gateway_lifespan(settings), actions_lifespan(settings),
+    ])
+    app = build_app(spec, settings, bus=bus)
+    app.state.gateway_metrics = GatewayMetrics(app.state.runtime.metrics.registry)
+    install_aggregated_openapi(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Idempotency-Key"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600,
+        )
+    return app

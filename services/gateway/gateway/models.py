@@ -1,10 +1,19 @@
-"""Gateway's tables: for now only its outbox and inbox (webhook deduplication comes with the connectors)."""
+"""Gateway's tables: connectors, webhook deliveries and quarantine, the role projection, credentials,
+payment references and bot actions (plus its outbox and inbox)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
 from qunzhu_common.db.messaging import add_messaging_tables
 from qunzhu_common.db.metadata import new_registry
-from sqlmodel import SQLModel
+from qunzhu_common.db.types import AwareDateTime
+from qunzhu_common.timeutil import utcnow
 
 registry = new_registry()
 metadata = registry.metadata
@@ -13,3 +22,130 @@ outbox_table, inbox_table = add_messaging_tables(metadata)
 
 class GatewayModel(SQLModel, registry=registry):
     """Base of the gateway's tables: its own metadata, apart from the other services'."""
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Connector(GatewayModel, table=True):
+    """A chat platform account (a bot, a WeCom app, a bridge) feeding one community's groups."""
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    community_id: str = Field(max_length=100, index=True)
+    platform: str = Field(max_length=20, description="Adapter: generic, telegram or wecom.")
+    identity_platform: str = Field(max_length=20, description="Prefix of person and group ids.")
+    name: str = Field(default="", max_length=100)
+    secrets_sealed: str = Field(description="Fernet token of the secrets the gateway must reuse.")
+    secret_token_hash: str | None = Field(default=None, max_length=64, description="Telegram secret, hashed.")
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+
+
+class ConnectorGroup(GatewayModel, table=True):
+    """A platform chat group mapped to a community; one connector per group, so actions know their bot."""
+
+    __tablename__ = "connector_group"
+
+    group_id: str = Field(primary_key=True, max_length=200, description="e.g. telegram:-1001234")
+    connector_id: str = Field(max_length=36, index=True)
+    community_id: str = Field(max_length=100)
+
+
+class WebhookDelivery(GatewayModel, table=True):
+    """One accepted delivery per (source, platform delivery id): the deduplication record."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=100, description="chat:<connector id>, stripe or wechatpay.")
+    delivery_id: str = Field(max_length=200)
+    outcome: str = Field(max_length=20, description="accepted, ignored or quarantined.")
+    event_count: int = 0
+    received_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+
+
+class QuarantinedWebhook(GatewayModel, table=True):
+    """A verified payload that could not be normalised: kept with the reason for ops, never retried."""
+
+    __tablename__ = "quarantined_webhook"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=100, index=True)
+    platform: str = Field(max_length=20)
+    delivery_id: str = Field(max_length=200)
+    reason: str = Field(max_length=2000)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+
+
+class MemberRole(GatewayModel, table=True):
+    """Projection of membership.events.v1: who holds which role in which community."""
+
+    __tablename__ = "member_role"
+
+    community_id: str = Field(primary_key=True, max_length=100)
+    member_id: str = Field(primary_key=True, max_length=200)
+    role: str = Field(max_length=20)
+    status: str = Field(max_length=30)
+    changed_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class PaymentRef(GatewayModel, table=True):
+    """Which community a provider's payment belongs to, for refunds that do not say it again."""
+
+    __tablename__ = "payment_ref"
+
+    payment_id: str = Field(primary_key=True, max_length=200)
+    provider: str = Field(max_length=20)
+    community_id: str = Field(max_length=100)
+    payer_id: str = Field(max_length=200)
+    plan_id: str = Field(max_length=100)
+
+
+class LoginCode(GatewayModel, table=True):
+    __tablename__ = "login_code"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    member_id: str = Field(max_length=200, index=True)
+    code_hash: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_type=AwareDateTime)
+    attempts: int = 0
+    used_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class ApiKey(GatewayModel, table=True):
+    """A key for a bot or an operator, scoped to one community with a role; the secret is hashed."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=32, description="Public part of the key.")
+    secret_hash: str = Field(max_length=64)
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=20, description="bot or operator")
+    community_id: str = Field(max_length=100, index=True)
+    role: str = Field(max_length=20)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class BotAction(GatewayModel, table=True):
+    """A requested bot action and its fate; the action id is the idempotency key."""
+
+    __tablename__ = "bot_action"
+
+    action_id: str = Field(primary_key=True, max_length=200)
+    community_id: str = Field(max_length=100)
+    group_id: str = Field(max_length=200, index=True)
+    connector_id: str | None = Field(default=None, max_length=36, description="Else found from the group.")
+    action: str = Field(max_length=30)
+    request: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=20, index=True, description="pending, completed, failed")
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+    last_error: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+    settled_at: datetime | None = Field(default=None, sa_type=AwareDateTime)

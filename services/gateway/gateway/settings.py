@@ -1,5 +1,8 @@
-from pydantic import Field
+"""Gateway settings (environment prefix GATEWAY_)."""
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
 from qunzhu_common.settings import ServiceSettings
 
 
@@ -12,3 +15,60 @@ class GatewaySettings(ServiceSettings):
     engagement_url: str = "http://127.0.0.1:8003"
     upstream_timeout_s: float = Field(default=10.0, gt=0)
     upstream_retries: int = Field(default=2, ge=0, description="Extra attempts for idempotent calls only.")
+
+    # -- secrets -------------------------------------------------------------------------------
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Fernet key (urlsafe base64, 32 bytes) encrypting connector secrets; several, comma "
+        "separated, for rotation (the first encrypts). Default: a key file <data_dir>/gateway.key.",
+    )
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(""), description="HS256 key of member tokens; default: derived from secret_key."
+    )
+    jwt_issuer: str = "qunzhu-gateway"
+    jwt_audience: str = "qunzhu-api"
+    jwt_ttl_s: int = Field(default=3600, ge=60)
+    admin_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Platform operator key (X-API-Key); empty disables it."
+    )
+
+    # -- public API --------------------------------------------------------------------------
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed origins; empty: no CORS.")
+    rate_limit_per_s: float = Field(default=20.0, gt=0, description="Token refill per client per second.")
+    rate_limit_burst: int = Field(default=60, ge=1, description="Bucket size per client.")
+    login_code_ttl_s: int = Field(default=300, ge=30)
+    login_code_max_attempts: int = Field(default=5, ge=1)
+    telegram_login_bot_token: SecretStr = Field(
+        default=SecretStr(""), description="Bot token checking Telegram Login Widget data; empty disables it."
+    )
+    telegram_login_max_age_s: int = Field(default=86400, ge=60)
+
+    # -- webhooks in -------------------------------------------------------------------------
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    outbox_wake_delay_s: float = Field(
+        default=0.05, ge=0, description="Gather this long after a commit before waking the outbox relay."
+    )
+    webhook_tolerance_s: int = Field(default=300, ge=1)
+    stripe_webhook_secrets: list[SecretStr] = Field(
+        default_factory=list, description="whsec_… secrets; several during a rotation."
+    )
+    wechatpay_apiv3_key: SecretStr = Field(default=SecretStr(""), description="The 32-byte APIv3 key.")
+    wechatpay_platform_certificates: str = Field(
+        default="", description="PEM of the WeChat Pay platform certificates (several during a rotation)."
+    )
+
+    # -- bot actions out ---------------------------------------------------------------------
+    telegram_api_base: str = "https://api.telegram.org"
+    wecom_robot_base: str = "https://qyapi.weixin.qq.com"
+    action_poll_interval_s: float = Field(default=0.5, gt=0)
+    action_max_attempts: int = Field(default=5, ge=1)
+    action_backoff_s: float = Field(default=1.0, ge=0)
+    action_timeout_s: float = Field(default=10.0, gt=0)
+    action_group_rate_per_s: float = Field(default=1.0, gt=0, description="Bot actions per chat group.")
+    action_group_burst: int = Field(default=5, ge=1)
+    action_platform_rate_per_s: float = Field(default=25.0, gt=0, description="Bot actions per platform.")
+    action_platform_burst: int = Field(default=30, ge=1)
+    run_actions: bool = Field(default=True, description="Execute bot actions in this process.")
+    bridge_allow_http: bool = Field(
+        default=False, description="Allow plain-http bot bridge URLs (local development and tests only)."
+    )

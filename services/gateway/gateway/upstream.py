@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
+
+from gateway.settings import GatewaySettings
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.errors import ServiceUnavailable
 from qunzhu_common.requestctx import REQUEST_ID_HEADER
-
-from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ UPSTREAMS = ("membership", "content", "engagement")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "if-none-match", "idempotency-key")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "etag", "retry-after")
+ACTOR_HEADER = "x-actor-id"  # the authenticated caller, for the services' own authorization
 
 
 class Upstreams:
@@ -56,12 +57,20 @@ class Upstreams:
             return response
         raise ServiceUnavailable(f"the {service} service is unavailable", service=service) from last_error
 
-    async def forward(self, service: str, request: Request, path: str) -> Response:
-        """Pass a front-end request through to a service and its answer back, unchanged."""
+    async def forward(
+        self, service: str, request: Request, path: str, *, actor: str | None = None, body: bytes | None = None
+    ) -> Response:
+        """Pass a front-end request through to a service and its answer back.
+
+        Only listed headers pass; `X-Actor-Id` is never taken from the client, only set from the
+        authenticated caller.
+        """
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS}
+        if actor:
+            headers[ACTOR_HEADER] = actor
         upstream = await self.call(
-            service, request.method, path, params=request.query_params, content=await request.body(),
-            headers=headers,
+            service, request.method, path, params=request.query_params,
+            content=await request.body() if body is None else body, headers=headers,
         )
         return Response(
             content=upstream.content,
@@ -89,5 +98,5 @@ def upstreams_lifespan(settings: GatewaySettings, transports: Mapping[str, httpx
     return lifespan
 
 
-def upstreams_of(request: Request) -> Upstreams:
+async def upstreams_of(request: Request) -> Upstreams:
     return request.app.state.upstreams  # type: ignore[no-any-return]

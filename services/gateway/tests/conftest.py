@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from qunzhu.embedded import embedded_platform
 
 
@@ -35,6 +37,7 @@ async def eventually(
 class Gateway:
     app: FastAPI
     client: httpx.AsyncClient
+    upstreams: dict = field(default_factory=dict)
 
 
 @asynccontextmanager
@@ -45,7 +48,7 @@ async def _serve(app: FastAPI) -> AsyncIterator[Gateway]:
 
 
 def community_body(**overrides) -> dict:
-    body = {"name": "晨读营", "positioning": "每天早上一起读十页书", "owner_id": "owner-1"}
+    body = {"name": "晨读营", "positioning": "每天早上一起读十页书", "owner_id": "telegram:1"}
     body.update(overrides)
     return body
 
@@ -108,3 +111,154 @@ def refusing_fixture():
 @pytest.fixture(name="ready")
 def ready_fixture():
     return ready
+
+
+# -- a gateway alone: its own database, a LocalBus, services answering "ready" ---------------------
+
+ADMIN_KEY = "ops-admin-key-for-tests"
+
+
+def gateway_settings(tmp_path: Path, **overrides):
+    from gateway.settings import GatewaySettings
+
+    values = dict(data_dir=tmp_path, admin_api_key=ADMIN_KEY, outbox_poll_interval_s=0.05,
+                  action_poll_interval_s=0.05, action_backoff_s=0.01)
+    values.update(overrides)
+    return GatewaySettings(**values)
+
+
+@asynccontextmanager
+async def _standalone(tmp_path: Path, respond=None, **overrides) -> AsyncIterator[Gateway]:
+    from gateway.app import create_app
+    from qunzhu_common.bus.local import LocalBus
+
+    bus = LocalBus(tmp_path / "bus.sqlite3", partitions=3, poll_interval_s=0.05)
+    await bus.start()
+    upstreams = {name: Upstream(respond or ready) for name in ("membership", "content", "engagement")}
+    try:
+        app = create_app(gateway_settings(tmp_path, **overrides), bus=bus,
+                         transports={name: u.transport for name, u in upstreams.items()})
+        async with _serve(app) as gateway:
+            gateway.upstreams = upstreams
+            yield gateway
+    finally:
+        await bus.stop()
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    """The gateway app alone (its lifespan running), with an operator key `ADMIN_KEY`."""
+    async with _standalone(tmp_path) as gw:
+        yield gw
+
+
+@pytest.fixture
+def standalone_gateway():
+    """`async with standalone_gateway(tmp_path, **settings) as gw` for tests that need other settings."""
+    return _standalone
+
+
+@pytest.fixture(name="admin_headers")
+def admin_headers_fixture() -> dict[str, str]:
+    return {"X-API-Key": ADMIN_KEY}
+
+
+async def outbox_events(app: FastAPI) -> list:
+    """Events the gateway has durably written, oldest first."""
+    from sqlalchemy import select
+
+    from gateway.models import outbox_table
+    from qunzhu_common.events.envelope import Envelope
+
+    async with app.state.runtime.session_maker() as session:
+        rows = (await session.execute(select(outbox_table.c.payload).order_by(outbox_table.c.seq))).all()
+    return [Envelope.from_bytes(bytes(r.payload)) for r in rows]
+
+
+@pytest.fixture(name="outbox_events")
+def outbox_events_fixture():
+    return outbox_events
+
+
+def metric_value(app: FastAPI, name: str, **labels: str) -> float:
+    value = app.state.runtime.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+@pytest.fixture(name="metric_value")
+def metric_value_fixture():
+    return metric_value
+
+
+def member_headers(app: FastAPI, subject: str) -> dict[str, str]:
+    """A valid member token for `subject`, as the login routes would issue it."""
+    from gateway.auth.tokens import issue
+
+    state = app.state.gateway
+    token, _ = issue(state.jwt_key, state.settings, subject=subject, method="test")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(name="member_headers")
+def member_headers_fixture():
+    return member_headers
+
+
+async def publish(app: FastAPI, type_: str, data, community_id: str) -> None:
+    """Put an event on the gateway's bus as its producing service would."""
+    from qunzhu_common.bus.base import OutgoingRecord
+    from qunzhu_common.events.envelope import new_envelope
+
+    runtime = app.state.runtime
+    envelope = new_envelope(type=type_, data=data, source="test", community_id=community_id)
+    topic, key = runtime.registry.route(envelope)
+    await runtime.bus.publish([OutgoingRecord(topic=topic, key=key, value=envelope.to_bytes())])
+
+
+@pytest.fixture(name="publish")
+def publish_fixture():
+    return publish
+
+
+@dataclass
+class FakePlatform:
+    """A chat platform on loopback: records every request; answers from `script` (status, json) first,
+    then like Telegram (`{"ok": true}`) or a WeCom robot (`{"errcode": 0}`)."""
+
+    url: str = ""
+    received: list[dict] = field(default_factory=list)
+    script: deque = field(default_factory=deque)
+
+    async def handle(self, request):
+        from starlette.responses import JSONResponse
+
+        body = await request.body()
+        self.received.append({"path": request.url.path, "query": dict(request.query_params),
+                              "headers": dict(request.headers), "body": body, "at": time.monotonic()})
+        if self.script:
+            status, answer = self.script.popleft()
+            return JSONResponse(answer, status_code=status)
+        if request.url.path.startswith("/cgi-bin"):
+            return JSONResponse({"errcode": 0, "errmsg": "ok"})
+        return JSONResponse({"ok": True, "result": True})
+
+    def calls(self, suffix: str) -> list[dict]:
+        return [r for r in self.received if r["path"].endswith(suffix)]
+
+
+@pytest.fixture
+async def fake_platform() -> AsyncIterator[FakePlatform]:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    platform = FakePlatform()
+    app = Starlette(routes=[Route("/{path:path}", platform.handle, methods=["GET", "POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+        await asyncio.sleep(0.01)
+    platform.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    yield platform
+    server.should_exit = True
+    await task

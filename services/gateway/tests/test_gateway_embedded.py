@@ -8,22 +8,26 @@ from qunzhu_common.events.topics import MEMBERSHIP_EVENTS
 PROBLEM = "application/problem+json"
 
 
-async def test_create_then_read_a_community_through_the_gateway(platform, community_body):
-    created = await platform.client.post("/api/v1/communities", json=community_body())
+async def test_create_then_read_a_community_through_the_gateway(platform, community_body, member_headers):
+    created = await platform.client.post(
+        "/api/v1/communities", json=community_body(), headers=member_headers(platform.app, "telegram:1")
+    )
     assert created.status_code == 201
     assert created.headers["content-type"] == "application/json"
     community = created.json()
 
     fetched = await platform.client.get(f"/api/v1/communities/{community['id']}")
-    listed = await platform.client.get("/api/v1/communities", params={"owner_id": "owner-1"})
+    listed = await platform.client.get("/api/v1/communities", params={"owner_id": "telegram:1"})
 
     assert fetched.status_code == 200
     assert fetched.json() == community
     assert listed.json() == {"data": [community], "count": 1}
 
 
-async def test_service_errors_pass_through_as_problems(platform, community_body):
-    invalid = await platform.client.post("/api/v1/communities", json=community_body(name=""))
+async def test_service_errors_pass_through_as_problems(platform, community_body, member_headers):
+    invalid = await platform.client.post(
+        "/api/v1/communities", json=community_body(name=""), headers=member_headers(platform.app, "telegram:1")
+    )
     unknown = await platform.client.get("/api/v1/communities/nope")
 
     assert invalid.status_code == 422
@@ -47,10 +51,11 @@ async def test_all_services_report_ready(platform):
 
 
 async def test_the_request_id_follows_the_community_to_its_event_and_consumers(
-    platform, community_body, eventually
+    platform, community_body, eventually, member_headers
 ):
     created = await platform.client.post(
-        "/api/v1/communities", json=community_body(), headers={"X-Request-ID": "front-end-42"}
+        "/api/v1/communities", json=community_body(),
+        headers={"X-Request-ID": "front-end-42", **member_headers(platform.app, "telegram:1")},
     )
     assert created.headers["x-request-id"] == "front-end-42"
     community_id = created.json()["id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from qunzhu_common.bus.local import LocalBus
@@ -37,10 +38,12 @@ def _assert_unavailable(response) -> None:
     assert "membership" in problem["detail"]
 
 
-async def test_create_is_503_and_not_retried(gateway_without_membership, community_body):
+async def test_create_is_503_and_not_retried(gateway_without_membership, community_body, member_headers):
     gateway, membership = gateway_without_membership
 
-    response = await gateway.client.post("/api/v1/communities", json=community_body())
+    response = await gateway.client.post(
+        "/api/v1/communities", json=community_body(), headers=member_headers(gateway.app, "telegram:1")
+    )
 
     _assert_unavailable(response)
     # A POST is not idempotent: one attempt, never a second community behind the caller's back.

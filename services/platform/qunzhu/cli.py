@@ -21,6 +21,7 @@ def _migrate(args: argparse.Namespace) -> None:
 
 def _makemigration(args: argparse.Namespace) -> None:
     from alembic import command
+
     from qunzhu_common.db.migrate import alembic_config, upgrade_head
 
     svc = entry(args.service)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from qunzhu_common.bus.local import LocalBus
-from qunzhu_common.logging import configure_logging
 
 from qunzhu.services import entry
+from qunzhu_common.bus.local import LocalBus
+from qunzhu_common.logging import configure_logging
 
 BACKEND_SERVICES = ("membership", "content", "engagement")
 

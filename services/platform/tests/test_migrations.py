@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
 from qunzhu.services import SERVICE_NAMES
 from qunzhu_common.db.migrate import upgrade_head
-from sqlalchemy import create_engine, inspect
 
 
 def _service(name: str):

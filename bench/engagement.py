@@ -1,0 +1,478 @@
+"""Engagement benchmark: scoring rate vs raw consume rate, leaderboard reads at scale, key-people run time.
+
+    .venv/bin/python bench/engagement.py [--events N] [--members 100000] [--ledger-rows 10000000]
+
+Runs against a Kafka broker of its own (deploy/local/kafka.sh, free loopback ports) and fresh databases
+on the local PostgreSQL (deploy/local/postgres.sh); everything is stopped / dropped at the end.
+
+1. scoring   N chat events (messages and 打卡 check-ins of active members in 6 communities) on
+             chat.events.v1. `raw` = a plain AIOKafkaConsumer group reading the same N records of the same
+             topic, committing per batch. `qunzhu` = the engagement service as it runs (KafkaBus → EventConsumer:
+             inbox + classifier + ledger + running totals + level + outbox, one transaction per event).
+             `qunzhu batched` = the same handlers and inbox, one transaction per fetched batch (≤ 500 records).
+             ratio = best qunzhu rate / raw rate, limit 0.5.
+2. leaderboard  100,000 members, 10 million ledger rows (generated in PostgreSQL), the per-day and per-member
+             figures derived from them; p50/p99 of the HTTP reads (leaderboard all/7 d/30 d, group, standing)
+             through the real app, vs the same leaderboards computed by summing the ledger (the design the
+             running totals replace): ratio = ledger-sum p99 / our p99.
+3. key people  networkx PageRank + betweenness + Louvain on a 100,000-edge interaction graph; seconds vs a
+             limit of 60 s (it runs hourly in the background).
+
+Appends its figures to bench/results.json. A benchmark, not a test: exits 0 whatever the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, bench/ is on sys.path first and this file would shadow the `engagement` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # tests.integration.stack: the broker / database tooling
+
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
+
+from engagement.app import MIGRATIONS_DIR, create_app  # noqa: E402
+from engagement.handlers import build_handlers  # noqa: E402
+from engagement.jobs.keypeople import analyse, betweenness_samples, build_graph  # noqa: E402
+from engagement.settings import EngagementSettings  # noqa: E402
+from qunzhu_common.bus.base import Record  # noqa: E402
+from qunzhu_common.db.migrate import upgrade_head_async  # noqa: E402
+from qunzhu_common.events.contracts.chat import ChatCommandIssued, ChatMessagePosted  # noqa: E402
+from qunzhu_common.events.contracts.membership import CommunityCreated, MemberChanged  # noqa: E402
+from qunzhu_common.events.envelope import Envelope, new_envelope  # noqa: E402
+from qunzhu_common.events.registry import default_registry  # noqa: E402
+from qunzhu_common.inbox import Event, claim_in_inbox  # noqa: E402
+from tests.integration.stack import Kafka, Postgres  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+SCORING_LIMIT = 0.5
+KEY_PEOPLE_LIMIT_S = 60.0
+TOPIC = "chat.events.v1"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+class BenchPostgres(Postgres):
+    def databases(self) -> list[str]:
+        return [self.database(n) for n in ("engagement", "engagement_batch", "engagement_scale")]
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. scoring
+
+
+def membership_events(communities: list[str], members: int, at: datetime) -> list[Envelope]:
+    events = []
+    for cid in communities:
+        events.append(new_envelope(type="community.created", source="bench", community_id=cid, data=CommunityCreated(
+            community_id=cid, name="增长实验室", positioning="每天一个增长实验", owner_id="telegram:0", created_at=at)))
+        for m in range(members):
+            events.append(new_envelope(type="member.activated", source="bench", community_id=cid, data=MemberChanged(
+                community_id=cid, member_id=f"telegram:{m}", role="member", status="active", joined_at=at,
+                changed_at=at)))
+    return events
+
+
+def chat_events(communities: list[str], members: int, n: int, start: datetime) -> list[Envelope]:
+    rnd = random.Random(7)
+    events = []
+    for i in range(n):
+        cid = communities[i % len(communities)]
+        person = f"telegram:{rnd.randrange(members)}"
+        at = start + timedelta(seconds=7 * i)
+        if i % 5 == 0:
+            data: Any = ChatCommandIssued(platform="telegram", group_id=f"telegram:-{i % 3}", delivery_id=f"d{i}",
+                                          message_id=f"m{i}", sender_id=person, command="checkin", sent_at=at)
+            type_ = "chat.command.issued"
+        else:
+            text = rnd.choice(["早安", "今天的增长实验：把注册页的文案改成了问题式", "1",
+                               "复盘：留存曲线在第3天掉得最厉害", f"第{i}个想法：邀请码裂变要配合新手任务"])
+            data = ChatMessagePosted(platform="telegram", group_id=f"telegram:-{i % 3}", delivery_id=f"d{i}",
+                                     message_id=f"m{i}", sender_id=person, text=text, sent_at=at)
+            type_ = "chat.message.posted"
+        events.append(new_envelope(type=type_, data=data, source="bench", community_id=cid, occurred_at=at))
+    return events
+
+
+async def seed(app: Any, envelopes: list[Envelope]) -> None:
+    """Feed membership events straight to the consumer (untimed): who the members are."""
+    runtime = app.state.runtime
+    for offset, envelope in enumerate(envelopes):
+        await runtime.consumer(Record(topic="membership.events.v1", partition=0, offset=offset,
+                                      key=envelope.community_id, value=envelope.to_bytes()))
+
+
+async def produce(bootstrap: str, envelopes: list[Envelope]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        pending = [await producer.send(TOPIC, e.to_bytes(), key=e.community_id.encode()) for e in envelopes]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def count_inbox(url: str, consumer: str) -> int:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1 AND topic = $2",
+                                       consumer, TOPIC))
+    finally:
+        await conn.close()
+
+
+async def wait_inbox(url: str, consumer: str, target: int, timeout: float = 3600) -> float:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while (done := await count_inbox(url, consumer)) < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{consumer}: {done} of {target} after {timeout}s")
+        await asyncio.sleep(0.1)
+    return time.perf_counter()
+
+
+def settings(url: str, bootstrap: str, tmp: Path, **overrides: Any) -> EngagementSettings:
+    return EngagementSettings(database_url=url, bus="kafka", kafka_bootstrap_servers=bootstrap, data_dir=tmp,
+                              jobs_interval_s=0, **overrides)
+
+
+async def raw_consume(bootstrap: str, total: int) -> float:
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
+                                enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500)
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000)
+            if batches and started is None:
+                started = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    Envelope.from_bytes(record.value)  # decode, as every consumer must
+                    seen += 1
+            if batches:
+                await consumer.commit()
+        return total / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await consumer.stop()
+
+
+async def batched_consume(app: Any, bootstrap: str, total: int) -> float:
+    """Same handlers and inbox as the service; one transaction per fetched batch, offsets after commit."""
+    runtime, ctx = app.state.runtime, app.state.engagement
+    handlers = build_handlers(lambda: ctx)
+    registry = default_registry()
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id="engagement-batch",
+                                enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500)
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            records = [r for rs in batches.values() for r in rs]
+            if not records:
+                continue
+            started = started or time.perf_counter()
+            async with runtime.session_maker() as session, session.begin():
+                for record in records:
+                    envelope = registry.decode(record.value)
+                    if not await claim_in_inbox(session, runtime.spec.inbox_table, consumer="engagement-batch",
+                                                envelope=envelope, topic=TOPIC):
+                        continue
+                    await handlers[envelope.type](session, Event(envelope, registry.parse_payload(envelope)))
+                    # Keep the unit of work small: a flush walks every object the session holds.
+                    await session.flush()
+                    session.expunge_all()
+            await consumer.commit()
+            seen += len(records)
+        return total / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await consumer.stop()
+
+
+async def scoring(args: argparse.Namespace, kafka: Kafka, pg: BenchPostgres, tmp: Path) -> dict[str, Any]:
+    communities = [str(uuid.uuid4()) for _ in range(6)]
+    start = datetime.now(UTC) - timedelta(days=2)
+    members = membership_events(communities, args.scoring_members, start - timedelta(days=30))
+    warmup = chat_events(communities, args.scoring_members, args.warmup, start - timedelta(days=1))
+    events = chat_events(communities, args.scoring_members, args.events, start)
+    url = pg.url("engagement")
+    await upgrade_head_async(MIGRATIONS_DIR, url)
+    app = create_app(settings(url, kafka.bootstrap, tmp / "a"))
+    async with app.router.lifespan_context(app):
+        log(f"scoring: seeding {len(members)} membership events")
+        await seed(app, members)
+        log(f"scoring: warm-up ({len(warmup)} events)")
+        await produce(kafka.bootstrap, warmup)
+        await wait_inbox(url, "engagement", len(warmup))
+        log(f"scoring: {len(events)} events through the running service")
+        t0 = time.perf_counter()
+        await produce(kafka.bootstrap, events)
+        t1 = await wait_inbox(url, "engagement", len(warmup) + len(events))
+    service_rate = len(events) / (t1 - t0)
+    log(f"scoring: service {service_rate:.0f} events/s")
+
+    total = len(warmup) + len(events)
+    log("scoring: raw consume of the same topic")
+    raw_rate = await raw_consume(kafka.bootstrap, total)
+    log(f"scoring: raw {raw_rate:.0f} events/s")
+
+    batch_url = pg.url("engagement_batch")
+    await upgrade_head_async(MIGRATIONS_DIR, batch_url)
+    batch_app = create_app(settings(batch_url, kafka.bootstrap, tmp / "b", run_consumers=False))
+    async with batch_app.router.lifespan_context(batch_app):
+        await seed(batch_app, members)
+        log("scoring: batched consumer")
+        batched_rate = await batched_consume(batch_app, kafka.bootstrap, total)
+    log(f"scoring: batched {batched_rate:.0f} events/s")
+    best = max(service_rate, batched_rate)
+    return {
+        "events": len(events), "warmup_events": len(warmup), "communities": len(communities),
+        "members_per_community": args.scoring_members,
+        "raw_consume_events_per_s": round(raw_rate, 1), "service_events_per_s": round(service_rate, 1),
+        "batched_events_per_s": round(batched_rate, 1),
+        "ratio": round(best / raw_rate, 4), "limit": SCORING_LIMIT,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. leaderboard at scale
+
+GENERATE = """
+INSERT INTO points_ledger (community_id, person_id, group_id, source_event_id, activity_id, rule_type,
+                           rule_set_version, rule, kind, revision, points, occurred_at, day, reason, created_at)
+SELECT $1, 'telegram:' || (i % $2), 'telegram:-' || (i % $2 % 50), md5(i::text), i,
+       'effective_message', 0, 'effective_message@v0', 'award', 0, 1 + (i % 5),
+       $3::timestamptz - (((i / $2) / 3 * 11 + i % $2) % 365) * interval '1 day',
+       ($3::timestamptz - (((i / $2) / 3 * 11 + i % $2) % 365) * interval '1 day')::date,
+       'effective message: +1', now()
+FROM generate_series($4::bigint, $5::bigint) AS i
+"""
+
+
+async def build_scale_db(url: str, cid: str, members: int, rows: int, now: datetime) -> None:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute("INSERT INTO community_copy (id, name, positioning, timezone, created_at, synced_at, "
+                           "owner_id, scored_count) VALUES ($1, 'scale', 'scale', 'Asia/Shanghai', $2, $2, "
+                           "'telegram:owner', 0)", cid, now - timedelta(days=400))
+        await conn.execute("INSERT INTO member_copy (community_id, person_id, display_name, role, status, joined_at, "
+                           "changed_at) SELECT $1, 'telegram:' || m, 'm' || m, 'member', 'active', $2, $2 "
+                           "FROM generate_series(0, $3 - 1) AS m", cid, now - timedelta(days=400), members)
+        step = 1_000_000
+        for first in range(0, rows, step):
+            last = min(rows, first + step) - 1
+            await conn.execute(GENERATE, cid, members, now, first, last)
+            log(f"leaderboard: {last + 1:,} ledger rows")
+        log("leaderboard: deriving per-day and per-member figures from the ledger")
+        await conn.execute("INSERT INTO points_daily (community_id, day, group_id, person_id, points) "
+                           "SELECT community_id, day, group_id, person_id, sum(points) FROM points_ledger "
+                           "WHERE community_id = $1 GROUP BY 1, 2, 3, 4", cid)
+        await conn.execute("INSERT INTO member_score (community_id, person_id, total_points, level, highest_level) "
+                           "SELECT community_id, person_id, sum(points), 1, 1 FROM points_ledger "
+                           "WHERE community_id = $1 GROUP BY 1, 2", cid)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def timed(client: httpx.AsyncClient, path: str, params: dict[str, Any], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        response = await client.get(path, params=params)
+        out.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, response.text
+    return out
+
+
+async def ledger_sum_ms(url: str, cid: str, since: Any, n: int) -> list[float]:
+    """The same top 10 by summing the ledger (what the running totals avoid)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await conn.fetch("SELECT person_id, sum(points) AS p FROM points_ledger WHERE community_id = $1 "
+                             "AND ($2::date IS NULL OR day >= $2) GROUP BY person_id ORDER BY p DESC LIMIT 10",
+                             cid, since)
+            out.append((time.perf_counter() - t0) * 1000)
+        return out
+    finally:
+        await conn.close()
+
+
+async def leaderboard(args: argparse.Namespace, pg: BenchPostgres, tmp: Path) -> dict[str, Any]:
+    url = pg.url("engagement_scale")
+    await upgrade_head_async(MIGRATIONS_DIR, url)
+    cid, now = str(uuid.uuid4()), datetime.now(UTC)
+    t0 = time.perf_counter()
+    await build_scale_db(url, cid, args.members, args.ledger_rows, now)
+    log(f"leaderboard: data built in {time.perf_counter() - t0:.0f}s")
+    app = create_app(EngagementSettings(database_url=url, data_dir=tmp / "scale", run_consumers=False,
+                                        run_relay=False, jobs_interval_s=0))
+    rnd = random.Random(3)
+    reads: dict[str, dict[str, float]] = {}
+    all_ms: list[float] = []
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client:
+            base = f"/communities/{cid}"
+            cases = [
+                ("leaderboard all", f"{base}/leaderboard", {"window": "all"}),
+                ("leaderboard 7d", f"{base}/leaderboard", {"window": "7d"}),
+                ("leaderboard 30d", f"{base}/leaderboard", {"window": "30d"}),
+                ("group leaderboard 7d", f"{base}/leaderboard", {"window": "7d", "group_id": "telegram:-7"}),
+                ("standing all", f"{base}/members/telegram:{rnd.randrange(args.members)}/standing", {"window": "all"}),
+                ("standing 7d", f"{base}/members/telegram:{rnd.randrange(args.members)}/standing", {"window": "7d"}),
+            ]
+            for name, path, params in cases:
+                await timed(client, path, params, 3)  # warm the caches
+                ms = await timed(client, path, params, args.reads)
+                all_ms += ms
+                reads[name] = {"p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2)}
+                log(f"leaderboard: {name}: p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} ms")
+    naive = await ledger_sum_ms(url, cid, None, 3) + await ledger_sum_ms(url, cid, (now - timedelta(days=6)).date(), 3)
+    our_p99 = pct(all_ms, 99)
+    return {
+        "members": args.members, "ledger_rows": args.ledger_rows, "reads_per_case": args.reads, "cases": reads,
+        "p99_ms": round(our_p99, 2), "ledger_sum_p99_ms": round(pct(naive, 99), 2),
+        "speedup_vs_ledger_sum": round(pct(naive, 99) / our_p99, 1),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. key people
+
+
+def key_people(edges_n: int) -> dict[str, Any]:
+    rnd = random.Random(11)
+    nodes, clusters = edges_n // 5, 40
+    size = nodes // clusters
+    edges = []
+    while len(edges) < edges_n:
+        a = rnd.randrange(nodes)
+        if rnd.random() < 0.95:  # mostly inside the cluster, a few weak ties across
+            b = (a // size) * size + rnd.randrange(size)
+        else:
+            b = rnd.randrange(nodes)
+        kind = rnd.choice(("reply", "mention", "reaction"))
+        edges.append((f"p{a}", f"p{b}", kind))
+    graph = build_graph(edges)
+    t0 = time.perf_counter()
+    result = analyse(graph, top_k=10)
+    seconds = time.perf_counter() - t0
+    samples = betweenness_samples(graph.number_of_nodes(), graph.to_undirected().number_of_edges())
+    log(f"key people: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges in {seconds:.1f}s")
+    return {"nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(), "seconds": round(seconds, 2),
+            "clusters_found": result["clusters"], "betweenness_samples": samples, "limit_s": KEY_PEOPLE_LIMIT_S,
+            "ratio": round(seconds / KEY_PEOPLE_LIMIT_S, 3)}
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def append_result(entry: dict[str, Any]) -> None:
+    import fcntl
+
+    with RESULTS.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        text = handle.read()
+        results = json.loads(text) if text.strip() else []
+        results.append(entry)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--scoring-members", type=int, default=500, help="members per community when scoring")
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--ledger-rows", type=int, default=10_000_000)
+    parser.add_argument("--reads", type=int, default=100, help="timed reads per leaderboard case")
+    parser.add_argument("--edges", type=int, default=100_000)
+    parser.add_argument("--skip", action="append", default=[], choices=("scoring", "leaderboard", "key_people"))
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args(argv)
+
+    run_id = uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix=f"qunzhu-bench-engagement-{run_id}-"))
+    kafka = Kafka(data_dir=tmp / "kafka")
+    pg = BenchPostgres(prefix=f"qzbench_{run_id}")
+    figures: dict[str, Any] = {}
+    try:
+        if "scoring" not in args.skip:
+            log(f"starting Kafka on {kafka.bootstrap}")
+            kafka.start()
+        log(f"creating databases {', '.join(pg.databases())}")
+        pg.start()
+
+        async def run() -> None:
+            if "key_people" not in args.skip:
+                figures["key_people"] = key_people(args.edges)
+            if "scoring" not in args.skip:
+                figures["scoring"] = await scoring(args, kafka, pg, tmp)
+            if "leaderboard" not in args.skip:
+                figures["leaderboard"] = await leaderboard(args, pg, tmp)
+
+        asyncio.run(run())
+    finally:
+        if "scoring" not in args.skip:
+            kafka.stop()
+        pg.drop()
+
+    print()
+    print("engagement benchmark")
+    if s := figures.get("scoring"):
+        print(f"  scoring       raw consume {s['raw_consume_events_per_s']:>9.0f} events/s | service (1 tx/event) "
+              f"{s['service_events_per_s']:.0f}/s | batched (1 tx/batch) {s['batched_events_per_s']:.0f}/s")
+        verdict = "PASS" if s["ratio"] >= SCORING_LIMIT else "BELOW"
+        print(f"                ratio = best / raw = {s['ratio']:.3f}   limit {SCORING_LIMIT}   {verdict}")
+    if lb := figures.get("leaderboard"):
+        print(f"  leaderboard   {lb['members']:,} members, {lb['ledger_rows']:,} ledger rows")
+        for name, v in lb["cases"].items():
+            print(f"                {name:<22} p50 {v['p50_ms']:>8.1f} ms   p99 {v['p99_ms']:>8.1f} ms")
+        print(f"                p99 {lb['p99_ms']:.1f} ms vs summing the ledger p99 {lb['ledger_sum_p99_ms']:.0f} ms: "
+              f"ratio {lb['speedup_vs_ledger_sum']:.0f}x")
+    if kp := figures.get("key_people"):
+        print(f"  key people    {kp['nodes']:,} nodes, {kp['edges']:,} edges: {kp['seconds']:.1f} s "
+              f"(limit {kp['limit_s']:.0f} s, ratio {kp['ratio']:.2f})")
+    if not args.no_record:
+        append_result({
+            "benchmark": "engagement",
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                        "python": platform.python_version()},
+            "parameters": {k: v for k, v in vars(args).items() if k != "no_record"},
+            **figures,
+        })
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

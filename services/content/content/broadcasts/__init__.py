@@ -1,0 +1,1 @@
+"""Broadcasts to many groups (多群同步): per-group deliveries, rate-limited, retried, in a stable order."""

@@ -1,0 +1,168 @@
+"""The fan-out: pending deliveries become `chat.action.requested` commands, in `seq` order, within
+each platform's rate limit.
+
+One dispatcher publishes at a time across replicas (a PostgreSQL advisory lock, as the outbox relay
+does), so the in-memory token buckets are the platform-wide rate; rows are also claimed with
+`FOR UPDATE SKIP LOCKED`. A replica taking over starts with full buckets (one burst at most).
+A command and its delivery's `sent` status commit together with the outbox row, so a crash neither
+loses nor doubles a command; the gateway's settlement events drive retries (see service.settle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import select
+
+from content.broadcasts.service import complete_settled
+from content.context import ContentContext
+from content.models import Broadcast, BroadcastDelivery
+from qunzhu_common.events.contracts.chat import ChatActionRequested
+
+log = logging.getLogger(__name__)
+
+_LOCK_KEY = zlib.crc32(b"qunzhu-content-dispatcher")
+
+
+class TokenBucket:
+    def __init__(self, rate_per_s: float, burst: float) -> None:
+        self.rate = rate_per_s
+        self.capacity = max(1.0, burst)
+        self.tokens = self.capacity
+        self.at: datetime | None = None
+
+    def available(self, now: datetime) -> float:
+        if self.at is not None:
+            elapsed = max(0.0, (now - self.at).total_seconds())
+            self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.at = now
+        return self.tokens
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+class Dispatcher:
+    def __init__(self, *, session_maker: async_sessionmaker[AsyncSession], ctx: ContentContext) -> None:
+        self._session_maker = session_maker
+        self._ctx = ctx
+        self._buckets: dict[str, TokenBucket] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def bucket(self, platform: str) -> TokenBucket:
+        if platform not in self._buckets:
+            settings = self._ctx.settings
+            rate = settings.platform_rate_per_s.get(platform, settings.default_rate_per_s)
+            self._buckets[platform] = TokenBucket(rate, rate * settings.rate_burst_s)
+        return self._buckets[platform]
+
+    async def run_once(self) -> int:
+        """Send what is due and allowed now; returns how many commands were issued."""
+        ctx = self._ctx
+        now = ctx.clock.now()
+        sent: list[BroadcastDelivery] = []
+        limited: Counter[str] = Counter()
+        latencies: list[float] = []
+        async with self._session_maker() as session, session.begin():
+            if session.bind.dialect.name == "postgresql":
+                if not await session.scalar(select(func.pg_try_advisory_xact_lock(_LOCK_KEY))):
+                    return 0
+            rows = list(
+                (
+                    await session.execute(
+                        select(BroadcastDelivery)
+                        .where(BroadcastDelivery.status == "pending", BroadcastDelivery.next_attempt_at <= now)
+                        .order_by(BroadcastDelivery.seq)
+                        .limit(ctx.settings.dispatch_batch)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalars()
+            )
+            if not rows:
+                return 0
+            broadcasts = {
+                b.id: b
+                for b in (
+                    await session.execute(select(Broadcast).where(Broadcast.id.in_({r.broadcast_id for r in rows})))
+                ).scalars()
+            }
+            budget = {p: self.bucket(p).available(now) for p in {r.platform for r in rows}}
+            commands = ctx.batch()
+            for delivery in rows:
+                if budget[delivery.platform] < 1:
+                    limited[delivery.platform] += 1
+                    continue
+                budget[delivery.platform] -= 1
+                self.bucket(delivery.platform).take()
+                broadcast = broadcasts[delivery.broadcast_id]
+                delivery.attempts += 1
+                delivery.action_id = f"content:{delivery.broadcast_id}:{delivery.position}:{delivery.attempts}"
+                delivery.status, delivery.sent_at = "sent", now
+                commands.emit(
+                    type="chat.action.requested",
+                    community_id=delivery.community_id,
+                    data=ChatActionRequested(
+                        action_id=delivery.action_id,
+                        action=broadcast.action,
+                        group_id=delivery.group_id,
+                        text=broadcast.text,
+                        mention_all=broadcast.mention_all,
+                        relay_of_message_id=broadcast.relay_of_message_id,
+                        requested_by="content",
+                    ),
+                )
+                sent.append(delivery)
+                if broadcast.origin_sent_at is not None:
+                    latencies.append(max(0.0, (now - broadcast.origin_sent_at).total_seconds()))
+            await commands.write(session)
+            touched = list(dict.fromkeys(d.broadcast_id for d in sent))
+            await complete_settled(session, ctx=ctx, broadcasts=[broadcasts[b] for b in touched], now=now)
+        for delivery in sent:
+            ctx.metrics.deliveries.labels(delivery.platform, "sent").inc()
+        for platform, n in limited.items():
+            ctx.metrics.rate_limited.labels(platform).inc(n)
+        for latency in latencies:
+            ctx.metrics.relay_latency.observe(latency)
+        return len(sent)
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                issued = await self.run_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                log.warning("broadcast fan-out failed (%d in a row): %r", failures, exc)
+                await asyncio.sleep(min(10.0, 0.2 * 2**failures))
+                continue
+            if issued:
+                await asyncio.sleep(0)  # more may be allowed at once; let others run first
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._ctx.settings.dispatch_poll_s)
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="content-dispatcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

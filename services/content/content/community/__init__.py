@@ -1,0 +1,1 @@
+"""Projections of membership (communities, roles) and the community's chat groups."""

@@ -1,0 +1,110 @@
+"""RFC 5545 recurrence rules (python-dateutil), evaluated in a schedule's IANA time zone.
+
+Rules expand in local wall time, so "every Sunday 20:30" stays 20:30 local across DST changes; the
+occurrences are then stored in UTC. A local time that does not exist (spring-forward gap) resolves
+with the offset before the change (fold=0), i.e. it fires an hour later on the wall clock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrule, rrulestr
+
+_FORBIDDEN = ("DTSTART", "FREQ=SECONDLY", "\n", "\r")
+
+
+class ScheduleLike(Protocol):
+    rrule: str | None
+    timezone: str
+    starts_at: datetime
+    until_at: datetime | None
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone, or ValueError naming it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+
+
+def normalise(text: str) -> str:
+    body = text.strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[len("RRULE:") :]
+    return body
+
+
+@lru_cache(maxsize=4096)
+def compile_rule(text: str, starts_at: datetime, tz: str) -> rrule:
+    """The rule with its DTSTART at `starts_at` in `tz`; ValueError with a readable message if bad."""
+    body = normalise(text)
+    upper = body.upper()
+    for bad in _FORBIDDEN:
+        if bad in upper:
+            raise ValueError(f"RRULE must not contain {bad.strip() or 'line breaks'} (DTSTART is starts_at)")
+    if "FREQ=" not in upper:
+        raise ValueError("RRULE needs FREQ (e.g. FREQ=DAILY;BYHOUR=11;BYMINUTE=0)")
+    dtstart = starts_at.astimezone(zone(tz))
+    try:
+        rule = rrulestr(body, dtstart=dtstart, cache=False)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(f"invalid RRULE: {exc}") from None
+    if not isinstance(rule, rrule):  # an RRULE line with EXRULE/RDATE parts gives a set
+        raise ValueError("only a single RRULE is supported; add exceptions through the API")
+    return rule
+
+
+def check_rule(text: str, tz: str) -> str:
+    """Syntax check without a real start (request validation); returns the normalised rule."""
+    compile_rule(text, datetime(2026, 1, 1, tzinfo=UTC), tz)
+    return normalise(text)
+
+
+def _in_range(schedule: ScheduleLike, occurrence: datetime | None) -> datetime | None:
+    if occurrence is None:
+        return None
+    occurrence = occurrence.astimezone(UTC)
+    if schedule.until_at is not None and occurrence > schedule.until_at:
+        return None
+    return occurrence
+
+
+def first_at_or_after(schedule: ScheduleLike, moment: datetime) -> datetime | None:
+    """The first occurrence at or after `moment` (UTC), honouring the end date."""
+    if schedule.rrule is None:
+        return _in_range(schedule, schedule.starts_at if schedule.starts_at >= moment else None)
+    rule = compile_rule(schedule.rrule, schedule.starts_at, schedule.timezone)
+    return _in_range(schedule, rule.after(moment.astimezone(zone(schedule.timezone)), inc=True))
+
+
+def next_after(schedule: ScheduleLike, occurrence: datetime) -> datetime | None:
+    """The occurrence following `occurrence`, or None when the schedule is exhausted."""
+    if schedule.rrule is None:
+        return None
+    rule = compile_rule(schedule.rrule, schedule.starts_at, schedule.timezone)
+    return _in_range(schedule, rule.after(occurrence.astimezone(zone(schedule.timezone)), inc=False))
+
+
+def is_occurrence(schedule: ScheduleLike, moment: datetime) -> bool:
+    if schedule.rrule is None:
+        return moment == schedule.starts_at
+    return first_at_or_after(schedule, moment) == moment.astimezone(UTC)
+
+
+def upcoming(schedule: ScheduleLike, *, after: datetime, count: int) -> list[datetime]:
+    """The next `count` occurrences at or after `after` (for previews in the API)."""
+    found: list[datetime] = []
+    occurrence = first_at_or_after(schedule, after)
+    while occurrence is not None and len(found) < count:
+        found.append(occurrence)
+        occurrence = next_after(schedule, occurrence)
+    return found
+
+
+def seconds(delta: timedelta) -> float:
+    return delta.total_seconds()

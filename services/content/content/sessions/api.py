@@ -1,0 +1,87 @@
+"""Sharing-session routes: schedule one (previews follow), see it, its questions; approve the summary."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from content.deps import ActorDep, ContextDep
+from content.errors import InvalidState
+from content.models import Post
+from content.posts import service as posts
+from content.posts.schemas import PostPublic
+from content.sessions import service
+from content.sessions.schemas import QuestionPublic, SessionCreate, SessionPublic, SummaryApprove
+from qunzhu_common.deps import SessionDep
+
+router = APIRouter(prefix="/communities/{community_id}/sessions", tags=["sessions"])
+
+
+def _public(shared) -> SessionPublic:
+    return SessionPublic(**shared.model_dump(include=set(SessionPublic.model_fields)))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionPublic)
+async def create_session(
+    community_id: str, body: SessionCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+) -> SessionPublic:
+    """Schedule a guest sharing session (owner/admin): previews at T-48h/T-1h/T-5min, live relay in its window."""
+    shared = await service.create_session(
+        session, ctx=ctx, community_id=community_id, actor=actor, data=body, now=ctx.clock.now()
+    )
+    return _public(shared)
+
+
+@router.get("/{session_id}", response_model=SessionPublic)
+async def get_session(community_id: str, session_id: str, session: SessionDep) -> SessionPublic:
+    """A session, its status and (after the end) the summary draft."""
+    return _public(await service.get_session(session, session_id=session_id, community_id=community_id))
+
+
+@router.get("/{session_id}/questions", response_model=list[QuestionPublic])
+async def questions(community_id: str, session_id: str, session: SessionDep) -> list[QuestionPublic]:
+    """Questions collected for the Q&A part, in the order they were asked."""
+    await service.get_session(session, session_id=session_id, community_id=community_id)
+    rows = await service.questions_of(session, session_id=session_id)
+    return [QuestionPublic(**q.model_dump(include=set(QuestionPublic.model_fields))) for q in rows]
+
+
+@router.post("/{session_id}/cancel", response_model=SessionPublic)
+async def cancel_session(
+    community_id: str, session_id: str, session: SessionDep, ctx: ContextDep, actor: ActorDep
+) -> SessionPublic:
+    """Cancel a session not started yet, with its previews."""
+    shared = await service.get_session(session, session_id=session_id, community_id=community_id)
+    await service.cancel(session, ctx=ctx, shared=shared, actor=actor, now=ctx.clock.now())
+    return _public(shared)
+
+
+@router.post("/{session_id}/summary/approve", status_code=status.HTTP_201_CREATED, response_model=PostPublic)
+async def approve_summary(
+    community_id: str, session_id: str, body: SummaryApprove, session: SessionDep, ctx: ContextDep, actor: ActorDep
+) -> PostPublic:
+    """The host (or owner/admin) approves the summary: it is published as a post (沉淀), authored by the guest."""
+    shared = await service.get_session(session, session_id=session_id, community_id=community_id)
+    await service.require_host_or_staff(session, shared=shared, actor=actor, doing="approve the summary")
+    if shared.status != "ended":
+        raise InvalidState(f"the summary is approved after the session ends (it is {shared.status})")
+    if shared.summary_post_id is not None:
+        raise InvalidState("the summary is already published")
+    now = ctx.clock.now()
+    post = Post(
+        community_id=community_id,
+        kind="summary",
+        author_id=shared.guest_id,
+        title=body.title or f"{shared.topic}（分享总结）",
+        body_md=body.body_md or shared.summary_draft,
+        tags=body.tags,
+        level=body.level,
+        required_tier=body.required_tier,
+        session_id=shared.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(post)
+    await session.flush()
+    await posts.publish(session, ctx=ctx, post=post, now=now, guest_id=shared.guest_id)
+    shared.summary_post_id = post.id
+    return PostPublic(**post.model_dump(include=set(PostPublic.model_fields)))

@@ -1,0 +1,23 @@
+"""Engagement's domain errors (mapped once to problem+json by the common error handlers)."""
+
+from qunzhu_common.errors import Conflict, InvalidInput, NotFound
+
+
+class CommunityNotFound(NotFound):
+    slug, title = "community-not-found", "Community not found"
+
+
+class MemberNotFound(NotFound):
+    slug, title = "member-not-found", "Member not found"
+
+
+class ThingNotFound(NotFound):
+    slug, title = "not-found", "Not found"
+
+
+class InvalidRules(InvalidInput):
+    slug, title = "invalid-rules", "Inconsistent rule set"
+
+
+class StateConflict(Conflict):
+    slug, title = "conflict", "Conflict"

@@ -1,0 +1,72 @@
+"""membership.events.v1: which communities exist, who is a member, with which role, since when."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engagement.context import EngagementContext
+from engagement.locks import lock_member
+from engagement.models import CommunityCopy, MemberCopy
+from engagement.scoring.engine import score_pending
+from qunzhu_common.events.contracts.membership import CommunityCreated, MemberChanged
+from qunzhu_common.inbox import Event
+from qunzhu_common.timeutil import utcnow
+
+
+async def on_community_created(session: AsyncSession, event: Event[CommunityCreated], ctx: EngagementContext) -> None:
+    # A plain insert on purpose: a second application of the event would violate the primary key.
+    # The inbox, not the handler, makes redelivery harmless.
+    data = event.data
+    await lock_member(session, community_id=data.community_id, person_id=data.owner_id)
+    session.add(
+        CommunityCopy(
+            id=data.community_id,
+            name=data.name,
+            positioning=data.positioning,
+            timezone=data.timezone,
+            owner_id=data.owner_id,
+            created_at=data.created_at,
+            synced_at=utcnow(),
+        )
+    )
+    session.add(
+        MemberCopy(
+            community_id=data.community_id, person_id=data.owner_id, role="owner", status="active",
+            joined_at=data.created_at, changed_at=data.created_at,
+        )
+    )
+    await session.flush()
+    await score_pending(session, ctx, community_id=data.community_id, person_id=data.owner_id)
+
+
+async def on_member_changed(session: AsyncSession, event: Event[MemberChanged], ctx: EngagementContext) -> None:
+    data = event.data
+    await lock_member(session, community_id=data.community_id, person_id=data.member_id)
+    member = await session.get(MemberCopy, (data.community_id, data.member_id))
+    if member is None:
+        member = MemberCopy(
+            community_id=data.community_id, person_id=data.member_id, role=data.role, status=data.status,
+            display_name=data.display_name, joined_at=data.joined_at or data.changed_at, changed_at=data.changed_at,
+        )
+        session.add(member)
+        await session.flush()
+        await score_pending(session, ctx, community_id=data.community_id, person_id=data.member_id)
+        return
+    if data.changed_at < member.changed_at:
+        return  # an older state arriving late must not overwrite a newer one
+    member.role, member.status, member.changed_at = data.role, data.status, data.changed_at
+    member.display_name = data.display_name or member.display_name
+    if data.joined_at is not None:
+        member.joined_at = data.joined_at
+
+
+HANDLERS = {
+    "community.created": on_community_created,
+    **{
+        type_: on_member_changed
+        for type_ in (
+            "member.applied", "member.joined", "member.activated", "member.renewed",
+            "member.expired", "member.removed", "member.role_changed",
+        )
+    },
+}

@@ -1,0 +1,1 @@
+"""Homework (作业): assignments, submissions, grades, scholarships."""

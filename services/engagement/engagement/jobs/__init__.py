@@ -1,0 +1,1 @@
+"""Scheduled jobs: lurkers, elimination, key people, group health."""

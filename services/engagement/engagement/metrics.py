@@ -1,0 +1,47 @@
+"""Engagement's business metrics, registered on the service's own registry (`qunzhu_engagement_*`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class EngagementMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        p = "qunzhu_engagement_"
+        self.activities_scored = Counter(
+            p + "activities_scored_total", "Activities scored, by the classifier's verdict (rule type).",
+            ["rule_type"], registry=registry,
+        )
+        self.activities_pending = Counter(
+            p + "activities_pending_total", "Activities kept until their member is known.", registry=registry
+        )
+        self.points_awarded = Counter(
+            p + "points_awarded_points_total", "Points written to the ledger, by rule type (reversals subtract).",
+            ["rule_type"], registry=registry,
+        )
+        self.ledger_entries = Counter(
+            p + "ledger_entries_total", "Ledger entries written, by rule type and kind.",
+            ["rule_type", "kind"], registry=registry,
+        )
+        self.levels_reached = Counter(
+            p + "levels_reached_total", "Members reaching a level for the first time, by level.",
+            ["level"], registry=registry,
+        )
+        self.members_by_level = Gauge(
+            p + "members_by_level_members", "Members per level across communities (last computation).",
+            ["level"], registry=registry,
+        )
+        self.lurkers_flagged = Counter(
+            p + "lurkers_flagged_total", "Members flagged as lurkers.", registry=registry
+        )
+        self.removals_recommended = Counter(
+            p + "removals_recommended_total", "Removal recommendations, by reason.", ["reason"], registry=registry
+        )
+        self.strikes = Counter(p + "strikes_total", "Rule-enforcement strikes, by kind.", ["kind"], registry=registry)
+        self.dead_groups_flagged = Counter(
+            p + "dead_groups_flagged_total", "Chat groups flagged at risk of dying.", registry=registry
+        )
+        self.scholarships = Counter(p + "scholarships_awarded_total", "Scholarships awarded.", registry=registry)
+        self.key_people_runs = Counter(
+            p + "key_people_runs_total", "Key-people computations.", registry=registry
+        )

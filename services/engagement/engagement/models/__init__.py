@@ -1,0 +1,59 @@
+"""Engagement's tables, one module per sub-domain, all on engagement's own metadata."""
+
+from engagement.models.base import EngagementModel, inbox_table, metadata, outbox_table, registry
+from engagement.models.challenges import (
+    ChallengeCompletion,
+    ChallengeCreate,
+    ChallengeProgress,
+    ChallengePublic,
+    CheckinChallenge,
+)
+from engagement.models.community import CommunityCopy, CommunityCopyPublic, GroupMember, MemberCopy
+from engagement.models.goals import CommunityGoal, GoalCreate, GoalPublic
+from engagement.models.homework import (
+    Assignment,
+    AssignmentCreate,
+    AssignmentPublic,
+    GradeCreate,
+    Submission,
+    SubmissionCreate,
+    SubmissionPublic,
+)
+from engagement.models.people import DeadGroupFlag, KeyPeopleSnapshot, LurkerFlag, RemovalRecommendation
+from engagement.models.scoring import Activity, MemberScore, PointsDaily, PointsLedger, RuleSetVersion
+
+__all__ = [
+    "Activity",
+    "Assignment",
+    "AssignmentCreate",
+    "AssignmentPublic",
+    "GradeCreate",
+    "Submission",
+    "SubmissionCreate",
+    "SubmissionPublic",
+    "ChallengeCompletion",
+    "ChallengeCreate",
+    "ChallengeProgress",
+    "ChallengePublic",
+    "CheckinChallenge",
+    "CommunityCopy",
+    "CommunityCopyPublic",
+    "CommunityGoal",
+    "DeadGroupFlag",
+    "KeyPeopleSnapshot",
+    "LurkerFlag",
+    "RemovalRecommendation",
+    "GoalCreate",
+    "GoalPublic",
+    "EngagementModel",
+    "GroupMember",
+    "MemberCopy",
+    "MemberScore",
+    "PointsDaily",
+    "PointsLedger",
+    "RuleSetVersion",
+    "inbox_table",
+    "metadata",
+    "outbox_table",
+    "registry",
+]

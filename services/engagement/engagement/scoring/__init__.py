@@ -1,0 +1,1 @@
+"""Scoring: rules, the effective-activity classifier, the ledger, replay."""

@@ -1,0 +1,120 @@
+"""How each platform carries out a bot action. Every call answers Done, Retry(after) or Failed(reason).
+
+Telegram: sendMessage / banChatMember. WeCom: the group robot webhook (messages only: a robot cannot
+remove people). Generic: a Standard-Webhooks-signed POST to the operator's own bridge, with the action id
+as `webhook-id` and `Idempotency-Key`, so the bridge can drop a repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from gateway.settings import GatewaySettings
+from gateway.webhooks.adapters import ConnectorView
+from gateway.webhooks.verify import sign_standard
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: str  # completed, retry, failed
+    error: str = ""
+    retry_after_s: float | None = None
+
+
+DONE = Result("completed")
+
+
+def _retry_after(response: httpx.Response, default: float | None = None) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.replace(".", "", 1).isdigit() else default
+
+
+def _classify_http(response: httpx.Response, what: str) -> Result | None:
+    """Transport-level answer: None when the status is a success, to be read further."""
+    if response.status_code == 429 or response.status_code >= 500:
+        return Result("retry", f"{what}: HTTP {response.status_code}", _retry_after(response))
+    return None
+
+
+def _chat(group_id: str) -> str:
+    return group_id.partition(":")[2]
+
+
+async def telegram(client: httpx.AsyncClient, settings: GatewaySettings, connector: ConnectorView,
+                   request: dict[str, Any]) -> Result:
+    token = str(connector.secrets.get("bot_token", ""))
+    base = f"{settings.telegram_api_base.rstrip('/')}/bot{token}"
+    chat_id = _chat(request["group_id"])
+    if request["action"] == "remove_member":
+        if not request.get("member_id"):
+            return Result("failed", "remove_member without member_id")
+        method, payload = "banChatMember", {"chat_id": chat_id, "user_id": _chat(request["member_id"])}
+    else:
+        method, payload = "sendMessage", {"chat_id": chat_id, "text": request.get("text", "")}
+    response = await client.post(f"{base}/{method}", json=payload)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    if answer.get("ok") is True:
+        return DONE
+    if response.status_code == 429 or answer.get("error_code") == 429:
+        after = (answer.get("parameters") or {}).get("retry_after")
+        return Result("retry", f"telegram {method}: too many requests", float(after) if after else None)
+    if response.status_code >= 500:
+        return Result("retry", f"telegram {method}: HTTP {response.status_code}")
+    return Result("failed", f"telegram {method}: {answer.get('description') or response.status_code}"[:2000])
+
+
+async def wecom(client: httpx.AsyncClient, settings: GatewaySettings, connector: ConnectorView,
+                request: dict[str, Any]) -> Result:
+    if request["action"] == "remove_member":
+        return Result("failed", "a WeCom group robot cannot remove members")
+    key = (connector.secrets.get("robot_keys") or {}).get(_chat(request["group_id"]))
+    if not key:
+        return Result("failed", f"no group robot key for {request['group_id']}")
+    text: dict[str, Any] = {"content": request.get("text", "")}
+    if request.get("mention_all") or request["action"] == "announce":
+        text["mentioned_list"] = ["@all"]
+    response = await client.post(f"{settings.wecom_robot_base.rstrip('/')}/cgi-bin/webhook/send",
+                                 params={"key": key}, json={"msgtype": "text", "text": text})
+    if (transport := _classify_http(response, "wecom robot")) is not None:
+        return transport
+    try:
+        answer = response.json()
+    except ValueError:
+        return Result("retry", "wecom robot: not JSON")
+    code = answer.get("errcode")
+    if code == 0:
+        return DONE
+    if code in (45009, -1):  # API frequency limit, system busy
+        return Result("retry", f"wecom robot: errcode {code}")
+    return Result("failed", f"wecom robot: errcode {code} {answer.get('errmsg', '')}"[:2000])
+
+
+async def bridge(client: httpx.AsyncClient, settings: GatewaySettings, connector: ConnectorView,
+                 request: dict[str, Any]) -> Result:
+    url, secret = connector.secrets.get("outbound_url"), connector.secrets.get("outbound_secret")
+    if not url or not secret:
+        return Result("failed", "the connector has no outbound bridge configured")
+    if not str(url).startswith("https://") and not (settings.bridge_allow_http and str(url).startswith("http://")):
+        return Result("failed", "the bridge URL must be https")
+    body = json.dumps({"type": "chat.action.requested", "data": request}, ensure_ascii=False).encode()
+    stamp = int(time.time())
+    headers = {"content-type": "application/json", "webhook-id": request["action_id"],
+               "webhook-timestamp": str(stamp), "idempotency-key": request["action_id"],
+               "webhook-signature": sign_standard(str(secret), request["action_id"], stamp, body)}
+    response = await client.post(str(url), content=body, headers=headers)
+    if (transport := _classify_http(response, "bridge")) is not None:
+        return transport
+    if response.is_success:
+        return DONE
+    return Result("failed", f"bridge: HTTP {response.status_code}")
+
+
+EXECUTORS = {"telegram": telegram, "wecom": wecom, "generic": bridge}

@@ -1,0 +1,127 @@
+"""Login routes (one-time code, Telegram Login Widget) and API keys for bots and operators."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from gateway.auth import service, tokens
+from gateway.auth.deps import CurrentPrincipal, StateDep, rate_limit
+from gateway.auth.principal import require_role
+from gateway.errors import InvalidCredentials
+from qunzhu_common.deps import SessionDep
+from qunzhu_common.errors import NotFound, problem_response
+
+router = APIRouter(prefix="/api/v1", tags=["auth"], dependencies=[Depends(rate_limit)])
+PersonIdStr = Annotated[str, Field(min_length=3, max_length=200, pattern=r"^[a-z]+:.+$")]
+
+
+class CodeRequest(BaseModel):
+    community_id: str = Field(min_length=1, max_length=100)
+    member_id: PersonIdStr
+
+
+class CodeLogin(BaseModel):
+    member_id: PersonIdStr
+    code: str = Field(min_length=4, max_length=12)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    subject: str
+
+
+@router.post("/auth/codes", status_code=status.HTTP_202_ACCEPTED, response_class=Response)
+async def request_login_code(body: CodeRequest, session: SessionDep, state: StateDep) -> Response:
+    """Ask the community's bot to send a one-time login code to the member's private chat (always 202)."""
+    await service.send_login_code(session, state=state, community_id=body.community_id, member_id=body.member_id)
+    return Response(status_code=202)
+
+
+@router.post("/auth/token", response_model=TokenResponse, responses={401: {"description": "Wrong or used code"}})
+async def login_with_code(body: CodeLogin, session: SessionDep, state: StateDep) -> JSONResponse:
+    """Exchange a one-time code for a member token (JWT)."""
+    if not await service.redeem_login_code(session, state=state, member_id=body.member_id, code=body.code):
+        state.metrics.logins.labels("code", "refused").inc()
+        # A response, not an exception: the failed attempt must be committed, or guessing would be free.
+        return problem_response(status=401, title="Invalid credentials", slug="invalid-credentials",
+                                detail="wrong, expired or already used code")
+    state.metrics.logins.labels("code", "ok").inc()
+    return _token(state, body.member_id, "otp")
+
+
+@router.post("/auth/telegram", response_model=TokenResponse, responses={401: {"description": "Bad widget data"}})
+async def login_with_telegram(data: dict[str, str | int], state: StateDep) -> JSONResponse:
+    """Exchange Telegram Login Widget data (id, first_name, …, auth_date, hash) for a member token."""
+    try:
+        subject = service.check_telegram_login(
+            {k: str(v) for k, v in data.items()}, bot_token=state.settings.telegram_login_bot_token.get_secret_value(),
+            max_age_s=state.settings.telegram_login_max_age_s,
+        )
+    except (ValueError, KeyError):
+        state.metrics.logins.labels("telegram", "refused").inc()
+        raise InvalidCredentials("the Telegram login data is not valid") from None
+    state.metrics.logins.labels("telegram", "ok").inc()
+    return _token(state, subject, "telegram")
+
+
+def _token(state, subject: str, method: str) -> JSONResponse:
+    token, ttl = tokens.issue(state.jwt_key, state.settings, subject=subject, method=method)
+    return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl, "subject": subject},
+                        headers={"Cache-Control": "no-store"})
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    kind: Literal["bot", "operator"]
+    role: Literal["admin", "guest", "member"] = "admin"
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    kind: str
+    role: str
+    community_id: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="Shown once; only its hash is kept.")
+
+
+@router.post("/communities/{community_id}/api-keys", status_code=201, response_model=ApiKeyCreated, tags=["api keys"])
+async def create_api_key(
+    community_id: str, body: ApiKeyCreate, session: SessionDep, principal: CurrentPrincipal
+) -> ApiKeyCreated:
+    """Create an API key for a bot or an operator of the community (owner only); the key is shown once."""
+    await require_role(session, principal, community_id, "owner")
+    row, key = await service.create_api_key(session, community_id=community_id, name=body.name, kind=body.kind,
+                                            role=body.role, created_by=principal.subject)
+    return ApiKeyCreated(**row.model_dump(exclude={"secret_hash"}), key=key)
+
+
+@router.get("/communities/{community_id}/api-keys", response_model=list[ApiKeyPublic], tags=["api keys"])
+async def list_api_keys(community_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[ApiKeyPublic]:
+    """The community's API keys, without their secrets (owner only)."""
+    await require_role(session, principal, community_id, "owner")
+    rows = await service.list_api_keys(session, community_id=community_id)
+    return [ApiKeyPublic(**r.model_dump(exclude={"secret_hash"})) for r in rows]
+
+
+@router.delete("/communities/{community_id}/api-keys/{key_id}", status_code=204, response_class=Response,
+               tags=["api keys"])
+async def revoke_api_key(community_id: str, key_id: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+    """Revoke an API key at once (owner only)."""
+    await require_role(session, principal, community_id, "owner")
+    if not await service.revoke_api_key(session, community_id=community_id, key_id=key_id):
+        raise NotFound(f"API key {key_id} does not exist")
+    return Response(status_code=204)

@@ -1,0 +1,72 @@
+"""Who is calling, and what their role allows in a community (from the membership projection)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth import tokens
+from gateway.crypto import matches_hash
+from gateway.errors import InvalidCredentials, RoleRequired
+from gateway.models import ApiKey, MemberRole
+from gateway.state import GatewayState
+
+ROLE_RANK = {"member": 1, "guest": 2, "admin": 3, "owner": 4}
+# Statuses in which a role grants anything: a removed or expired member's role is void.
+ACTIVE_STATUSES = frozenset({"active", "pending_ritual"})
+API_KEY_PREFIX = "qz_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str  # a person id (telegram:123), apikey:<id> or platform-operator
+    kind: Literal["member", "bot", "operator", "platform"]
+    community_id: str | None = None  # API keys are scoped to one community
+    role: str | None = None
+
+
+async def authenticate(
+    session: AsyncSession, *, state: GatewayState, authorization: str | None, api_key: str | None
+) -> Principal | None:
+    if api_key:
+        return await _api_key(session, state=state, presented=api_key.strip())
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidCredentials("use `Authorization: Bearer <token>`")
+        return Principal(subject=tokens.verify(state.jwt_key, state.settings, token.strip()), kind="member")
+    return None
+
+
+async def _api_key(session: AsyncSession, *, state: GatewayState, presented: str) -> Principal:
+    admin = state.settings.admin_api_key.get_secret_value()
+    if admin and hmac.compare_digest(presented.encode(), admin.encode()):
+        return Principal(subject="platform-operator", kind="platform")
+    key_id, _, secret = presented.removeprefix(API_KEY_PREFIX).partition("_")
+    row = await session.get(ApiKey, key_id) if presented.startswith(API_KEY_PREFIX) and secret else None
+    if row is None or row.revoked_at is not None or not matches_hash(secret, row.secret_hash):
+        raise InvalidCredentials("unknown or revoked API key")
+    return Principal(subject=f"apikey:{row.id}", kind=row.kind, community_id=row.community_id, role=row.role)  # type: ignore[arg-type]
+
+
+async def role_in(session: AsyncSession, principal: Principal, community_id: str) -> str | None:
+    if principal.kind == "platform":
+        return "owner"
+    if principal.kind in ("bot", "operator"):
+        return principal.role if principal.community_id == community_id else None
+    row = await session.get(MemberRole, (community_id, principal.subject))
+    if row is None:
+        return None
+    if row.status not in ACTIVE_STATUSES and not (row.role == "owner" and row.status != "dissolved"):
+        return None  # a removed, expired or blacklisted member's role is void; an owner's, until dissolution
+    return row.role
+
+
+async def require_role(session: AsyncSession, principal: Principal, community_id: str, minimum: str) -> str:
+    role = await role_in(session, principal, community_id)
+    if role is None or ROLE_RANK[role] < ROLE_RANK[minimum]:
+        raise RoleRequired(f"this needs the {minimum} role (or higher) in community {community_id}")
+    return role

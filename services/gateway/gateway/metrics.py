@@ -1,0 +1,45 @@
+"""The gateway's own figures, on its service registry: `qunzhu_gateway_<what>_<unit>`, bounded labels."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from qunzhu_common.metrics import LATENCY_BUCKETS
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        p = "qunzhu_gateway_"
+        self.verification_failures = Counter(
+            p + "webhook_verification_failures_total",
+            "Webhooks refused (401) by platform and reason (missing, signature, secret, timestamp…).",
+            ["platform", "reason"], registry=registry,
+        )
+        self.webhooks = Counter(
+            p + "webhooks_total",
+            "Verified webhooks by platform and outcome (accepted, ignored, duplicate, quarantined).",
+            ["platform", "outcome"], registry=registry,
+        )
+        self.webhook_events = Counter(
+            p + "webhook_events_total", "Events written to the outbox from webhooks, by type.",
+            ["type"], registry=registry,
+        )
+        self.bot_actions = Counter(
+            p + "bot_actions_total",
+            "Bot action attempts by platform, action and outcome (completed, retried, failed, duplicate).",
+            ["platform", "action", "outcome"], registry=registry,
+        )
+        self.bot_action_duration = Histogram(
+            p + "bot_action_duration_seconds", "Time of one call to a platform.", ["platform"],
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.rate_limited = Counter(
+            p + "rate_limited_requests_total", "Public API requests refused with 429.", registry=registry
+        )
+        self.logins = Counter(
+            p + "logins_total", "Login attempts by method and outcome.", ["method", "outcome"],
+            registry=registry,
+        )
+
+    def refused(self, platform: str, reason: str) -> None:
+        self.verification_failures.labels(platform, reason).inc()

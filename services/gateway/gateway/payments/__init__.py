@@ -1,0 +1,1 @@
+"""Payment provider webhooks (Stripe, WeChat Pay API v3) → payments.events.v1."""

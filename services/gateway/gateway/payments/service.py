@@ -1,0 +1,111 @@
+"""Verified payment notifications → dedupe on the provider's event id → payments.events.v1 or quarantine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import PaymentRef
+from gateway.payments import stripe_hook, wechatpay
+from gateway.state import GatewayState
+from gateway.webhooks.adapters import body_digest
+from gateway.webhooks.commands import Unnormalisable
+from gateway.webhooks.ingest import Outcome, Staged, record_delivery, stage
+from qunzhu_common.db.upsert import insert_if_absent
+from qunzhu_common.outbox import OutboxWriter
+
+Mapper = Callable[[dict[str, str]], list[tuple[str, str | None, dict]]]
+
+
+async def _communities(session: AsyncSession, payment_ids: Sequence[str]) -> dict[str, str]:
+    if not payment_ids:
+        return {}
+    rows = await session.execute(select(PaymentRef).where(PaymentRef.payment_id.in_(list(payment_ids))))
+    return {r.payment_id: r.community_id for r in rows.scalars().all()}
+
+
+async def _record(
+    session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, provider: str, delivery_id: str,
+    payment_ids: Sequence[str], mapper: Mapper, payload: bytes,
+) -> Outcome:
+    try:
+        community_of = await _communities(session, payment_ids)
+        staged = [stage(outbox.registry, t, c, d) for t, c, d in mapper(community_of)]
+    except Unnormalisable as exc:
+        outcome = await record_delivery(session, outbox=outbox, source=provider, platform=provider,
+                                        delivery_id=delivery_id, quarantine_reason=str(exc), payload=payload)
+    else:
+        outcome = await record_delivery(session, outbox=outbox, source=provider, platform=provider,
+                                        delivery_id=delivery_id, events=staged)
+        if outcome.status == "accepted":
+            await _remember(session, staged)
+            for event in staged:
+                state.metrics.webhook_events.labels(event.type).inc()
+    state.metrics.webhooks.labels(provider, outcome.status).inc()
+    return outcome
+
+
+async def _remember(session: AsyncSession, staged: Sequence[Staged]) -> None:
+    """Keep which community a payment belongs to: refunds often do not repeat it."""
+    for event in staged:
+        if event.type == "payment.succeeded":
+            data: Any = event.payload
+            await insert_if_absent(session, PaymentRef.__table__, dict(  # type: ignore[attr-defined]
+                payment_id=data.payment_id, provider=data.provider, community_id=event.community_id,
+                payer_id=data.payer_id, plan_id=data.plan_id))
+
+
+async def receive_stripe(
+    session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, body: bytes, signature: str | None
+) -> Outcome:
+    secrets = [s.get_secret_value() for s in state.settings.stripe_webhook_secrets]
+    try:
+        event = stripe_hook.verify(body, signature, secrets)
+    except Exception as exc:
+        state.metrics.refused("stripe", getattr(exc, "reason", "error"))
+        raise
+    return await _record(
+        session, state=state, outbox=outbox, provider="stripe", delivery_id=str(event.get("id") or ""),
+        payment_ids=stripe_hook.payment_ids(event), payload=body,
+        mapper=lambda community_of: stripe_hook.normalise(event, community_of=community_of),
+    )
+
+
+async def receive_wechatpay(
+    session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, body: bytes, headers: dict[str, str],
+    certificates: Sequence[Any],
+) -> Outcome:
+    try:
+        wechatpay.verify(headers, body, certificates, tolerance_s=state.settings.webhook_tolerance_s)
+    except Exception as exc:
+        state.metrics.refused("wechatpay", getattr(exc, "reason", "error"))
+        raise
+    try:
+        notification = json.loads(body)
+        delivery_id = str(notification["id"])
+    except (ValueError, KeyError, TypeError):
+        notification, delivery_id = None, body_digest(body)
+    resource: dict[str, Any] = {}
+    problem: str | None = None
+    if notification is None:
+        problem = "not a WeChat Pay notification"
+    else:
+        try:
+            resource = wechatpay.decrypt_resource(
+                notification.get("resource") or {}, state.settings.wechatpay_apiv3_key.get_secret_value()
+            )
+        except Unnormalisable as exc:
+            problem = str(exc)
+
+    def mapper(community_of: dict[str, str]) -> list[tuple[str, str | None, dict]]:
+        if problem is not None:
+            raise Unnormalisable(problem)
+        return wechatpay.normalise(notification or {}, resource, community_of=community_of)
+
+    ids = [str(resource["transaction_id"])] if resource.get("transaction_id") else []
+    return await _record(session, state=state, outbox=outbox, provider="wechatpay", delivery_id=delivery_id,
+                         payment_ids=ids, mapper=mapper, payload=body)

@@ -1,0 +1,95 @@
+"""Webhook routes: chat platforms in, and the quarantine view for ops."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from gateway.auth.deps import PlatformOperator, StateDep
+from gateway.errors import PayloadTooLarge
+from gateway.state import GatewayState, read_limited
+from gateway.webhooks import service
+from gateway.webhooks.adapters import Incoming
+from qunzhu_common.deps import SessionDep
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+_RESPONSES = {
+    401: {"description": "Missing or forged signature, wrong secret, timestamp outside the tolerance"},
+    404: {"description": "Unknown connector"},
+    413: {"description": "Body over the limit (1 MiB)"},
+}
+
+
+class WebhookAck(BaseModel):
+    status: str  # accepted, ignored, quarantined, duplicate
+    events: int = 0
+
+
+@router.post("/chat/{connector_id}", response_model=WebhookAck, responses=_RESPONSES)
+async def chat_webhook(connector_id: str, request: Request) -> JSONResponse:
+    """A chat platform's delivery (Standard Webhooks JSON, Telegram update or WeCom callback).
+
+    Answered 200 only after its events (or its quarantine row) are committed; a replayed delivery id
+    is answered 200 `duplicate` with no side effect. Deliveries arriving together share one commit.
+    """
+    state: GatewayState = request.app.state.gateway  # not a dependency: this is the hot path
+    limit = state.settings.webhook_max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is over {limit} bytes")
+    connector = await service.connector_view(state=state, connector_id=connector_id)
+    incoming = Incoming(dict(request.headers), dict(request.query_params), await read_limited(request, limit))
+    outcome = await service.receive_chat(state=state, outbox=state.runtime.outbox, connector=connector,
+                                         incoming=incoming)
+    return JSONResponse({"status": outcome.status, "events": outcome.events})
+
+
+@router.get("/chat/{connector_id}", response_class=Response, responses=_RESPONSES)
+async def chat_webhook_url_check(connector_id: str, request: Request, state: StateDep) -> Response:
+    """WeCom's URL verification: `msg_signature`, `timestamp`, `nonce`, `echostr` → the decrypted echostr."""
+    connector = await service.connector_view(state=state, connector_id=connector_id)
+    if connector.platform != "wecom":
+        return Response(status_code=405)
+    return Response(service.wecom_echo(state=state, connector=connector, query=dict(request.query_params)),
+                    media_type="text/plain")
+
+
+class QuarantinedPublic(BaseModel):
+    id: int
+    source: str
+    platform: str
+    delivery_id: str
+    reason: str
+    payload: str
+    received_at: datetime
+
+
+class QuarantinePage(BaseModel):
+    data: list[QuarantinedPublic]
+    count: int
+
+
+ops = APIRouter(prefix="/api/v1/ops", tags=["operations"])
+
+
+@ops.get("/quarantine", response_model=QuarantinePage)
+async def list_quarantined(
+    session: SessionDep,
+    _operator: PlatformOperator,
+    source: Annotated[str | None, Query(max_length=100, description="chat:<connector id>, stripe, wechatpay")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> QuarantinePage:
+    """Verified payloads that could not be normalised, newest first, with the reason (platform operators)."""
+    rows, count = await service.list_quarantine(session, source=source, offset=offset, limit=limit)
+    return QuarantinePage(data=[
+        QuarantinedPublic(id=r.id or 0, source=r.source, platform=r.platform, delivery_id=r.delivery_id,
+                          reason=r.reason, payload=bytes(r.payload).decode("utf-8", "replace"),
+                          received_at=r.received_at)
+        for r in rows
+    ], count=count)

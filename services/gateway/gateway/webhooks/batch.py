@@ -1,0 +1,110 @@
+"""Recording many verified deliveries in one transaction with a few multi-row statements.
+
+Per batch: one INSERT … ON CONFLICT DO NOTHING RETURNING claims the delivery ids (what comes back was
+new; the rest are replays), one INSERT puts the claimed deliveries' events in the outbox, one INSERT
+keeps the quarantined ones. Within a batch the first copy of a delivery wins, as it would one by one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import QuarantinedWebhook, WebhookDelivery
+from gateway.webhooks.ingest import EVENT_ID_NAMESPACE, Outcome, Staged
+from qunzhu_common.events.envelope import new_envelope
+from qunzhu_common.events.registry import EventRegistry
+from qunzhu_common.outbox import run_after_commit
+from qunzhu_common.timeutil import utcnow
+
+_DELIVERY: Table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+_QUARANTINE: Table = QuarantinedWebhook.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    source: str
+    platform: str
+    delivery_id: str
+    events: Sequence[Staged] = ()
+    quarantine_reason: str | None = None
+    payload: bytes = b""
+    correlation_id: str | None = None  # the request's: the writer runs in its own task
+
+    @property
+    def status(self) -> str:
+        if self.quarantine_reason is not None:
+            return "quarantined"
+        return "accepted" if self.events else "ignored"
+
+
+@dataclass
+class BatchRecorder:
+    """The flush function of the group committer for chat webhooks."""
+
+    registry: EventRegistry
+    outbox_table: Table
+    source_service: str
+    on_outbox_write: Callable[[], None] | None = None
+    _insert_for: dict[str, Any] = field(default_factory=dict)
+
+    def _claim_statement(self, session: AsyncSession) -> Any:
+        dialect = session.bind.dialect.name
+        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return make(_DELIVERY)
+
+    async def __call__(self, session: AsyncSession, batch: Sequence[Delivery]) -> list[Outcome]:
+        now = utcnow()
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        first: dict[tuple[str, str], int] = {}
+        for index, delivery in enumerate(batch):
+            key = (delivery.source, delivery.delivery_id)
+            if key in first:
+                outcomes[index] = Outcome("duplicate")
+            else:
+                first[key] = index
+        rows = [dict(source=batch[i].source, delivery_id=batch[i].delivery_id, outcome=batch[i].status,
+                     event_count=len(batch[i].events), received_at=now) for i in first.values()]
+        claim = (self._claim_statement(session).values(rows).on_conflict_do_nothing()
+                 .returning(_DELIVERY.c.source, _DELIVERY.c.delivery_id))
+        claimed = {(r.source, r.delivery_id) for r in (await session.execute(claim)).all()}
+
+        outbox_rows, quarantine_rows = [], []
+        for key, index in first.items():
+            delivery = batch[index]
+            if key not in claimed:
+                outcomes[index] = Outcome("duplicate")
+                continue
+            if delivery.quarantine_reason is not None:
+                quarantine_rows.append(dict(
+                    source=delivery.source, platform=delivery.platform, delivery_id=delivery.delivery_id,
+                    reason=delivery.quarantine_reason[:2000], payload=delivery.payload, received_at=now))
+                outcomes[index] = Outcome("quarantined", reason=delivery.quarantine_reason)
+                continue
+            for position, event in enumerate(delivery.events):
+                outbox_rows.append(self._outbox_row(delivery, position, event, now))
+            outcomes[index] = Outcome(delivery.status, events=len(delivery.events))
+        if outbox_rows:
+            await session.execute(insert(self.outbox_table), outbox_rows)
+            if self.on_outbox_write is not None:
+                run_after_commit(session, self.on_outbox_write)
+        if quarantine_rows:
+            await session.execute(insert(_QUARANTINE), quarantine_rows)
+        return [o if o is not None else Outcome("duplicate") for o in outcomes]
+
+    def _outbox_row(self, delivery: Delivery, position: int, event: Staged, now: Any) -> dict[str, Any]:
+        # Deterministic ids: the same delivery can never put a second copy of an event in the outbox.
+        envelope = new_envelope(
+            type=event.type, data=event.payload, source=self.source_service, community_id=event.community_id,
+            event_id=uuid.uuid5(EVENT_ID_NAMESPACE, f"{delivery.source}/{delivery.delivery_id}/{position}"),
+            correlation_id=delivery.correlation_id,
+        )
+        spec = self.registry.spec_for(event.type, 1)  # the payload was validated against it when staged
+        return dict(event_id=str(envelope.id), topic=spec.topic, key=spec.key(envelope), event_type=event.type,
+                    payload=envelope.to_bytes(), created_at=now)

@@ -1,0 +1,82 @@
+"""The chat webhook pipeline: connector → verify → normalise → dedupe + outbox (or quarantine)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.errors import WebhookUnauthorized
+from gateway.models import QuarantinedWebhook
+from gateway.state import GatewayState
+from gateway.webhooks.adapters import ADAPTERS, ConnectorView, Incoming, open_wecom
+from gateway.webhooks.batch import Delivery
+from gateway.webhooks.commands import Unnormalisable
+from gateway.webhooks.ingest import Outcome, stage_chat_events
+from qunzhu_common.context import current_correlation_id
+from qunzhu_common.outbox import OutboxWriter
+
+
+async def connector_view(*, state: GatewayState, connector_id: str) -> ConnectorView:
+    """The connector, from the cache when fresh (no database round trip per delivery)."""
+    view = state.connectors.cached(connector_id)
+    if view is not None:
+        return view
+    async with state.runtime.session_maker() as session:
+        return await state.connectors.get(session, box=state.box, connector_id=connector_id)
+
+
+async def receive_chat(
+    *, state: GatewayState, outbox: OutboxWriter, connector: ConnectorView, incoming: Incoming,
+) -> Outcome:
+    """Verify and normalise outside any transaction, then record the delivery in the next group commit."""
+    adapter = ADAPTERS[connector.platform]
+    try:
+        verified = adapter.verify(incoming, connector, tolerance_s=state.settings.webhook_tolerance_s)
+    except WebhookUnauthorized as exc:
+        state.metrics.refused(connector.platform, exc.reason)
+        raise
+    delivery_id = verified.delivery_id or adapter.delivery_id(verified.payload)
+    source = f"chat:{connector.id}"
+    try:
+        raw = adapter.normalise(verified.payload, connector)
+        staged = stage_chat_events(
+            raw, registry=outbox.registry, identity_platform=connector.identity_platform, groups=connector.groups,
+            delivery_id=delivery_id,
+        )
+    except Unnormalisable as exc:
+        reason, staged = str(exc), []
+    else:
+        reason = None
+
+    assert state.ingest is not None
+    outcome: Outcome = await state.ingest.submit(Delivery(
+        source=source, platform=connector.platform, delivery_id=delivery_id, events=staged,
+        quarantine_reason=reason, payload=verified.payload if reason is not None else b"",
+        correlation_id=current_correlation_id(),
+    ))
+    if outcome.status == "accepted":
+        for event in staged:
+            state.metrics.webhook_events.labels(event.type).inc()
+    state.metrics.webhooks.labels(connector.platform, outcome.status).inc()
+    return outcome
+
+
+def wecom_echo(*, state: GatewayState, connector: ConnectorView, query: dict[str, str]) -> bytes:
+    """WeCom's URL check: the echostr is signed and encrypted like a callback; answer its plaintext."""
+    try:
+        return open_wecom(query, query.get("echostr", ""), connector, tolerance_s=state.settings.webhook_tolerance_s)
+    except WebhookUnauthorized as exc:
+        state.metrics.refused("wecom", exc.reason)
+        raise
+
+
+async def list_quarantine(
+    session: AsyncSession, *, source: str | None, offset: int, limit: int
+) -> tuple[list[QuarantinedWebhook], int]:
+    query = select(QuarantinedWebhook)
+    count = select(func.count()).select_from(QuarantinedWebhook)
+    if source is not None:
+        query = query.where(QuarantinedWebhook.source == source)
+        count = count.where(QuarantinedWebhook.source == source)
+    rows = await session.execute(query.order_by(QuarantinedWebhook.id.desc()).offset(offset).limit(limit))
+    return list(rows.scalars().all()), int(await session.scalar(count) or 0)
