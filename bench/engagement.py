@@ -13,8 +13,9 @@ on the local PostgreSQL (deploy/local/postgres.sh); everything is stopped / drop
              ratio = best qunzhu rate / raw rate, limit 0.5.
 2. leaderboard  100,000 members, 10 million ledger rows (generated in PostgreSQL), the per-day and per-member
              figures derived from them; p50/p99 of the HTTP reads (leaderboard all/7 d/30 d, group, standing)
-             through the real app, vs the same leaderboards computed by summing the ledger (the design the
-             running totals replace): ratio = ledger-sum p99 / our p99.
+             through the real app (a window's first read aggregates it and is reported as `cold`; large
+             windows are then cached for 15 s), vs the same leaderboards computed by summing the ledger
+             (the design the running totals replace): ratio = ledger-sum p99 / our p99.
 3. key people  networkx PageRank + betweenness + Louvain on a 100,000-edge interaction graph; seconds vs a
              limit of 60 s (it runs hourly in the background).
 
@@ -348,11 +349,14 @@ async def leaderboard(args: argparse.Namespace, pg: BenchPostgres, tmp: Path) ->
                 ("standing 7d", f"{base}/members/telegram:{rnd.randrange(args.members)}/standing", {"window": "7d"}),
             ]
             for name, path, params in cases:
-                await timed(client, path, params, 3)  # warm the caches
+                # The first read of a window aggregates it (then cached for ranking.CACHE_TTL_S): reported apart.
+                cold = (await timed(client, path, params, 1))[0]
+                await timed(client, path, params, 2)
                 ms = await timed(client, path, params, args.reads)
                 all_ms += ms
-                reads[name] = {"p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2)}
-                log(f"leaderboard: {name}: p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} ms")
+                reads[name] = {"cold_ms": round(cold, 2), "p50_ms": round(pct(ms, 50), 2),
+                               "p99_ms": round(pct(ms, 99), 2)}
+                log(f"leaderboard: {name}: cold {cold:.1f} ms, p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} ms")
     naive = await ledger_sum_ms(url, cid, None, 3) + await ledger_sum_ms(url, cid, (now - timedelta(days=6)).date(), 3)
     our_p99 = pct(all_ms, 99)
     return {
@@ -456,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     if lb := figures.get("leaderboard"):
         print(f"  leaderboard   {lb['members']:,} members, {lb['ledger_rows']:,} ledger rows")
         for name, v in lb["cases"].items():
-            print(f"                {name:<22} p50 {v['p50_ms']:>8.1f} ms   p99 {v['p99_ms']:>8.1f} ms")
+            print(f"                {name:<22} cold {v['cold_ms']:>8.1f} ms   p50 {v['p50_ms']:>8.1f} ms   "
+                  f"p99 {v['p99_ms']:>8.1f} ms")
         print(f"                p99 {lb['p99_ms']:.1f} ms vs summing the ledger p99 {lb['ledger_sum_p99_ms']:.0f} ms: "
               f"ratio {lb['speedup_vs_ledger_sum']:.0f}x")
     if kp := figures.get("key_people"):

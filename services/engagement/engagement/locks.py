@@ -3,8 +3,9 @@
 A member's chat activity (chat.events.v1) and the event that makes them known (membership.events.v1)
 are consumed concurrently. Without a lock, an activity could be kept as pending just as the member
 becomes known, and the member's transaction (not seeing the uncommitted activity) would leave it
-pending forever. Both take this transaction-scoped lock first. SQLite needs none: BEGIN IMMEDIATE
-already serialises every writer.
+pending forever. Once the community exists, its row lock (engine.locked_community) orders the two;
+before that, both take this transaction-scoped lock. SQLite needs none: BEGIN IMMEDIATE already
+serialises every writer.
 """
 
 from __future__ import annotations

@@ -112,3 +112,26 @@ async def test_points_goal_reads_in_wan(engagement):
     assert response.json()["progress_text"] == "0 of 50万"
     bad = await engagement.client.post(f"/communities/{cid}/goals", json={"title": "x", "target": 0})
     assert bad.status_code == 422
+
+
+async def test_large_windows_are_served_from_a_short_lived_cache(engagement, monkeypatch):
+    from engagement.leaderboard import ranking
+
+    monkeypatch.setattr(ranking, "CACHE_MIN_PEOPLE", 1)  # every window counts as large here
+    cid = await engagement.community()
+    a, b = "telegram:1", "telegram:2"
+    for person in (a, b):
+        await engagement.member(cid, person)
+    await engagement.command(cid, a, "checkin", local(0, 8))
+    assert await board(engagement, cid, window="7d") == [(a, 5, 1)]
+
+    await engagement.command(cid, b, "checkin", local(0, 8))
+    await engagement.message(cid, b, "今天的增长实验复盘", local(0, 9))
+    assert await board(engagement, cid, window="7d") == [(a, 5, 1)]  # within the TTL: the cached ranking
+    assert (await engagement.get(f"/communities/{cid}/members/{b}/standing", window="all"))["points"] == 6
+
+    monkeypatch.setattr(ranking, "CACHE_TTL_S", 0.0)
+    ranking._CACHE.clear()
+    assert await board(engagement, cid, window="7d") == [(b, 6, 1), (a, 5, 2)]
+    standing = await engagement.get(f"/communities/{cid}/members/{a}/standing", window="7d")
+    assert (standing["rank"], standing["points_to_top10"], standing["members_ranked"]) == (2, 0, 2)

@@ -186,3 +186,19 @@ async def test_content_events_score_attendance_answers_and_posts(engagement):
 
     assert await verdicts(engagement, cid, A) == [("question_asked", 0), ("session_attended", 5)]  # once, not twice
     assert await verdicts(engagement, cid, B) == [("question_answered", 6), ("session_attended", 5)]
+
+
+async def test_a_community_template_sets_the_first_rule_version(engagement):
+    from qunzhu_common.events.contracts.membership import CommunityTemplateApplied, ScoringRulePreset
+
+    cid = await setup(engagement, A)
+    await engagement.feed("community.template_applied", CommunityTemplateApplied(
+        community_id=cid, template="learning", content_rhythm=[], applied_at=T0 - timedelta(days=1),
+        scoring_rules=[ScoringRulePreset(action="checkin", points=8, daily_cap=8),
+                       ScoringRulePreset(action="intro", points=3)],
+    ), community_id=cid)
+    rules = await engagement.get(f"/communities/{cid}/rules")
+    assert rules["current"]["version"] == 1 and rules["current"]["rules"]["points"]["checkin"] == 8
+
+    await engagement.command(cid, A, "checkin", T0)
+    assert await verdicts(engagement, cid, A) == [("checkin", 8)]

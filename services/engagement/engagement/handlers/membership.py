@@ -5,12 +5,22 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.context import EngagementContext
+from engagement.errors import InvalidRules
 from engagement.locks import lock_member
 from engagement.models import CommunityCopy, MemberCopy
 from engagement.scoring.engine import score_pending
-from qunzhu_common.events.contracts.membership import CommunityCreated, MemberChanged
+from engagement.scoring.rules import ScoringRules
+from engagement.scoring.ruleset import add_version
+from qunzhu_common.events.contracts.membership import CommunityCreated, CommunityTemplateApplied, MemberChanged
 from qunzhu_common.inbox import Event
 from qunzhu_common.timeutil import utcnow
+
+# Membership's template presets name actions; these are the rule types they set.
+PRESET_RULES = {
+    "checkin": "checkin", "homework": "homework_submitted", "message": "effective_message",
+    "link": "share_with_intro", "question": "question_asked", "reaction": "reaction_received",
+    "red_packet": "red_packet",
+}
 
 
 async def on_community_created(session: AsyncSession, event: Event[CommunityCreated], ctx: EngagementContext) -> None:
@@ -60,13 +70,36 @@ async def on_member_changed(session: AsyncSession, event: Event[MemberChanged], 
         member.joined_at = data.joined_at
 
 
+async def on_template_applied(
+    session: AsyncSession, event: Event[CommunityTemplateApplied], ctx: EngagementContext
+) -> None:
+    """A community made from a template starts with the template's scoring presets as rules v1."""
+    data = event.data
+    points, caps = {}, {}
+    for preset in data.scoring_rules:
+        rule_type = PRESET_RULES.get(preset.action)
+        if rule_type is None:
+            continue  # e.g. "intro", "reply": no rule of that kind here
+        points[rule_type] = preset.points
+        if preset.daily_cap is not None:
+            caps[rule_type] = preset.daily_cap
+    rules = ScoringRules(points=points, daily_caps={**ScoringRules().daily_caps, **caps})
+    try:
+        await add_version(session, community_id=data.community_id, rules=rules, effective_from=data.applied_at,
+                          note=f"template {data.template}")
+    except InvalidRules:
+        pass  # an operator already set rules from a later time: theirs stand
+
+
 HANDLERS = {
     "community.created": on_community_created,
+    "community.template_applied": on_template_applied,
     **{
         type_: on_member_changed
         for type_ in (
-            "member.applied", "member.joined", "member.activated", "member.renewed",
-            "member.expired", "member.removed", "member.role_changed",
+            "member.applied", "member.rejected", "member.joined", "member.activated", "member.renewed",
+            "member.expired", "member.removed", "member.blacklisted", "member.role_changed",
+            "member.groups_changed",
         )
     },
 }

@@ -68,18 +68,26 @@ async def flag_lurkers(
 ) -> list[LurkerFlag]:
     """Members with no effective activity for `lurker_days` → `lurker.flagged` and a nudge, once per silence."""
     threshold = timedelta(days=rules.lurker_days)
+    cutoff = now - threshold
+    # One query for the candidates (not one per member): a community can have 100,000 of them.
+    last_effective = MemberScore.last_effective_at
+    since_expr = func.coalesce(last_effective, MemberCopy.joined_at, MemberCopy.changed_at)
+    candidates = (await session.execute(
+        select(MemberCopy, last_effective)
+        .outerjoin(MemberScore, (MemberScore.community_id == MemberCopy.community_id)
+                   & (MemberScore.person_id == MemberCopy.person_id))
+        .where(MemberCopy.community_id == community.id, MemberCopy.role == "member",
+               MemberCopy.status.in_(ELIGIBLE_STATUS), since_expr <= cutoff)
+        .order_by(MemberCopy.person_id)
+    )).all()
+    previous_flags = dict((await session.execute(
+        select(LurkerFlag.person_id, func.max(LurkerFlag.flagged_at))
+        .where(LurkerFlag.community_id == community.id).group_by(LurkerFlag.person_id)
+    )).all())
     flagged: list[LurkerFlag] = []
-    for member in await _member_rows(session, community.id):
-        score = await session.get(MemberScore, (community.id, member.person_id))
-        last = score.last_effective_at if score else None
+    for member, last in candidates:
         since = last or member.joined_at or member.changed_at
-        if now - since < threshold:
-            continue
-        previous = await session.scalar(
-            select(func.max(LurkerFlag.flagged_at)).where(
-                LurkerFlag.community_id == community.id, LurkerFlag.person_id == member.person_id
-            )
-        )
+        previous = previous_flags.get(member.person_id)
         if previous is not None and (last is None or last < previous):
             continue  # already flagged for this silence
         flag = LurkerFlag(community_id=community.id, person_id=member.person_id, last_effective_at=last,

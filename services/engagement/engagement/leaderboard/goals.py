@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -33,6 +34,7 @@ async def create_goal(session: AsyncSession, *, community_id: str, data: GoalCre
     )
     session.add(goal)
     await session.flush()
+    _HAS_OPEN.pop((str(session.bind.url), community_id), None)
     return goal
 
 
@@ -85,13 +87,27 @@ async def get_goal(session: AsyncSession, *, community_id: str, goal_id: str, ti
     return public(goal, await goal_value(session, goal=goal, timezone=timezone))
 
 
+# Whether a community has open goals, per (database, community), for a few seconds: the check runs
+# after every scored activity and most communities have none. A goal created in this process drops the
+# entry; one created through another replica is seen within the TTL.
+OPEN_GOALS_TTL_S = 5.0
+_HAS_OPEN: dict[tuple[str, str], tuple[float, bool]] = {}
+
+
 async def check_goals(
     session: AsyncSession, ctx: EngagementContext, *, community_id: str, timezone: str, at: datetime
 ) -> None:
     """Mark open goals reached (once) and announce them; called after each scored activity."""
+    key = (str(session.bind.url), community_id)
+    cached = _HAS_OPEN.get(key)
+    if cached is not None and cached[0] > time.monotonic() and not cached[1]:
+        return
     open_goals = (await session.execute(
         select(CommunityGoal).where(CommunityGoal.community_id == community_id, CommunityGoal.reached_at.is_(None))
     )).scalars().all()
+    if len(_HAS_OPEN) > 10_000:
+        _HAS_OPEN.clear()
+    _HAS_OPEN[key] = (time.monotonic() + OPEN_GOALS_TTL_S, bool(open_goals))
     for goal in open_goals:
         if goal.starts_at > at or (goal.ends_at is not None and at >= goal.ends_at):
             continue

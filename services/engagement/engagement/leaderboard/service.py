@@ -14,6 +14,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.errors import CommunityNotFound
+from engagement.leaderboard.ranking import windowed_ranking
 from engagement.models import CommunityCopy, MemberCopy, MemberScore, PointsDaily
 from engagement.scoring.engine import local_day
 from engagement.scoring.ruleset import current_rules
@@ -89,28 +90,29 @@ async def leaderboard(
     now: datetime | None = None,
 ) -> list[Entry]:
     c = await community(session, community_id)
-    scores = _scores(community_id, window, group_id, first_day(window, c.timezone, now))
     if window == "all" and group_id is None:
-        query = scores.where(MemberScore.total_points > 0).order_by(
+        query = _scores(community_id, window, None, None).where(MemberScore.total_points > 0).order_by(
             MemberScore.total_points.desc(), MemberScore.person_id
         )
+        page = [(r.person_id, int(r.points)) for r in await session.execute(query.offset(offset).limit(limit))]
+        ranking = None
     else:
-        sub = scores.subquery()
-        query = select(sub.c.person_id, sub.c.points).where(sub.c.points > 0).order_by(
-            sub.c.points.desc(), sub.c.person_id
+        ranking = await windowed_ranking(
+            session, community_id=community_id, since=first_day(window, c.timezone, now), group_id=group_id
         )
-    rows = (await session.execute(query.offset(offset).limit(limit))).all()
-    names = await _names(session, community_id, [r.person_id for r in rows])
+        page = list(zip(ranking.people[offset:offset + limit], ranking.points[offset:offset + limit], strict=True))
+    names = await _names(session, community_id, [person for person, _ in page])
     entries: list[Entry] = []
-    for row in rows:
+    for person, points in page:
         # Competition ranking: equal points share a rank.
-        if entries and entries[-1].points == row.points:
+        if entries and entries[-1].points == points:
             rank = entries[-1].rank
         elif not entries and offset:
-            rank = await _rank_of(session, community_id, window, group_id, c.timezone, int(row.points), now)
+            rank = (ranking.rank_of_points(points) if ranking is not None
+                    else await _rank_of(session, community_id, window, group_id, c.timezone, points, now))
         else:
             rank = offset + len(entries) + 1
-        entries.append(Entry(rank, row.person_id, names.get(row.person_id, ""), int(row.points)))
+        entries.append(Entry(rank, person, names.get(person, ""), points))
     return entries
 
 
@@ -146,13 +148,19 @@ async def standing(
     """Where a member is: rank, points, how far the next level and the top 10 are."""
     c = await community(session, community_id)
     since = first_day(window, c.timezone, now)
-    sub = _scores(community_id, window, group_id, since).subquery()
-    mine = int(await session.scalar(select(sub.c.points).where(sub.c.person_id == person_id)) or 0)
-    above = int(await session.scalar(select(func.count()).select_from(sub).where(sub.c.points > mine)) or 0)
-    ranked = int(await session.scalar(select(func.count()).select_from(sub).where(sub.c.points > 0)) or 0)
-    tenth = await session.scalar(
-        select(sub.c.points).where(sub.c.points > 0).order_by(sub.c.points.desc()).offset(TOP_N - 1).limit(1)
-    )
+    if window == "all" and group_id is None:
+        sub = _scores(community_id, window, group_id, since).subquery()
+        mine = int(await session.scalar(select(sub.c.points).where(sub.c.person_id == person_id)) or 0)
+        above = int(await session.scalar(select(func.count()).select_from(sub).where(sub.c.points > mine)) or 0)
+        ranked = int(await session.scalar(select(func.count()).select_from(sub).where(sub.c.points > 0)) or 0)
+        tenth = await session.scalar(
+            select(sub.c.points).where(sub.c.points > 0).order_by(sub.c.points.desc()).offset(TOP_N - 1).limit(1)
+        )
+    else:
+        ranking = await windowed_ranking(session, community_id=community_id, since=since, group_id=group_id)
+        mine = ranking.by_person.get(person_id, 0)
+        above, ranked = ranking.above(mine), len(ranking.people)
+        tenth = ranking.points[TOP_N - 1] if ranked >= TOP_N else None
     score = await session.get(MemberScore, (community_id, person_id))
     total = score.total_points if score else 0
     _, rules = await current_rules(session, community_id=community_id)

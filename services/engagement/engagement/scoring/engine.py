@@ -84,8 +84,11 @@ async def member_known(session: AsyncSession, *, community_id: str, person_id: s
 
 async def record_activity(session: AsyncSession, ctx: EngagementContext, *, activity: Activity) -> Activity:
     """Keep the activity; score it now if its community and member are known, else later."""
-    await lock_member(session, community_id=activity.community_id, person_id=activity.person_id)
     community = await locked_community(session, activity.community_id)
+    if community is None:
+        # Not known yet: serialise with community.created (which makes the owner a member), then look again.
+        await lock_member(session, community_id=activity.community_id, person_id=activity.person_id)
+        community = await locked_community(session, activity.community_id)
     known = community is not None and await member_known(
         session, community_id=activity.community_id, person_id=activity.person_id
     )
