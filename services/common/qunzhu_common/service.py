@@ -143,6 +143,8 @@ class ServiceRuntime:
                     topics=self.consumer.topics(),
                     handler=self.consumer,
                     observer=self.metrics,
+                    batch_handler=self.consumer.handle_batch,
+                    batch_size=self.settings.consume_batch_size,
                 )
         self.started = True
         log.info("%s started (bus=%s)", self.spec.name, self.settings.bus)

@@ -24,6 +24,9 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_partitions: int = Field(default=3, ge=1)
     max_delivery_attempts: int = Field(default=5, ge=1)
+    consume_batch_size: int = Field(
+        default=100, ge=1, description="Records of a partition applied in one transaction (1 = one each)."
+    )
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     auto_migrate: bool = Field(default=True, description="Run alembic upgrade head at startup.")

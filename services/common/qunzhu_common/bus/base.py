@@ -32,6 +32,7 @@ class Record:
 
 
 RecordHandler = Callable[[Record], Awaitable[None]]
+BatchHandler = Callable[[list[Record]], Awaitable[None]]
 
 
 class ConsumerObserver:
@@ -70,11 +71,14 @@ class Bus(abc.ABC):
         topics: list[str],
         handler: RecordHandler,
         observer: ConsumerObserver | None = None,
+        batch_handler: BatchHandler | None = None,
+        batch_size: int = 1,
     ) -> Subscription:
         """Deliver every record of `topics` to one member of `group_id`, in order per partition.
 
         The handler's success advances the group's position; its failure is retried and the
-        record finally dead-lettered (see `qunzhu_common.bus.delivery`).
+        record finally dead-lettered (see `qunzhu_common.bus.delivery`). With a `batch_handler`,
+        up to `batch_size` consecutive records of a partition are first tried together.
         """
 
     @abc.abstractmethod

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from qunzhu_common.bus.base import OutgoingRecord, Record, RecordHandler
+from qunzhu_common.bus.base import BatchHandler, OutgoingRecord, Record, RecordHandler
 from qunzhu_common.events.registry import InvalidEvent
 from qunzhu_common.events.topics import dlq_topic, is_dlq
 
@@ -90,3 +90,45 @@ async def deliver(
     await publish_dead_letter(dead_letter_record(record, group_id=group_id, error=error, attempts=attempt))
     if on_dead_letter:
         on_dead_letter(record, error)
+
+
+async def deliver_all(
+    records: list[Record],
+    handler: RecordHandler,
+    *,
+    batch_handler: BatchHandler | None,
+    batch_size: int,
+    group_id: str,
+    policy: RetryPolicy,
+    publish_dead_letter: Callable[[OutgoingRecord], Awaitable[None]],
+    on_dead_letter: Callable[[Record, BaseException], None] | None = None,
+    on_settled: Callable[[Record], Awaitable[None]] | None = None,
+) -> None:
+    """Settle records of one partition in order: in batches when a batch handler is given, falling
+    back to one-by-one delivery (retries, dead letters) for any batch that fails as a whole.
+
+    `on_settled` is awaited after each batch (with its last record) or record: where the caller
+    advances its position. Raises only what `deliver` raises.
+    """
+    size = batch_size if batch_handler is not None else 1
+    for start in range(0, len(records), max(1, size)):
+        chunk = records[start : start + max(1, size)]
+        if batch_handler is not None and len(chunk) > 1:
+            try:
+                await batch_handler(chunk)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad record spoils the batch: settle each on its own
+                log.info("batch of %d from %s[%d] failed (%r); delivering one by one",
+                         len(chunk), chunk[0].topic, chunk[0].partition, exc)
+            else:
+                if on_settled is not None:
+                    await on_settled(chunk[-1])
+                continue
+        for record in chunk:
+            await deliver(
+                record, handler, group_id=group_id, policy=policy,
+                publish_dead_letter=publish_dead_letter, on_dead_letter=on_dead_letter,
+            )
+            if on_settled is not None:
+                await on_settled(record)

@@ -15,8 +15,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from qunzhu_common.bus.base import Bus, ConsumerObserver, OutgoingRecord, Record, RecordHandler, Subscription
-from qunzhu_common.bus.delivery import RetryPolicy, deliver
+from qunzhu_common.bus.base import (
+    BatchHandler,
+    Bus,
+    ConsumerObserver,
+    OutgoingRecord,
+    Record,
+    RecordHandler,
+    Subscription,
+)
+from qunzhu_common.bus.delivery import RetryPolicy, deliver_all
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +152,12 @@ class KafkaBus(Bus):
         topics: list[str],
         handler: RecordHandler,
         observer: ConsumerObserver | None = None,
+        batch_handler: BatchHandler | None = None,
+        batch_size: int = 1,
     ) -> Subscription:
         await self.ensure_topics(topics)
         subscription = _KafkaSubscription(self, group_id, topics, handler, observer or ConsumerObserver())
+        subscription.batch_handler, subscription.batch_size = batch_handler, batch_size
         await subscription.start()
         self._subscriptions.add(subscription)
         return subscription
@@ -179,6 +190,8 @@ class _KafkaSubscription(Subscription):
         self.topics = topics
         self.handler = handler
         self.observer = observer
+        self.batch_handler: BatchHandler | None = None
+        self.batch_size = 1
         self.batch_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -229,9 +242,8 @@ class _KafkaSubscription(Subscription):
     async def _process_partition(self, tp: TopicPartition, messages: list) -> None:
         assert self._consumer is not None
         consumer = self._consumer
-        next_offset: int | None = None
-        for message in messages:
-            record = Record(
+        records = [
+            Record(
                 topic=message.topic,
                 partition=message.partition,
                 offset=message.offset,
@@ -239,23 +251,33 @@ class _KafkaSubscription(Subscription):
                 value=message.value,
                 headers=tuple(message.headers or ()),
             )
-            try:
-                await deliver(
-                    record,
-                    self.handler,
-                    group_id=self.group_id,
-                    policy=self.bus._policy,
-                    publish_dead_letter=self._publish_dead_letter,
-                    on_dead_letter=self.observer.dead_lettered,
-                )
-            except Exception as exc:
-                # Only the dead-letter publish itself can fail here (broker unreachable): fetch the
-                # record again later rather than skipping it.
-                log.error("group %s: cannot settle %s@%d, retrying: %r", self.group_id, tp, message.offset, exc)
-                consumer.seek(tp, message.offset)
-                await asyncio.sleep(1)
-                break
-            next_offset = message.offset + 1
+            for message in messages
+        ]
+        next_offset: int | None = None
+
+        async def settled(record: Record) -> None:
+            nonlocal next_offset
+            next_offset = record.offset + 1
+
+        try:
+            await deliver_all(
+                records,
+                self.handler,
+                batch_handler=self.batch_handler,
+                batch_size=self.batch_size,
+                group_id=self.group_id,
+                policy=self.bus._policy,
+                publish_dead_letter=self._publish_dead_letter,
+                on_dead_letter=self.observer.dead_lettered,
+                on_settled=settled,
+            )
+        except Exception as exc:
+            # Only the dead-letter publish itself can fail here (broker unreachable): fetch the
+            # unsettled records again later rather than skipping them.
+            retry_from = next_offset if next_offset is not None else records[0].offset
+            log.error("group %s: cannot settle %s@%d, retrying: %r", self.group_id, tp, retry_from, exc)
+            consumer.seek(tp, retry_from)
+            await asyncio.sleep(1)
         if next_offset is None:
             return
         try:

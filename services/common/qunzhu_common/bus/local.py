@@ -15,8 +15,16 @@ from pathlib import Path
 
 import aiosqlite
 
-from qunzhu_common.bus.base import Bus, ConsumerObserver, OutgoingRecord, Record, RecordHandler, Subscription
-from qunzhu_common.bus.delivery import RetryPolicy, deliver
+from qunzhu_common.bus.base import (
+    BatchHandler,
+    Bus,
+    ConsumerObserver,
+    OutgoingRecord,
+    Record,
+    RecordHandler,
+    Subscription,
+)
+from qunzhu_common.bus.delivery import RetryPolicy, deliver_all
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +190,8 @@ class LocalBus(Bus):
         topics: list[str],
         handler: RecordHandler,
         observer: ConsumerObserver | None = None,
+        batch_handler: BatchHandler | None = None,
+        batch_size: int = 1,
     ) -> Subscription:
         for sub in self._subscriptions:
             if sub.group_id == group_id and set(sub.topics) & set(topics):
@@ -190,6 +200,7 @@ class LocalBus(Bus):
             for topic in topics:
                 await self._ensure_topic(topic)
         subscription = _LocalSubscription(self, group_id, topics, handler, observer or ConsumerObserver())
+        subscription.batch_handler, subscription.batch_size = batch_handler, batch_size
         self._subscriptions.add(subscription)
         subscription.start()
         return subscription
@@ -252,6 +263,8 @@ class _LocalSubscription(Subscription):
         self.topics = topics
         self.handler = handler
         self.observer = observer
+        self.batch_handler: BatchHandler | None = None
+        self.batch_size = 1
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -290,20 +303,27 @@ class _LocalSubscription(Subscription):
                 except TimeoutError:
                     pass
                 continue
-            for record in records:
-                try:
-                    await deliver(
-                        record,
-                        self.handler,
-                        group_id=self.group_id,
-                        policy=self.bus._policy,
-                        publish_dead_letter=self._publish_dead_letter,
-                        on_dead_letter=self.observer.dead_lettered,
-                    )
-                    await self.bus._commit(self.group_id, topic, partition, record.offset + 1)
-                except Exception:
-                    log.exception("cannot settle %s[%d]@%d, retrying", topic, partition, record.offset)
-                    await asyncio.sleep(self.bus._poll_interval_s)
-                    break
-                position = record.offset + 1
+            settled = position
+
+            async def commit(record: Record, topic: str = topic, partition: int = partition) -> None:
+                nonlocal settled
+                await self.bus._commit(self.group_id, topic, partition, record.offset + 1)
+                settled = record.offset + 1
+
+            try:
+                await deliver_all(
+                    records,
+                    self.handler,
+                    batch_handler=self.batch_handler,
+                    batch_size=self.batch_size,
+                    group_id=self.group_id,
+                    policy=self.bus._policy,
+                    publish_dead_letter=self._publish_dead_letter,
+                    on_dead_letter=self.observer.dead_lettered,
+                    on_settled=commit,
+                )
+            except Exception:
+                log.exception("cannot settle %s[%d]@%d, retrying", topic, partition, settled)
+                await asyncio.sleep(self.bus._poll_interval_s)
+            position = settled
             self.observer.lag(topic, partition, self.bus._head(topic, partition) - position)
