@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qunzhu_common.bus.base import Record
 from qunzhu_common.context import correlation_id_var, event_id_var, service_var
-from qunzhu_common.db.upsert import insert_if_absent
+from qunzhu_common.db.upsert import insert_if_absent, insert_many_if_absent
 from qunzhu_common.events.envelope import Envelope
 from qunzhu_common.events.registry import EventRegistry
 from qunzhu_common.timeutil import utcnow
@@ -139,6 +139,20 @@ class EventConsumer:
         service_token = service_var.set(self.group_id)
         try:
             async with self._session_maker() as session, session.begin():
+                # One statement claims the whole batch; an id claimed earlier (or twice in this
+                # batch) comes back unclaimed and its record is a duplicate.
+                now = utcnow()
+                claimed = await insert_many_if_absent(
+                    session,
+                    self._inbox,
+                    [
+                        dict(consumer=self.group_id, event_id=str(envelope.id), event_type=envelope.type,
+                             topic=record.topic, processed_at=now)
+                        for record, envelope, handler, _ in prepared
+                        if handler is not None
+                    ],
+                    returning="event_id",
+                )
                 for record, envelope, handler, payload in prepared:
                     if handler is None:
                         outcomes.append((record, envelope, "ignored", 0.0))
@@ -147,11 +161,10 @@ class EventConsumer:
                     token = correlation_id_var.set(envelope.correlation_id)
                     event_token = event_id_var.set(str(envelope.id))
                     try:
-                        if not await claim_in_inbox(
-                            session, self._inbox, consumer=self.group_id, envelope=envelope, topic=record.topic
-                        ):
+                        if str(envelope.id) not in claimed:
                             outcomes.append((record, envelope, "duplicate", 0.0))
                             continue
+                        claimed.discard(str(envelope.id))  # a second copy in this batch is a duplicate
                         await handler(session, Event(envelope=envelope, data=payload))
                     finally:
                         event_id_var.reset(event_token)

@@ -48,3 +48,14 @@ async def upsert(
     stmt = _insert(session, table).values(**values)
     updates = {name: stmt.excluded[name] for name in values if name not in key}
     await session.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=updates))
+
+
+async def insert_many_if_absent(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], *, returning: str
+) -> set[Any]:
+    """Insert rows, skipping those whose key exists (or repeats within `rows`), in one statement;
+    returns the `returning` column of the rows this call inserted."""
+    if not rows:
+        return set()
+    stmt = _insert(session, table).values(rows).on_conflict_do_nothing().returning(table.c[returning])
+    return set((await session.execute(stmt)).scalars().all())
