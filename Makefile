@@ -47,6 +47,10 @@ status:
 ## bench: benchmarks print their figures and ratio to a limit measured in the same run
 bench: install
 	$(PY) bench/bus.py
+	$(PY) bench/ingest.py --database postgres
+	$(PY) bench/scheduler.py
+	$(PY) bench/engagement.py
+	$(PY) bench/membership.py
 
 lint: install
 	$(VENV)/bin/ruff check services tests bench
