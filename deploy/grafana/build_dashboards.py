@@ -144,7 +144,147 @@ EVENT_STREAMING = Dashboard(
     ],
 )
 
-DASHBOARDS = [OVERVIEW, EVENT_STREAMING]
+def _braces(selector: str) -> str:
+    return f"{{{selector}}}" if selector else ""
+
+
+def rate(metric: str, by: str = "", selector: str = "") -> str:
+    """Per-second rate of one service's counter, summed (by the given labels)."""
+    grouping = f" by ({by})" if by else ""
+    return f"sum{grouping} (rate({metric}{_braces(selector)}[{RATE}]))"
+
+
+def increase(metric: str, by: str = "", selector: str = "") -> str:
+    grouping = f" by ({by})" if by else ""
+    return f"sum{grouping} (increase({metric}{_braces(selector)}[{RATE}]))"
+
+
+def yuan_per_hour(metric: str) -> str:
+    """A fen counter as ¥ per hour, by currency."""
+    return f"{rate(metric, 'currency')} * 3600 / 100"
+
+
+M, C, E, G = "qunzhu_membership_", "qunzhu_content_", "qunzhu_engagement_", "qunzhu_gateway_"
+SCORED = rate(E + "activities_scored_total")
+EFFECTIVE = rate(E + "activities_scored_total", selector='rule_type!~"noise|none"')
+PAYMENTS_PROCESSED = 'topic="payments.events.v1", type="payment.succeeded", outcome="processed"'
+
+COMMUNITY_HEALTH = Dashboard(
+    "qunzhu-community-health",
+    "Qunzhu — Community health",
+    "Who is in, who takes part, who drifts away: members, effective activity, points, levels, lurkers, "
+    "removal recommendations, dead groups, scholarships.",
+    [
+        Panel("Active members", f'sum({M}members{{status=~"active|pending_ritual"}})', kind="stat", width=6,
+              description="Members with a live membership (the ritual may still be pending)."),
+        Panel("Applications pending", f"{M}applications_pending", kind="stat", width=6),
+        Panel("Members by status", f"sum by (status) ({M}members)", legend="{{status}}"),
+        Panel("Activities scored per second, by verdict", rate(E + "activities_scored_total", "rule_type"),
+              unit="ops", legend="{{rule_type}}",
+              description="Effective activity is everything but `noise` and `none` (the classifier's verdict)."),
+        Panel("Effective share of scored activity",
+              f"({EFFECTIVE} or {SCORED} * 0) / {SCORED}",
+              unit="percentunit", legend="effective"),
+        Panel("Points awarded, by rule type", increase(E + "points_awarded_points_total", "rule_type"),
+              legend="{{rule_type}}", description="Reversals subtract."),
+        Panel("Activities waiting for their member", increase(E + "activities_pending_total"), legend="pending"),
+        Panel("Members by level", f"sum by (level) ({E}members_by_level_members)", legend="level {{level}}"),
+        Panel("Levels reached", increase(E + "levels_reached_total", "level"), legend="level {{level}}"),
+        Panel("Lurkers flagged", increase(E + "lurkers_flagged_total"), legend="lurkers", width=8),
+        Panel("Removals recommended, by reason", increase(E + "removals_recommended_total", "reason"),
+              legend="{{reason}}", width=8),
+        Panel("Rule strikes (群规), by kind", increase(E + "strikes_total", "kind"), legend="{{kind}}", width=8),
+        Panel("Dead groups flagged", increase(E + "dead_groups_flagged_total"), legend="groups at risk", width=8),
+        Panel("Scholarships awarded", increase(E + "scholarships_awarded_total"), legend="scholarships", width=8),
+        Panel("Key-people computations", increase(E + "key_people_runs_total"), legend="runs", width=8),
+    ],
+)
+
+REVENUE = Dashboard(
+    "qunzhu-revenue",
+    "Qunzhu — Revenue",
+    "The paywall: paid conversions, renewals, money in and out (fen counters shown in ¥), rejected payments.",
+    [
+        Panel("Revenue, last 24 h", f"sum by (currency) (increase({M}revenue_fen_total[24h])) / 100",
+              unit="currencyCNY", kind="stat", width=8, legend="{{currency}}"),
+        Panel("Refunds, last 24 h", f"sum by (currency) (increase({M}refunds_fen_total[24h])) / 100",
+              unit="currencyCNY", kind="stat", width=8, legend="{{currency}}"),
+        Panel("Paid conversions, last 24 h", f"sum(increase({M}paid_conversions_total[24h]))", kind="stat",
+              width=8),
+        Panel("Paid conversions and renewals",
+              [(increase(M + "paid_conversions_total"), "new members"), (increase(M + "renewals_total"), "renewals")]),
+        Panel("Revenue and refunds (¥ per hour)",
+              [(yuan_per_hour(M + "revenue_fen_total"), "revenue {{currency}}"),
+               (yuan_per_hour(M + "refunds_fen_total"), "refunds {{currency}}")],
+              unit="currencyCNY"),
+        Panel("Net revenue (¥ per hour)",
+              f'({rate(M + "revenue_fen_total", "currency")} - ({rate(M + "refunds_fen_total", "currency")} or '
+              f'{rate(M + "revenue_fen_total", "currency")} * 0)) * 3600 / 100',
+              unit="currencyCNY", legend="net {{currency}}"),
+        Panel("Payments rejected, by code", increase(M + "payments_rejected_total", "code"), legend="{{code}}",
+              description="Each rejected payment gets a refund requested."),
+        Panel("Payments processed vs. membership changes",
+              [(increase(M + "events_consumed_total", selector=PAYMENTS_PROCESSED), "payment.succeeded processed"),
+               (f'{increase(M + "paid_conversions_total")} + {increase(M + "renewals_total")} + '
+                f'{increase(M + "payments_rejected_total")}', "conversions + renewals + rejections")],
+              description="A payment event changes a membership or is rejected; a repeat of an applied payment "
+                          "(Stripe's checkout and payment-intent events) changes nothing."),
+        Panel("Expirations and unpaid joins", [(increase(M + "expirations_total"), "expired"),
+                                               (increase(M + "unpaid_joins_flagged_total"), "unpaid joins")]),
+    ],
+)
+
+SCHEDULING = Dashboard(
+    "qunzhu-scheduling",
+    "Qunzhu — Scheduling",
+    "Content's scheduler and broadcast fan-out (lateness, occurrences, deliveries, live relay) and "
+    "membership's expiry/reminder scheduler.",
+    [
+        Panel("Content scheduler lateness p50 / p99",
+              [(f"histogram_quantile(0.5, sum by (kind, le) (rate({C}scheduler_lateness_seconds_bucket[{RATE}])))",
+                "p50 {{kind}}"),
+               (f"histogram_quantile(0.99, sum by (kind, le) (rate({C}scheduler_lateness_seconds_bucket[{RATE}])))",
+                "p99 {{kind}}")],
+              unit="s"),
+        Panel("Occurrences by outcome", increase(C + "scheduler_occurrences_total", "kind, outcome, reason"),
+              legend="{{kind}} {{outcome}} {{reason}}"),
+        Panel("Broadcast deliveries by status", rate(C + "broadcast_deliveries_total", "platform, status"),
+              unit="ops", legend="{{platform}} {{status}}"),
+        Panel("Live relay latency p99",
+              f"histogram_quantile(0.99, sum by (le) (rate({C}relay_latency_seconds_bucket[{RATE}])))",
+              unit="s", legend="p99"),
+        Panel("Deliveries held by platform rate limits", increase(C + "broadcast_rate_limited_total", "platform"),
+              legend="{{platform}}"),
+        Panel("Membership scheduler passes", increase(M + "scheduler_runs_total", "outcome"), legend="{{outcome}}"),
+        Panel("Membership scheduler lateness", f"{M}scheduler_lateness_seconds", unit="s", legend="{{instance}}",
+              description="How late the oldest due expiry/reminder was when the last pass claimed it."),
+        Panel("Reminders sent", increase(M + "reminders_total", "kind"), legend="{{kind}}"),
+    ],
+)
+
+CHAT_PLATFORMS = Dashboard(
+    "qunzhu-chat-platforms",
+    "Qunzhu — Chat platforms and webhooks",
+    "The gateway's edges: webhooks in (chat platforms, payment providers), bot actions out, public API limits.",
+    [
+        Panel("Webhooks by outcome", rate(G + "webhooks_total", "platform, outcome"), unit="ops",
+              legend="{{platform}} {{outcome}}"),
+        Panel("Webhook verification failures", increase(G + "webhook_verification_failures_total", "platform, reason"),
+              legend="{{platform}} {{reason}}", description="Refused with 401: forged, stale, unsigned."),
+        Panel("Events from webhooks, by type", rate(G + "webhook_events_total", "type"), unit="ops",
+              legend="{{type}}"),
+        Panel("Bot actions by outcome", rate(G + "bot_actions_total", "platform, outcome"), unit="ops",
+              legend="{{platform}} {{outcome}}"),
+        Panel("Bot action duration p99",
+              f"histogram_quantile(0.99, sum by (platform, le) (rate({G}bot_action_duration_seconds_bucket[{RATE}])))",
+              unit="s", legend="{{platform}}"),
+        Panel("Public API requests refused (429)", increase(G + "rate_limited_requests_total"), legend="429"),
+        Panel("Logins by method and outcome", increase(G + "logins_total", "method, outcome"),
+              legend="{{method}} {{outcome}}", width=24),
+    ],
+)
+
+DASHBOARDS = [OVERVIEW, EVENT_STREAMING, COMMUNITY_HEALTH, REVENUE, SCHEDULING, CHAT_PLATFORMS]
 
 
 def write_all() -> list[Path]:

@@ -20,6 +20,10 @@ LOCAL = ROOT / "deploy" / "local"
 SERVICES = ("membership", "content", "engagement", "gateway")
 # The platform operator's API key of the gateway under test (it authenticates every write).
 GATEWAY_OPERATOR_KEY = "integration-platform-operator-key"
+# The Stripe webhook signing secret the gateway under test verifies payment webhooks with.
+STRIPE_WEBHOOK_SECRET = "whsec_integration_stripe"
+# Engagement's periodic jobs (lurkers, elimination, key people, group health, the members-by-level gauge).
+ENGAGEMENT_JOBS_INTERVAL_S = "10"
 
 
 class InfraError(RuntimeError):
@@ -170,6 +174,14 @@ class Stack:
             self.services[name] = ServiceProcess(name, env, log_dir)
         gateway = self.services["gateway"]
         gateway.env["GATEWAY_ADMIN_API_KEY"] = GATEWAY_OPERATOR_KEY
+        gateway.env["GATEWAY_STRIPE_WEBHOOK_SECRETS"] = f'["{STRIPE_WEBHOOK_SECRET}"]'
+        gateway.env["GATEWAY_BRIDGE_ALLOW_HTTP"] = "true"  # the tests' bot bridges listen on plain 127.0.0.1
+        # Real platforms' limits (1 action/s per group) would drain the hundreds of actions one test leaves
+        # for groups without a connector for minutes; the worker serves the oldest 50 due actions first, so
+        # a later test's action would wait behind them. No integration test measures these limits.
+        gateway.env.update({"GATEWAY_ACTION_GROUP_RATE_PER_S": "100", "GATEWAY_ACTION_GROUP_BURST": "100",
+                            "GATEWAY_ACTION_PLATFORM_RATE_PER_S": "500", "GATEWAY_ACTION_PLATFORM_BURST": "500"})
+        self.services["engagement"].env["ENGAGEMENT_JOBS_INTERVAL_S"] = ENGAGEMENT_JOBS_INTERVAL_S
         for name in ("membership", "content", "engagement"):
             gateway.env[f"GATEWAY_{name.upper()}_URL"] = self.services[name].url
 

@@ -1,7 +1,10 @@
 """Dashboards and alerts against a real Prometheus scraping the real services.
 
 Every Grafana panel query must parse and return data; every alert expression must parse and its rule
-group load healthy; promtool accepts the configuration and the rules.
+group load healthy; promtool accepts the configuration and the rules. The data comes from what people
+really do, through the real gateway: an owner sets up a paid community (plan, chat connector, content
+group), members pay with Stripe, chat (messages, 打卡 check-ins, bare links against the rules), a
+broadcast falls due and reaches the groups through the operator's bot bridge, a forged webhook is refused.
 """
 
 from __future__ import annotations
@@ -15,14 +18,30 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from tests.integration.actions import create_community
-from tests.integration.probes import produce
-from tests.integration.stack import ROOT, Stack, free_port
+from tests.integration.actions import (
+    bearer,
+    bot_bridge,
+    chat_message,
+    create_community,
+    create_plan,
+    owner_token,
+    pay_with_stripe,
+    register_connector,
+    register_content_group,
+    schedule_broadcast,
+    send_chat,
+    signed_chat,
+    webhook_secret,
+)
+from tests.integration.probes import eventually, metric, produce
+from tests.integration.stack import GATEWAY_OPERATOR_KEY, ROOT, STRIPE_WEBHOOK_SECRET, Stack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -115,6 +134,74 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         log.close()
 
 
+@dataclass
+class CommunityLife:
+    community: str
+    alice: str
+    bob: str  # breaks the rules: three bare links
+    conversions_before: float  # membership's paid conversions before the two payments
+    bridge_received: list[dict]  # the bot actions the operator's bridge was sent
+
+
+async def _community_life(stack: Stack, bridge_url: str) -> tuple[str, str, str]:
+    """A paid community's first minutes, through the gateway as its owner, members and platforms reach it."""
+    gateway = stack["gateway"].url
+    async with httpx.AsyncClient(timeout=30) as client:
+        community = await create_community(client, gateway, "/api/v1/communities")
+        cid = community["id"]
+        owner = bearer(owner_token(Path(stack["gateway"].env["GATEWAY_DATA_DIR"])))
+        plan = await create_plan(client, gateway, cid, headers=owner, price_fen=99900)
+        group, secret = f"g-{cid[:8]}", webhook_secret()
+        connector = await register_connector(client, gateway, cid, headers={"X-API-Key": GATEWAY_OPERATOR_KEY},
+                                             groups=[group], secret=secret, outbound_url=bridge_url)
+        await register_content_group(client, gateway, cid, f"wechat:{group}", headers=owner)
+
+        suffix = cid[:6]
+        alice, bob = f"wxid_alice_{suffix}", f"wxid_bob_{suffix}"
+        for payer in (alice, bob):  # Stripe announces Alice's payment twice (checkout, then payment intent)
+            answers = await pay_with_stripe(client, gateway, secret=STRIPE_WEBHOOK_SECRET, community_id=cid,
+                                            plan_id=plan["id"], payer_id=f"wechat:{payer}", amount_fen=99900,
+                                            with_payment_intent=payer == alice)
+            assert all(a.json() == {"status": "accepted", "events": 1} for a in answers), [a.text for a in answers]
+
+        async def members() -> int:
+            found = 0
+            for person in (alice, bob):
+                answer = await client.get(f"{gateway}/api/v1/membership/communities/{cid}/members/wechat:{person}",
+                                          headers=owner)
+                found += answer.status_code == 200
+            return found
+
+        await eventually(members, until=lambda n: n == 2, what="both payers are members")
+
+        chat = [
+            chat_message(group, alice, "今天的增长实验：把注册页按钮改成绿色，转化率提升了百分之三，明天换文案再试"),
+            chat_message(group, alice, "打卡 第1天 读完增长黑客第二章"),
+            chat_message(group, bob, "打卡 第1天 做了一个落地页的 A/B 实验"),
+            chat_message(group, bob, "复盘：邀请奖励从十元改成二十元，拉新成本反而下降了，下周继续观察留存"),
+        ]
+        # Bob also shares bare links three times (群规: a link needs an introduction): warned, then removal
+        # is recommended at the strike limit.
+        chat += [chat_message(group, bob, f"https://example.com/{suffix}/{i}") for i in range(3)]
+        for payload in chat:
+            answer = await send_chat(client, gateway, connector["id"], secret, payload)
+            assert answer.json()["status"] == "accepted", answer.text
+        body, headers = signed_chat(webhook_secret(), chat_message(group, alice, "伪造的消息"))
+        forged = await client.post(f"{gateway}/webhooks/chat/{connector['id']}", content=body, headers=headers)
+        assert forged.status_code == 401
+
+        await schedule_broadcast(client, gateway, cid, "今晚 20:30 嘉宾分享：增长实验怎么做复盘", headers=owner)
+    return cid, f"wechat:{alice}", f"wechat:{bob}"
+
+
+@pytest.fixture(scope="module")
+def community_life(stack: Stack) -> Iterator[CommunityLife]:
+    with bot_bridge() as (url, received):
+        before = asyncio.run(metric(stack["membership"].url, "qunzhu_membership_paid_conversions_total"))
+        cid, alice, bob = asyncio.run(_community_life(stack, url))
+        yield CommunityLife(cid, alice, bob, before, received)
+
+
 def _traffic(stack: Stack) -> None:
     """Some of everything the dashboards show: 2xx, 4xx, events produced and consumed, a dead letter."""
     async def run() -> None:
@@ -128,12 +215,47 @@ def _traffic(stack: Stack) -> None:
     asyncio.run(run())
 
 
+def test_community_life_reaches_every_service(stack: Stack, community_life: CommunityLife) -> None:
+    """The traffic the dashboards are proven with did what a user would see: members paid, activity was
+    scored, the rule breaker is up for removal, the broadcast reached the group through the bridge."""
+    cid = community_life.community
+
+    async def check() -> None:
+        membership, engagement = stack["membership"].url, stack["engagement"].url
+        async def applied() -> dict[str, float]:
+            return {name: await metric(membership, f"qunzhu_membership_{name}_total")
+                    for name in ("paid_conversions", "renewals", "payments_rejected")}
+
+        wanted = community_life.conversions_before + 2
+        await eventually(applied, until=lambda f: f["paid_conversions"] >= wanted, what="two paid conversions")
+        async with httpx.AsyncClient(timeout=10) as client:
+            async def recommended() -> list:
+                answer = await client.get(f"{engagement}/communities/{cid}/removal-recommendations")
+                return answer.json() if answer.is_success else []
+
+            found = await eventually(recommended, until=lambda rs: any(
+                r["person_id"] == community_life.bob and r["reason"] == "rule_violation" for r in rs),
+                what="bob recommended for removal")
+            assert all(r["person_id"] != community_life.alice for r in found)
+        await eventually(lambda: metric(engagement, "qunzhu_engagement_activities_scored_total",
+                                        rule_type="checkin"),
+                         until=lambda n: n >= 2, what="check-ins scored")
+
+    asyncio.run(check())
+    received, deadline = community_life.bridge_received, time.monotonic() + 60
+    while not any(a["data"].get("text", "").startswith("今晚 20:30") for a in received):
+        assert time.monotonic() < deadline, f"the broadcast never reached the bridge: {received}"
+        time.sleep(0.2)
+
+
 def _query(url: str, expr: str) -> dict:
     response = httpx.get(url + "/api/v1/query", params={"query": expr}, timeout=10)
     return response.json()
 
 
-def test_every_panel_query_parses_and_returns_data(stack: Stack, prometheus: str) -> None:
+def test_every_panel_query_parses_and_returns_data(
+    stack: Stack, prometheus: str, community_life: CommunityLife
+) -> None:
     _traffic(stack)
     queries = panel_queries()
     assert len(queries) >= 10
@@ -152,7 +274,9 @@ def test_every_panel_query_parses_and_returns_data(stack: Stack, prometheus: str
         time.sleep(2)
 
 
-def test_dashboards_and_alerts_only_name_metrics_that_exist(stack: Stack, prometheus: str) -> None:
+def test_dashboards_and_alerts_only_name_metrics_that_exist(
+    stack: Stack, prometheus: str, community_life: CommunityLife
+) -> None:
     names = set(httpx.get(prometheus + "/api/v1/label/__name__/values", timeout=10).json()["data"])
     exprs = [expr for _, expr in panel_queries()] + [expr for _, expr in alert_rules()]
     for expr in exprs:
@@ -177,3 +301,26 @@ def test_every_alert_expression_parses_and_its_group_loads(prometheus: str) -> N
         assert time.monotonic() < deadline, loaded
         time.sleep(0.5)
     assert all(rule["health"] != "err" for rule in loaded.values())
+
+
+def test_normal_payments_do_not_look_like_payments_without_a_membership_change(
+    stack: Stack, prometheus: str, community_life: CommunityLife
+) -> None:
+    """Three payment.succeeded events (one a repeat of an applied payment) and two conversions: the alert's
+    condition stays false once Prometheus has seen all of them processed."""
+    (expr,) = [expr for name, expr in alert_rules() if name == "QunzhuPaymentsWithoutMembershipChange"]
+    processed = ('sum(qunzhu_membership_events_consumed_total{topic="payments.events.v1", '
+                 'type="payment.succeeded", outcome="processed"})')
+    conversions = "sum(qunzhu_membership_paid_conversions_total)"
+
+    def scraped(q: str) -> float:
+        result = _query(prometheus, q)["data"]["result"]
+        return float(result[0]["value"][1]) if result else 0.0
+
+    deadline = time.monotonic() + 60
+    while scraped(processed) < 3 or scraped(conversions) < community_life.conversions_before + 2:
+        assert time.monotonic() < deadline, "Prometheus never saw the three payment events and two conversions"
+        time.sleep(0.5)
+    answer = _query(prometheus, expr)
+    assert answer["status"] == "success", answer
+    assert answer["data"]["result"] == [], answer

@@ -28,7 +28,12 @@ AFTER_COMMIT_HOOKS = "qunzhu_after_commit"
 
 
 def run_after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
-    """Call `hook` once the session's transaction has committed (never if it rolls back)."""
+    """Call `hook` once the session's transaction has committed (never if it rolls back).
+
+    The same hook registered twice in one transaction runs once — right for wake-ups. A transaction
+    may hold a whole batch of consumed events, so per-event effects (a counter per event) must
+    register a fresh callable each time.
+    """
     hooks: list[Callable[[], None]] = session.sync_session.info.setdefault(AFTER_COMMIT_HOOKS, [])
     if hook not in hooks:
         hooks.append(hook)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+# The platforms of the default rate limits (settings.platform_rate_per_s), pre-created at 0.
+PLATFORMS = ("wechat", "wecom", "qq", "telegram", "discord")
 LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -40,3 +42,11 @@ class ContentMetrics:
             ["platform"],
             registry=registry,
         )
+        self.initialise()
+
+    def initialise(self) -> None:
+        """Create the rare outcomes' series at 0, so dashboards and alerts see them before they happen."""
+        for platform in PLATFORMS:
+            self.rate_limited.labels(platform)
+            for status in ("failed", "retried"):
+                self.deliveries.labels(platform, status)

@@ -40,6 +40,13 @@ class GatewayMetrics:
             p + "logins_total", "Login attempts by method and outcome.", ["method", "outcome"],
             registry=registry,
         )
+        self.initialise()
+
+    def initialise(self) -> None:
+        """Create the bounded label sets of rare outcomes at 0 (dashboards and alerts see them at once)."""
+        for method in ("code", "telegram"):
+            for outcome in ("ok", "refused"):
+                self.logins.labels(method, outcome)
 
     def refused(self, platform: str, reason: str) -> None:
         self.verification_failures.labels(platform, reason).inc()

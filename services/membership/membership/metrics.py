@@ -7,6 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from qunzhu_common.outbox import run_after_commit
 
+# The codes service/payments.py rejects a payment with (bounded: a Rejection is raised with one of these).
+REJECTION_CODES = ("unknown_plan", "currency_mismatch", "community_dissolved", "blacklisted", "not_eligible",
+                   "amount_mismatch")
+CURRENCIES = ("CNY",)  # pre-created only; other currencies appear when first paid in
+
 
 class MembershipMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -39,7 +44,22 @@ class MembershipMetrics:
         self.scheduler_lateness = Gauge(p + "scheduler_lateness_seconds",
                                         "How late the oldest due item was when the last pass claimed it.",
                                         registry=registry)
+        self.initialise()
+
+    def initialise(self) -> None:
+        """Create the bounded label sets at 0, so dashboards and alerts see them before the first event."""
+        for code in REJECTION_CODES:
+            self.payments_rejected.labels(code)
+        for currency in CURRENCIES:
+            self.revenue_fen.labels(currency)
+            self.refunds_fen.labels(currency)
+        for outcome in ("ok", "failed"):
+            self.scheduler_runs.labels(outcome)
+        for kind in ("renewal", "ritual"):  # MemberReminded.kind
+            self.reminders.labels(kind)
 
     def after_commit(self, session: AsyncSession, fn) -> None:  # type: ignore[no-untyped-def]
         """Count only what committed (a rolled-back handler is retried and would count twice)."""
-        run_after_commit(session, fn)
+        # A fresh callable each time: run_after_commit drops a hook already registered, and a batch of events
+        # in one transaction registers the same bound `counter.inc` once per event (each must count).
+        run_after_commit(session, lambda: fn())
