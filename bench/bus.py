@@ -41,8 +41,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # for tests.integration.stack (the broker / database tooling)
+# bench/ holds modules named like the services (bench/membership.py …): as the script's directory it
+# would shadow the service packages, so it leaves sys.path; the repository root (tests.integration.stack,
+# the broker and database tooling) comes first instead.
+_HERE = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != Path(_HERE)]
+sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
@@ -726,6 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-timeout", type=float, default=300.0,
                         help="longest wait for a quiet machine, seconds; 0 = do not wait (default 300)")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/results.json")
+    parser.add_argument("--skip-noisy", action="store_true",
+                        help="do not append a run during which other work shared the machine")
     args = parser.parse_args(argv)
     if args.events < 1 or args.warmup < 1 or args.tx_events < 1 or args.probe_events < 1:
         parser.error("counts must be positive")
@@ -816,8 +822,11 @@ def main(argv: list[str] | None = None) -> int:
             "limit": LIMIT,
             "verdict": "PASS" if ratio >= LIMIT else "BELOW",
         }
-        if args.profile is not None or args.no_record:
-            print(f"(not appended to {RESULTS.relative_to(ROOT)}: {'profiled run' if args.profile else '--no-record'})")
+        skip = "profiled run" if args.profile else "--no-record" if args.no_record else None
+        if skip is None and args.skip_noisy and quiet.noisy:
+            skip = "noisy run, --skip-noisy"
+        if skip:
+            print(f"(not appended to {RESULTS.relative_to(ROOT)}: {skip})")
         else:
             append_result(entry)
             print(f"appended to {RESULTS.relative_to(ROOT)}")
