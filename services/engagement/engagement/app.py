@@ -45,7 +45,9 @@ def create_app(settings: EngagementSettings | None = None, *, bus: Bus | None = 
                    lifespan_hooks=[scheduler(settings.jobs_interval_s)])
     app = build_app(spec, settings, bus=bus)
     runtime = app.state.runtime
-    ctx = EngagementContext(outbox=runtime.outbox, metrics=EngagementMetrics(runtime.metrics.registry))
+    metrics = EngagementMetrics(runtime.metrics.registry)
+    metrics.initialise()
+    ctx = EngagementContext(outbox=runtime.outbox, metrics=metrics)
     holder["ctx"] = ctx
     app.state.engagement = ctx
     return app

@@ -21,3 +21,11 @@ class InvalidRules(InvalidInput):
 
 class StateConflict(Conflict):
     slug, title = "conflict", "Conflict"
+
+
+class NoCoreGroup(InvalidInput):
+    slug, title = "no-core-group", "No core (B) group"
+
+
+class NotAnOpenGroup(InvalidInput):
+    slug, title = "not-an-open-group", "Not an open (A) group"

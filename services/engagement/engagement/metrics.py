@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from engagement.scoring.rules import RULE_TYPES, SKOOL_LEVELS
+
+# The bounded label values the code produces, created at 0 so that rates and alerts see a series from the
+# start instead of a gap until the first occurrence.
+VERDICTS = (*RULE_TYPES, "none")  # scoring/engine.py: the verdict's rule type, "none" when there is none
+LEDGER_KINDS = ("award", "reversal")  # scoring/ledger.py, scoring/replay.py
+LEVELS = tuple(str(n) for n in range(1, len(SKOOL_LEVELS) + 1))  # Skool's L1–L9 (the default thresholds)
+REMOVAL_REASONS = ("elimination", "rule_violation")  # jobs/members.py
+STRIKE_KINDS = ("bare_link", "ad", "repeat")  # scoring/classify.py
+
 
 class EngagementMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -45,3 +55,19 @@ class EngagementMetrics:
         self.key_people_runs = Counter(
             p + "key_people_runs_total", "Key-people computations.", registry=registry
         )
+
+    def initialise(self) -> None:
+        """Create every bounded labelled series at 0 (counters) or 0 members (gauge)."""
+        for verdict in VERDICTS:
+            self.activities_scored.labels(verdict)
+        for rule_type in RULE_TYPES:
+            self.points_awarded.labels(rule_type)
+            for kind in LEDGER_KINDS:
+                self.ledger_entries.labels(rule_type, kind)
+        for level in LEVELS:
+            self.levels_reached.labels(level)
+            self.members_by_level.labels(level)
+        for reason in REMOVAL_REASONS:
+            self.removals_recommended.labels(reason)
+        for kind in STRIKE_KINDS:
+            self.strikes.labels(kind)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engagement.api.deps import ContextDep
 from engagement.errors import ThingNotFound
-from engagement.jobs.ab import ab_candidates
+from engagement.jobs.ab import ab_candidates, core_groups
 from engagement.jobs.health import community_health
 from engagement.jobs.runner import run_job
 from engagement.leaderboard.service import community
@@ -74,10 +74,16 @@ async def groups_health(community_id: str, session: SessionDep, as_of: AsOf = No
 @router.get("/groups/{group_id}/ab-candidates")
 async def ab(
     community_id: str, group_id: str, session: SessionDep,
-    core_group_id: Annotated[str | None, Query(max_length=200)] = None,
+    core_group_id: Annotated[str | None, Query(
+        max_length=200, description="Core group (default: the community's B groups from membership).",
+    )] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10, as_of: AsOf = None,
 ) -> list[dict[str, Any]]:
-    """Candidates from this (A) group for the core (B) group: interaction, points and homework quality."""
+    """Candidates from this (A) group for the core (B) group: interaction, points and homework quality.
+
+    Members already in a core group are left out; 422 when the community has no B group and none is given.
+    """
     c = await community(session, community_id)
-    return await ab_candidates(session, community=c, group_id=group_id, core_group_id=core_group_id,
+    core = await core_groups(session, community_id=community_id, group_id=group_id, core_group_id=core_group_id)
+    return await ab_candidates(session, community=c, group_id=group_id, core_group_ids=core,
                                now=as_of or utcnow(), limit=limit)

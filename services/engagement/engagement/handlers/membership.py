@@ -7,11 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from engagement.context import EngagementContext
 from engagement.errors import InvalidRules
 from engagement.locks import lock_member
-from engagement.models import CommunityCopy, MemberCopy
+from engagement.models import CommunityCopy, GroupCopy, MemberCopy
 from engagement.scoring.engine import score_pending
 from engagement.scoring.rules import ScoringRules
 from engagement.scoring.ruleset import add_version
-from qunzhu_common.events.contracts.membership import CommunityCreated, CommunityTemplateApplied, MemberChanged
+from qunzhu_common.events.contracts.membership import (
+    CommunityCreated,
+    CommunityTemplateApplied,
+    GroupChanged,
+    MemberChanged,
+)
 from qunzhu_common.inbox import Event
 from qunzhu_common.timeutil import utcnow
 
@@ -91,8 +96,26 @@ async def on_template_applied(
         pass  # an operator already set rules from a later time: theirs stand
 
 
+async def on_group_changed(session: AsyncSession, event: Event[GroupChanged], ctx: EngagementContext) -> None:
+    """Keep each chat group's AB role: AB promotion draws candidates from A groups for the B group(s)."""
+    data = event.data
+    group = await session.get(GroupCopy, (data.community_id, data.group_id))
+    if group is None:
+        session.add(GroupCopy(
+            community_id=data.community_id, group_id=data.group_id, platform=data.platform, name=data.name,
+            role=data.role, capacity=data.capacity, paid=data.paid, active=data.active, changed_at=data.changed_at,
+        ))
+        return
+    if data.changed_at < group.changed_at:
+        return  # an older state arriving late must not overwrite a newer one
+    group.platform, group.name, group.role = data.platform, data.name, data.role
+    group.capacity, group.paid, group.active, group.changed_at = data.capacity, data.paid, data.active, data.changed_at
+
+
 HANDLERS = {
     "community.created": on_community_created,
+    "group.registered": on_group_changed,
+    "group.updated": on_group_changed,
     "community.template_applied": on_template_applied,
     **{
         type_: on_member_changed

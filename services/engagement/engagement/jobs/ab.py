@@ -10,15 +10,49 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engagement.models import Activity, CommunityCopy, GroupMember, MemberCopy, PointsDaily, Submission
+from engagement.errors import NoCoreGroup, NotAnOpenGroup
+from engagement.models import (
+    Activity,
+    CommunityCopy,
+    GroupCopy,
+    GroupMember,
+    MemberCopy,
+    PointsDaily,
+    Submission,
+)
 from engagement.scoring.engine import local_day
 
 WINDOW_DAYS = 30
 GRADE_WEIGHT = 5  # one grade step is worth as much as five effective messages
 
 
+async def core_groups(
+    session: AsyncSession, *, community_id: str, group_id: str, core_group_id: str | None
+) -> set[str]:
+    """The B group(s) candidates are promoted to; checks that `group_id` is an open (A) group.
+
+    With an explicit `core_group_id` only a group known to be B is refused as the source (groups membership
+    has not told us about yet stay usable, as before); without it the source must be a registered A group
+    and the targets are the community's active B groups.
+    """
+    groups = {g.group_id: g for g in (await session.execute(
+        select(GroupCopy).where(GroupCopy.community_id == community_id))).scalars()}
+    source = groups.get(group_id)
+    if source is not None and source.role == "B":
+        raise NotAnOpenGroup(f"{group_id} is a core (B) group; candidates come from open (A) groups")
+    if core_group_id:
+        return {core_group_id}
+    if source is None or source.role != "A":
+        raise NotAnOpenGroup(f"{group_id} is not a registered open (A) group of community {community_id}")
+    core = {g.group_id for g in groups.values() if g.role == "B" and g.active}
+    if not core:
+        raise NoCoreGroup(f"community {community_id} has no active core (B) group; register one or pass "
+                          "core_group_id")
+    return core
+
+
 async def ab_candidates(
-    session: AsyncSession, *, community: CommunityCopy, group_id: str, core_group_id: str | None, now: datetime,
+    session: AsyncSession, *, community: CommunityCopy, group_id: str, core_group_ids: set[str], now: datetime,
     limit: int = 10,
 ) -> list[dict[str, Any]]:
     since = now - timedelta(days=WINDOW_DAYS)
@@ -40,9 +74,9 @@ async def ab_candidates(
         ).group_by(Submission.person_id)
     )).all())
     in_core: set[str] = set()
-    if core_group_id:
+    if core_group_ids:
         in_core = set((await session.execute(select(GroupMember.person_id).where(
-            GroupMember.community_id == community.id, GroupMember.group_id == core_group_id,
+            GroupMember.community_id == community.id, GroupMember.group_id.in_(sorted(core_group_ids)),
             GroupMember.left_at.is_(None),
         ))).scalars())
     members = {m.person_id: m for m in (await session.execute(select(MemberCopy).where(

@@ -18,6 +18,7 @@ from engagement.jobs.health import flag_dead_groups
 from engagement.jobs.keypeople import compute_key_people
 from engagement.jobs.members import flag_lurkers, recommend_eliminations
 from engagement.leaderboard.service import community as get_community
+from engagement.metrics import LEVELS
 from engagement.models import CommunityCopy, MemberScore
 from engagement.scoring.ruleset import rules_at
 from qunzhu_common.timeutil import utcnow
@@ -47,8 +48,10 @@ async def update_level_gauge(session: AsyncSession, ctx: EngagementContext) -> N
     if ctx.metrics is None:
         return
     rows = await session.execute(select(MemberScore.level, func.count()).group_by(MemberScore.level))
-    for level, count in rows:
-        ctx.metrics.members_by_level.labels(str(level)).set(count)
+    counts = {str(level): count for level, count in rows}
+    # A level nobody holds any more reads 0, not its last count.
+    for level in sorted(set(LEVELS) | set(counts)):
+        ctx.metrics.members_by_level.labels(level).set(counts.get(level, 0))
 
 
 async def run_all(app: FastAPI) -> None:

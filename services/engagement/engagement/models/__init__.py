@@ -8,7 +8,7 @@ from engagement.models.challenges import (
     ChallengePublic,
     CheckinChallenge,
 )
-from engagement.models.community import CommunityCopy, CommunityCopyPublic, GroupMember, MemberCopy
+from engagement.models.community import CommunityCopy, CommunityCopyPublic, GroupCopy, GroupMember, MemberCopy
 from engagement.models.goals import CommunityGoal, GoalCreate, GoalPublic
 from engagement.models.homework import (
     Assignment,
@@ -46,6 +46,7 @@ __all__ = [
     "GoalCreate",
     "GoalPublic",
     "EngagementModel",
+    "GroupCopy",
     "GroupMember",
     "MemberCopy",
     "MemberScore",

@@ -53,3 +53,19 @@ class GroupMember(EngagementModel, table=True):
     person_id: str = Field(primary_key=True, max_length=200)
     joined_at: datetime = Field(sa_type=AwareDateTime)
     left_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class GroupCopy(EngagementModel, table=True):
+    """A community's chat groups with their AB role (from membership's group.registered / group.updated)."""
+
+    __tablename__ = "group_copy"
+
+    community_id: str = Field(primary_key=True, max_length=36)
+    group_id: str = Field(primary_key=True, max_length=200)
+    platform: str = Field(max_length=20)
+    name: str = Field(default="", max_length=200)
+    role: str = Field(max_length=1, description="A = open group, B = core group.")
+    capacity: int
+    paid: bool
+    active: bool = True
+    changed_at: datetime = Field(sa_type=AwareDateTime)
