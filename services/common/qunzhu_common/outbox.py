@@ -192,8 +192,12 @@ class OutboxRelay:
                 continue
             if published >= self._batch_size:
                 continue  # more is waiting
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+            # arrives once the wake-up is already set (a write committed just before stop()), and
+            # the relay then never stops.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -299,7 +299,8 @@ class _LocalSubscription(Subscription):
             if not records:
                 self.observer.lag(topic, partition, 0)
                 try:
-                    await asyncio.wait_for(signal.wait(), timeout=self.bus._poll_interval_s)
+                    async with asyncio.timeout(self.bus._poll_interval_s):  # see OutboxRelay.run
+                        await signal.wait()
                 except TimeoutError:
                     pass
                 continue

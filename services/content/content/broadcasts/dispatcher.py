@@ -153,7 +153,8 @@ class Dispatcher:
                 continue
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._ctx.settings.dispatch_poll_s)
+                async with asyncio.timeout(self._ctx.settings.dispatch_poll_s):  # not wait_for: see OutboxRelay.run
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

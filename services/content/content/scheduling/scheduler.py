@@ -318,7 +318,8 @@ class Scheduler:
                 delay = min(10.0, 0.2 * 2**failures)
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):  # not wait_for: see OutboxRelay.run
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
