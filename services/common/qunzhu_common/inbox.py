@@ -21,6 +21,7 @@ from qunzhu_common.db.upsert import insert_if_absent, insert_many_if_absent
 from qunzhu_common.events.envelope import Envelope
 from qunzhu_common.events.registry import EventRegistry
 from qunzhu_common.timeutil import utcnow
+from qunzhu_common.unit_of_work import mark_deferrable, run_deferred
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -106,12 +107,14 @@ class EventConsumer:
         started = time.perf_counter()
         try:
             async with self._session_maker() as session, session.begin():
+                mark_deferrable(session)
                 if not await claim_in_inbox(
                     session, self._inbox, consumer=self.group_id, envelope=envelope, topic=record.topic
                 ):
                     self._metrics.consumed(record.topic, envelope.type, "duplicate")
                     return
                 await handler(session, Event(envelope=envelope, data=payload))
+                await run_deferred(session)
         except Exception:
             self._metrics.failed(record.topic, envelope.type)
             raise
@@ -139,6 +142,7 @@ class EventConsumer:
         service_token = service_var.set(self.group_id)
         try:
             async with self._session_maker() as session, session.begin():
+                mark_deferrable(session)  # handlers may queue work for the whole batch (run_deferred below)
                 # One statement claims the whole batch; an id claimed earlier (or twice in this
                 # batch) comes back unclaimed and its record is a duplicate.
                 now = utcnow()
@@ -170,6 +174,7 @@ class EventConsumer:
                         event_id_var.reset(event_token)
                         correlation_id_var.reset(token)
                     outcomes.append((record, envelope, "processed", time.perf_counter() - started))
+                await run_deferred(session)
         finally:
             service_var.reset(service_token)
         for record, envelope, outcome, seconds in outcomes:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from qunzhu_common.bus.base import Bus, OutgoingRecord
 from qunzhu_common.context import service_var
+from qunzhu_common.db.bulk import bulk_insert
 from qunzhu_common.events.envelope import Envelope, new_envelope
 from qunzhu_common.events.registry import EventRegistry
 from qunzhu_common.timeutil import utcnow
@@ -67,20 +68,22 @@ class OutboxWriter:
         self._on_write = hook
 
     async def add(self, session: AsyncSession, envelope: Envelope) -> Envelope:
-        topic, key = self.registry.route(envelope)
-        await session.execute(
-            insert(self.table).values(
-                event_id=str(envelope.id),
-                topic=topic,
-                key=key,
-                event_type=envelope.type,
-                payload=envelope.to_bytes(),
-                created_at=utcnow(),
-            )
-        )
+        await self.add_many(session, [envelope])
+        return envelope
+
+    async def add_many(self, session: AsyncSession, envelopes: list[Envelope]) -> None:
+        """Stage several events with one multi-row INSERT, in list order."""
+        if not envelopes:
+            return
+        now = utcnow()
+        rows = []
+        for envelope in envelopes:
+            topic, key = self.registry.route(envelope)
+            rows.append(dict(event_id=str(envelope.id), topic=topic, key=key, event_type=envelope.type,
+                             payload=envelope.to_bytes(), created_at=now))
+        await bulk_insert(session, self.table, rows, fallback=insert(self.table))
         if self._on_write is not None:
             run_after_commit(session, self._on_write)
-        return envelope
 
     async def emit(
         self,

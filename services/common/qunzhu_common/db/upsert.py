@@ -11,6 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 
+from qunzhu_common.db.bulk import bulk_insert
+
 
 def _insert(session: AsyncSession, table: Table) -> Any:
     dialect = session.bind.dialect.name
@@ -57,5 +59,9 @@ async def insert_many_if_absent(
     returns the `returning` column of the rows this call inserted."""
     if not rows:
         return set()
+    if session.bind.dialect.name == "postgresql":
+        inserted = await bulk_insert(session, table, rows, fallback=_insert(session, table),
+                                     pg_tail="ON CONFLICT DO NOTHING", returning=[returning])
+        return {row[0] for row in inserted}
     stmt = _insert(session, table).values(rows).on_conflict_do_nothing().returning(table.c[returning])
     return set((await session.execute(stmt)).scalars().all())

@@ -127,17 +127,29 @@ async def leaderboard(
     return rows[:limit]
 
 
+async def open_challenges(
+    session: AsyncSession, *, community_ids: list[str], since: datetime
+) -> list[CheckinChallenge]:
+    """Challenges of these communities still open at `since` (a scored batch reads them once)."""
+    return list((await session.execute(
+        select(CheckinChallenge).where(CheckinChallenge.community_id.in_(community_ids),
+                                       CheckinChallenge.deadline >= since)
+    )).scalars().all())
+
+
 async def on_checkin(
-    session: AsyncSession, ctx: EngagementContext, *, activity: Activity, community: CommunityCopy
+    session: AsyncSession,
+    ctx: EngagementContext,
+    *,
+    activity: Activity,
+    community: CommunityCopy,
+    challenges: list[CheckinChallenge],
 ) -> None:
-    """After a check-in is scored: announce each challenge it completes (once per member)."""
+    """After a check-in is scored: announce each challenge of `challenges` it completes (once per member)."""
     zone = ZoneInfo(community.timezone)
-    open_challenges = (await session.execute(
-        select(CheckinChallenge).where(
-            CheckinChallenge.community_id == community.id, CheckinChallenge.deadline >= activity.occurred_at
-        )
-    )).scalars().all()
-    for challenge in open_challenges:
+    for challenge in challenges:
+        if challenge.community_id != community.id or challenge.deadline < activity.occurred_at:
+            continue
         if _counts(challenge, activity.occurred_at, activity.group_id, zone) is None:
             continue
         state = await progress(session, challenge=challenge, timezone=community.timezone,

@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.context import EngagementContext
 from engagement.homework import service as homework
-from engagement.models import Activity, GroupMember
+from engagement.models import GroupMember, NewActivity
 from engagement.scoring.classify import text_hash
-from engagement.scoring.engine import record_activity
+from engagement.scoring.engine import queue_activity
 from qunzhu_common.events.contracts.chat import (
     ChatCommandIssued,
     ChatMemberJoined,
@@ -22,8 +22,8 @@ from qunzhu_common.inbox import Event
 from qunzhu_common.timeutil import utcnow
 
 
-def _activity(event: Event, **fields) -> Activity:  # type: ignore[type-arg]
-    return Activity(
+def _activity(event: Event, **fields) -> NewActivity:  # type: ignore[type-arg]
+    return NewActivity(
         community_id=event.community_id, source_event_id=event.id, source_type=event.envelope.type,
         received_at=utcnow(), **fields,
     )
@@ -31,7 +31,7 @@ def _activity(event: Event, **fields) -> Activity:  # type: ignore[type-arg]
 
 async def on_message_posted(session: AsyncSession, event: Event[ChatMessagePosted], ctx: EngagementContext) -> None:
     d = event.data
-    await record_activity(session, ctx, activity=_activity(
+    await queue_activity(session, ctx, activity=_activity(
         event, kind="message", person_id=d.sender_id, group_id=d.group_id, other_id=d.reply_to_sender_id,
         occurred_at=d.sent_at, message_id=d.message_id, reply_to_message_id=d.reply_to_message_id,
         text=d.text, text_hash=text_hash(d.text) if d.text.strip() else "", links=list(d.links),
@@ -51,7 +51,7 @@ async def on_command_issued(session: AsyncSession, event: Event[ChatCommandIssue
                 at=d.sent_at, source="chat", source_event_id=event.id, group_id=d.group_id, message_id=d.message_id,
             )
             return
-    await record_activity(session, ctx, activity=_activity(
+    await queue_activity(session, ctx, activity=_activity(
         event, kind=d.command, person_id=d.sender_id, group_id=d.group_id, occurred_at=d.sent_at,
         message_id=d.message_id, text=d.argument,
     ))
@@ -66,12 +66,12 @@ async def on_reaction_added(session: AsyncSession, event: Event[ChatReactionAdde
         # The author of the message is the one whose standing a reaction says something about.
         activity = _activity(event, kind="reaction", person_id=d.target_sender_id, other_id=d.reactor_id,
                              group_id=d.group_id, occurred_at=d.reacted_at, message_id=d.message_id, text=d.emoji)
-    await record_activity(session, ctx, activity=activity)
+    await queue_activity(session, ctx, activity=activity)
 
 
 async def on_red_packet_sent(session: AsyncSession, event: Event[ChatRedPacketSent], ctx: EngagementContext) -> None:
     d = event.data
-    await record_activity(session, ctx, activity=_activity(
+    await queue_activity(session, ctx, activity=_activity(
         event, kind="red_packet", person_id=d.sender_id, group_id=d.group_id, occurred_at=d.sent_at,
         extra={"amount_fen": d.amount_fen, "count": d.count},
     ))
@@ -85,7 +85,7 @@ async def on_member_joined(session: AsyncSession, event: Event[ChatMemberJoined]
                                 joined_at=d.joined_at))
     else:
         row.joined_at, row.left_at = d.joined_at, None
-    await record_activity(session, ctx, activity=_activity(
+    await queue_activity(session, ctx, activity=_activity(
         event, kind="group_join", person_id=d.member_id, group_id=d.group_id, other_id=d.inviter_id,
         occurred_at=d.joined_at,
     ))
@@ -96,7 +96,7 @@ async def on_member_left(session: AsyncSession, event: Event[ChatMemberLeft], ct
     row = await session.get(GroupMember, (event.community_id, d.group_id, d.member_id))
     if row is not None:
         row.left_at = d.left_at
-    await record_activity(session, ctx, activity=_activity(
+    await queue_activity(session, ctx, activity=_activity(
         event, kind="group_leave", person_id=d.member_id, group_id=d.group_id, other_id=d.removed_by,
         occurred_at=d.left_at,
     ))

@@ -178,20 +178,10 @@ async def recommend_eliminations(
 
 
 async def on_strike(
-    session: AsyncSession, ctx: EngagementContext, *, activity: Activity, rules: ScoringRules
+    session: AsyncSession, ctx: EngagementContext, *, activity: Activity, rules: ScoringRules, strikes: int
 ) -> None:
-    """A 群规 strike (bare link, ad, repeat): warn; at the limit, recommend removal."""
-    member = await session.get(MemberCopy, (activity.community_id, activity.person_id))
-    if member is None or member.role != "member":
-        return
-    if ctx.metrics is not None and activity.strike:
-        ctx.metrics.strikes.labels(activity.strike).inc()
-    strikes = int(await session.scalar(
-        select(func.count()).select_from(Activity).where(
-            Activity.community_id == activity.community_id, Activity.person_id == activity.person_id,
-            Activity.strike.is_not(None), Activity.status == "scored",
-        )
-    ) or 0)
+    """A 群规 strike (bare link, ad, repeat) of a plain member, their `strikes`-th: warn; at the limit,
+    recommend removal. (Owners, admins and guests are never struck: the caller checks the role.)"""
     if strikes >= rules.strike_limit:
         await recommend(
             session, ctx, community_id=activity.community_id, person_id=activity.person_id,

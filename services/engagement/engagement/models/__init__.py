@@ -20,10 +20,11 @@ from engagement.models.homework import (
     SubmissionPublic,
 )
 from engagement.models.people import DeadGroupFlag, KeyPeopleSnapshot, LurkerFlag, RemovalRecommendation
-from engagement.models.scoring import Activity, MemberScore, PointsDaily, PointsLedger, RuleSetVersion
+from engagement.models.scoring import Activity, MemberScore, NewActivity, PointsDaily, PointsLedger, RuleSetVersion
 
 __all__ = [
     "Activity",
+    "NewActivity",
     "Assignment",
     "AssignmentCreate",
     "AssignmentPublic",

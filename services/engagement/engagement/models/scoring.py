@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from typing import Any
 
@@ -77,6 +79,41 @@ class Activity(EngagementModel, table=True):
     points: int = Field(default=0, description="Points this activity brought, after caps and cooldown.")
     revision: int = Field(default=0, description="How many times a recompute re-scored it.")
     received_at: datetime = Field(sa_type=AwareDateTime)
+
+
+@dataclass(slots=True, eq=False)
+class NewActivity:
+    """An activity on its way in, in the plain form the scorer works on: the chat handlers make one per
+    message, and building the ORM model instead costs more than scoring it. Same fields as `Activity`
+    (tests/test_engagement_scoring_batch.py keeps them equal); written with one multi-row INSERT."""
+
+    community_id: str
+    source_event_id: str
+    source_type: str
+    kind: str
+    person_id: str
+    occurred_at: datetime
+    received_at: datetime
+    group_id: str = ""
+    other_id: str | None = None
+    message_id: str | None = None
+    reply_to_message_id: str | None = None
+    text: str = ""
+    text_hash: str = ""
+    links: list[str] = dataclass_field(default_factory=list)
+    mentions: list[str] = dataclass_field(default_factory=list)
+    media_kind: str = "none"
+    extra: dict[str, Any] = dataclass_field(default_factory=dict)
+    status: str = "pending"
+    scored_seq: int | None = None
+    rule_set_version: int | None = None
+    day: date | None = None
+    rule_type: str | None = None
+    reason: str = ""
+    strike: str | None = None
+    points: int = 0
+    revision: int = 0
+    id: int | None = None
 
 
 class PointsLedger(EngagementModel, table=True):

@@ -1,13 +1,17 @@
 """Ledger writes and the running figures kept in the same transaction (totals, per-day, levels).
 
 Reads never sum the ledger: leaderboards use `member_score` (all time) and `points_daily` (windows).
+A scored batch is written with a handful of multi-row statements (`write_awards`); recompute's
+reversals go one entry at a time (`write_entry`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
 
-from sqlalchemy import case, update
+from sqlalchemy import bindparam, case, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,11 +19,189 @@ from engagement.context import EngagementContext
 from engagement.dbutil import increment
 from engagement.models import Activity, MemberScore, PointsDaily, PointsLedger
 from engagement.scoring.rules import ScoringRules
+from qunzhu_common.db.bulk import bulk_insert
 from qunzhu_common.events.contracts.engagement import LevelReached, PointsAwarded
+from qunzhu_common.events.envelope import Envelope, new_envelope
+from qunzhu_common.outbox import run_after_commit
 from qunzhu_common.timeutil import utcnow
 
 _score = MemberScore.__table__  # type: ignore[attr-defined]
 _daily = PointsDaily.__table__  # type: ignore[attr-defined]
+_ledger = PointsLedger.__table__  # type: ignore[attr-defined]
+
+MemberDay = tuple[str, str, date]  # (community_id, person_id, local day)
+
+
+@dataclass
+class Award:
+    """One scored activity's outcome: a ledger entry when `points` > 0, in any case a member touch."""
+
+    activity: Activity
+    key: MemberDay
+    rule_type: str
+    version: int
+    rules: ScoringRules
+    points: int
+    reason: str
+    effective_at: datetime | None
+    correlation_id: str | None = None  # of the event that brought the activity
+
+
+def _upsert(session: AsyncSession, table):  # noqa: ANN001, ANN202
+    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+async def write_awards(session: AsyncSession, ctx: EngagementContext, *, awards: list[Award]) -> None:
+    """Write a scored batch: ledger rows, per-day figures, member totals and levels, their events.
+
+    Per-day figures and member totals are summed per row first, so each row is written once; the
+    `points.awarded` events still carry the running total after each entry.
+    """
+    if not awards:
+        return
+    entries = [a for a in awards if a.points]
+    now = utcnow()
+    if entries:
+        await bulk_insert(session, _ledger, fallback=insert(_ledger), rows=[
+            dict(community_id=a.activity.community_id, person_id=a.activity.person_id, group_id=a.activity.group_id,
+                 source_event_id=a.activity.source_event_id, activity_id=a.activity.id, rule_type=a.rule_type,
+                 rule_set_version=a.version, rule=f"{a.rule_type}@v{a.version}", kind="award",
+                 revision=a.activity.revision, points=a.points, occurred_at=a.activity.occurred_at, day=a.key[2],
+                 reason=a.reason, created_at=now)
+            for a in entries
+        ])
+        daily: Counter[tuple[str, date, str, str]] = Counter()
+        for a in entries:
+            daily[(a.activity.community_id, a.key[2], a.activity.group_id, a.activity.person_id)] += a.points
+        stmt = _upsert(session, _daily)
+        await bulk_insert(
+            session, _daily,
+            [dict(community_id=c, day=d, group_id=g, person_id=p, points=n) for (c, d, g, p), n in daily.items()],
+            fallback=stmt.on_conflict_do_update(
+                index_elements=["community_id", "day", "group_id", "person_id"],
+                set_={"points": _daily.c.points + stmt.excluded.points},
+            ),
+            pg_tail="ON CONFLICT (community_id, day, group_id, person_id) "
+                    "DO UPDATE SET points = points_daily.points + EXCLUDED.points",
+        )
+    totals = await _bump_members(session, awards)
+
+    # Events and levels, in batch order; running totals counted back from each member's new total.
+    gained: Counter[tuple[str, str]] = Counter()
+    for a in entries:
+        gained[(a.activity.community_id, a.activity.person_id)] += a.points
+    running = {member: total - gained[member] for member, (total, _, _) in totals.items()}
+    last_of: dict[tuple[str, str], Award] = {}
+    envelopes: list[Envelope] = []
+    for a in awards:
+        member = (a.activity.community_id, a.activity.person_id)
+        last_of[member] = a
+        if not a.points:
+            continue
+        running[member] += a.points
+        if ctx.live:
+            envelopes.append(_envelope(ctx, "points.awarded", a.activity.community_id, a.correlation_id, PointsAwarded(
+                community_id=a.activity.community_id, person_id=a.activity.person_id, points=a.points,
+                rule=f"{a.rule_type}@v{a.version}", rule_type=a.rule_type, rule_set_version=a.version,
+                source_event_id=a.activity.source_event_id, group_id=a.activity.group_id or None, reason=a.reason,
+                total_points=running[member], occurred_at=a.activity.occurred_at,
+            )))
+    moves, reached = [], []
+    for member, (total, level, highest) in totals.items():
+        last = last_of[member]
+        new_level = last.rules.level_for(total)
+        if new_level == level:
+            continue
+        moves.append(dict(c=member[0], p=member[1], level=new_level, highest=max(highest, new_level)))
+        if new_level > highest:  # back to a level already reached once: no second celebration
+            reached.append(str(new_level))
+            if ctx.live:
+                envelopes.append(_envelope(ctx, "level.reached", member[0], last.correlation_id, LevelReached(
+                    community_id=member[0], person_id=member[1], level=new_level, previous_level=highest,
+                    total_points=total, threshold=last.rules.level_thresholds[new_level - 1],
+                    reached_at=last.activity.occurred_at,
+                )))
+    if moves:
+        await session.execute(
+            update(_score)
+            .where(_score.c.community_id == bindparam("c"), _score.c.person_id == bindparam("p"))
+            .values(level=bindparam("level"), highest_level=bindparam("highest")),
+            moves,
+        )
+    if envelopes and ctx.outbox is not None:
+        await ctx.outbox.add_many(session, envelopes)
+    if ctx.metrics is not None:
+        run_after_commit(session, _count(ctx, awards, reached))
+
+
+def _envelope(ctx: EngagementContext, type_: str, community_id: str, correlation_id: str | None, data) -> Envelope:  # noqa: ANN001, E501
+    assert ctx.outbox is not None
+    return new_envelope(type=type_, data=data, source=ctx.outbox.source, community_id=community_id,
+                        correlation_id=correlation_id)
+
+
+async def _bump_members(session: AsyncSession, awards: list[Award]) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """Add each member's points of the batch and move `last_effective_at`; returns (total, level, highest)."""
+    points: Counter[tuple[str, str]] = Counter()
+    effective: dict[tuple[str, str], datetime | None] = {}
+    for a in awards:
+        member = (a.activity.community_id, a.activity.person_id)
+        points[member] += a.points
+        seen = effective.get(member)
+        if a.effective_at is not None and (seen is None or a.effective_at > seen):
+            effective[member] = a.effective_at
+        else:
+            effective.setdefault(member, None)
+    stmt = _upsert(session, _score)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["community_id", "person_id"],
+        set_={
+            "total_points": _score.c.total_points + stmt.excluded.total_points,
+            # NULL (nothing effective in the batch) never moves it; a later time does.
+            "last_effective_at": case(
+                (stmt.excluded.last_effective_at.is_(None), _score.c.last_effective_at),
+                (_score.c.last_effective_at.is_(None), stmt.excluded.last_effective_at),
+                (_score.c.last_effective_at < stmt.excluded.last_effective_at, stmt.excluded.last_effective_at),
+                else_=_score.c.last_effective_at,
+            ),
+        },
+    ).returning(_score.c.community_id, _score.c.person_id, _score.c.total_points, _score.c.level,
+                _score.c.highest_level)
+    rows = await bulk_insert(
+        session, _score,
+        [dict(community_id=c, person_id=p, total_points=n, level=1, highest_level=1,
+              last_effective_at=effective[(c, p)]) for (c, p), n in points.items()],
+        fallback=stmt, pg_tail=_MEMBER_SCORE_TAIL,
+        returning=["community_id", "person_id", "total_points", "level", "highest_level"],
+    )
+    return {(c, p): (int(t), int(lv), int(h)) for c, p, t, lv, h in rows}
+
+
+# The PostgreSQL form of `_bump_members`' conflict clause (bulk_insert); keep the two in step.
+_MEMBER_SCORE_TAIL = """ON CONFLICT (community_id, person_id) DO UPDATE SET
+    total_points = member_score.total_points + EXCLUDED.total_points,
+    last_effective_at = CASE
+        WHEN EXCLUDED.last_effective_at IS NULL THEN member_score.last_effective_at
+        WHEN member_score.last_effective_at IS NULL THEN EXCLUDED.last_effective_at
+        WHEN member_score.last_effective_at < EXCLUDED.last_effective_at THEN EXCLUDED.last_effective_at
+        ELSE member_score.last_effective_at END"""
+
+
+def _count(ctx: EngagementContext, awards: list[Award], reached: list[str]):  # noqa: ANN202 - an after-commit hook
+    """Metrics once the batch is committed: a batch that rolls back and is retried counts once."""
+
+    def count() -> None:
+        metrics = ctx.metrics
+        assert metrics is not None
+        for a in awards:
+            metrics.activities_scored.labels(a.activity.rule_type or "none").inc()
+            if a.points:
+                metrics.points_awarded.labels(a.rule_type).inc(a.points)
+                metrics.ledger_entries.labels(a.rule_type, "award").inc()
+        for level in reached:
+            metrics.levels_reached.labels(level).inc()
+
+    return count
 
 
 async def bump_member(

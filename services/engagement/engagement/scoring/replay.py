@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from engagement.context import REPLAY, EngagementContext
 from engagement.leaderboard.service import community as get_community
 from engagement.models import Activity, MemberScore, PointsDaily, PointsLedger
-from engagement.scoring.engine import score_activity
+from engagement.scoring.engine import score_activities
 from engagement.scoring.ledger import write_entry
 from engagement.scoring.ruleset import rules_at
 
@@ -68,6 +68,7 @@ async def ledger_rows(session: AsyncSession, *, community_id: str) -> list[tuple
 
 
 async def _scored_in_order(session: AsyncSession, community_id: str, since: datetime | None = None):  # noqa: ANN202
+    """The community's scored activities in scoring order, in chunks of BATCH."""
     last = 0
     while True:
         query = select(Activity).where(
@@ -78,8 +79,7 @@ async def _scored_in_order(session: AsyncSession, community_id: str, since: date
         batch = (await session.execute(query.order_by(Activity.scored_seq).limit(BATCH))).scalars().all()
         if not batch:
             return
-        for activity in batch:
-            yield activity
+        yield list(batch)
         last = batch[-1].scored_seq or last
 
 
@@ -89,11 +89,10 @@ async def rebuild(session: AsyncSession, *, community_id: str) -> int:
     for model in (PointsLedger, MemberScore, PointsDaily):
         await session.execute(delete(model).where(model.community_id == community_id))  # type: ignore[attr-defined]
     count = 0
-    async for activity in _scored_in_order(session, community_id):
-        await score_activity(
-            session, REPLAY, activity=activity, community=community, seq=activity.scored_seq, same_rules=True
-        )
-        count += 1
+    async for batch in _scored_in_order(session, community_id):
+        await score_activities(session, REPLAY, activities=batch, communities={community_id: community},
+                               seqs=[a.scored_seq for a in batch], same_rules=True)
+        count += len(batch)
     await session.flush()
     return count
 
@@ -103,7 +102,7 @@ async def recompute(
 ) -> int:
     """Re-score history from `since` under the versions now in force; the ledger only grows."""
     community = await get_community(session, community_id)
-    affected = [a async for a in _scored_in_order(session, community_id, since)]
+    affected = [a async for batch in _scored_in_order(session, community_id, since) for a in batch]
     # Reverse everything first, so caps and cooldown slots see only what stays (history before `since`).
     for activity in affected:
         entries = (await session.execute(
@@ -121,9 +120,11 @@ async def recompute(
             )
     for activity in affected:
         activity.revision += 1
-        await score_activity(
+    for start in range(0, len(affected), BATCH):
+        batch = affected[start:start + BATCH]
+        await score_activities(
             session, EngagementContext(outbox=ctx.outbox, metrics=ctx.metrics, hooks=False),
-            activity=activity, community=community, seq=activity.scored_seq,
+            activities=batch, communities={community_id: community}, seqs=[a.scored_seq for a in batch],
         )
     await session.flush()
     return len(affected)
