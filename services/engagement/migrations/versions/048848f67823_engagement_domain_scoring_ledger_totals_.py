@@ -257,8 +257,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_submission_assignment_id'), ['assignment_id'], unique=False)
 
     with op.batch_alter_table('community_copy', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('owner_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False))
-        batch_op.add_column(sa.Column('scored_count', sa.Integer(), nullable=False))
+        # Defaults for rows an earlier version left: the owner arrives with the next community event;
+        # nothing of those communities was scored yet.
+        batch_op.add_column(sa.Column('owner_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False,
+                                      server_default=''))
+        batch_op.add_column(sa.Column('scored_count', sa.Integer(), nullable=False, server_default='0'))
 
     # ### end Alembic commands ###
 
