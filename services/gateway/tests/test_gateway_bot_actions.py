@@ -172,3 +172,28 @@ async def test_a_plain_http_bridge_is_refused_unless_allowed(tmp_path):
     async with httpx.AsyncClient(transport=httpx.MockTransport(never)) as client:
         result = await bridge(client, GatewaySettings(data_dir=tmp_path), connector, request)
     assert (result.outcome, result.error) == ("failed", "the bridge URL must be https")
+
+
+async def test_a_rate_limited_backlog_in_one_group_does_not_hold_up_another_group(
+    publish, tmp_path, standalone_gateway, fake_platform, admin_headers, outbox_events, eventually
+):
+    # 300 actions for one group at 2/s would take minutes; an action for another group asked after
+    # them must still go out at once (the worker reads a few actions per group, not the oldest N).
+    async with standalone_gateway(tmp_path, telegram_api_base=fake_platform.url, action_group_burst=1,
+                                  action_group_rate_per_s=2, action_platform_burst=1000,
+                                  action_poll_interval_s=0.05) as gw:
+        await connector(gw, admin_headers, "telegram", {"bot_token": BOT_TOKEN, "secret_token": "s" * 20},
+                        ["-1001", "-1002"])
+        for i in range(300):
+            await request_action(gw, publish, action_id=f"busy-{i}", action="send_message",
+                                 group_id="telegram:-1001", text=f"积压 {i}")
+        await request_action(gw, publish, action_id="quiet-0", action="send_message", group_id="telegram:-1002",
+                             text="另一个群")
+
+        async def quiet_sent():
+            return [c for c in fake_platform.calls("/sendMessage") if json.loads(c["body"])["text"] == "另一个群"]
+
+        await eventually(quiet_sent, within=10, what="the other group's action")
+        busy = [c for c in fake_platform.calls("/sendMessage") if json.loads(c["body"])["text"].startswith("积压")]
+        assert len(busy) < 50, "the busy group was rate-limited meanwhile"
+        assert [json.loads(c["body"])["text"] for c in busy] == [f"积压 {i}" for i in range(len(busy))]

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from gateway.actions.platforms import EXECUTORS, Result
 from gateway.models import BotAction, ConnectorGroup
@@ -31,7 +31,8 @@ from qunzhu_common.events.contracts.chat import ChatActionSettled
 from qunzhu_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
-BATCH = 50
+BATCH = 200  # actions read per pass
+PER_GROUP = 10  # of them at most this many per group
 
 
 class ActionWorker:
@@ -52,18 +53,30 @@ class ActionWorker:
         return self.state.runtime.session_maker
 
     async def run_once(self) -> int:
-        """One pass over due actions; returns how many were attempted."""
+        """One pass over the oldest pending actions of each group; returns how many were attempted.
+
+        A group's actions go out in the order they were asked: its first pending action that is not due
+        yet (deferred by a rate limit, waiting for a retry) holds back the ones after it. Reading only the
+        first PER_GROUP of every group keeps one busy group's backlog from filling the pass, so the other
+        groups are served meanwhile.
+        """
+        position = func.row_number().over(
+            partition_by=BotAction.group_id, order_by=(BotAction.created_at, BotAction.action_id)
+        ).label("position")
+        heads = select(BotAction.action_id, position).where(BotAction.status == "pending").subquery()
         async with self._sessions() as session:
             rows = (await session.execute(
-                select(BotAction).where(BotAction.status == "pending", BotAction.next_attempt_at <= utcnow())
+                select(BotAction).join(heads, heads.c.action_id == BotAction.action_id)
+                .where(heads.c.position <= PER_GROUP)
                 .order_by(BotAction.created_at, BotAction.action_id).limit(BATCH)
             )).scalars().all()
         attempted = 0
         blocked: set[str] = set()
+        now = utcnow()
         for row in rows:
             if row.group_id in blocked:
-                continue  # keep a group's actions in order: nothing overtakes a deferred one
-            if not await self._admit(row):
+                continue  # nothing overtakes an earlier action of the same group
+            if row.next_attempt_at > now or not await self._admit(row):
                 blocked.add(row.group_id)
                 continue
             attempted += await self._attempt(row)
@@ -159,7 +172,7 @@ class ActionWorker:
                 log.exception("bot action pass failed (%d in a row)", failures)
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 continue
-            if attempted < BATCH:
+            if not attempted:
                 await asyncio.sleep(self.settings.action_poll_interval_s)
 
     def start(self) -> None:
