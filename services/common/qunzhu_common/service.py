@@ -63,6 +63,7 @@ def build_bus(settings: ServiceSettings) -> Bus:
             settings.kafka_bootstrap_servers,
             topics=ALL_TOPICS,
             partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
             policy=policy,
             client_id=f"qunzhu-{settings.service_name}",
         )

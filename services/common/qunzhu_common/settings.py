@@ -23,6 +23,9 @@ class ServiceSettings(BaseSettings):
     bus_path: str = Field(default="", description="Local bus log file; default <data_dir>/bus.sqlite3")
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_partitions: int = Field(default=3, ge=1)
+    topic_replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of the topics the services create (3 on a production cluster)."
+    )
     max_delivery_attempts: int = Field(default=5, ge=1)
     consume_batch_size: int = Field(
         default=100, ge=1, description="Records of a partition applied in one transaction (1 = one each)."
