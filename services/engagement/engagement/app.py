@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from engagement.activities.timers import timer as activities_timer
 from engagement.api import ROUTERS
 from engagement.context import EngagementContext
 from engagement.handlers import CONTEXT_HANDLERS, build_handlers
@@ -42,7 +43,8 @@ def create_app(settings: EngagementSettings | None = None, *, bus: Bus | None = 
     settings = settings or EngagementSettings()
     holder: dict[str, EngagementContext] = {}
     spec = replace(SPEC, handlers=build_handlers(lambda: holder["ctx"]),
-                   lifespan_hooks=[scheduler(settings.jobs_interval_s)])
+                   lifespan_hooks=[scheduler(settings.jobs_interval_s),
+                                   activities_timer(settings.activities_interval_s)])
     app = build_app(spec, settings, bus=bus)
     runtime = app.state.runtime
     metrics = EngagementMetrics(runtime.metrics.registry)

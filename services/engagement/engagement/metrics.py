@@ -13,6 +13,7 @@ LEDGER_KINDS = ("award", "reversal")  # scoring/ledger.py, scoring/replay.py
 LEVELS = tuple(str(n) for n in range(1, len(SKOOL_LEVELS) + 1))  # Skool's L1–L9 (the default thresholds)
 REMOVAL_REASONS = ("elimination", "rule_violation")  # jobs/members.py
 STRIKE_KINDS = ("bare_link", "ad", "repeat")  # scoring/classify.py
+ACTIVITY_KINDS = ("lottery", "poll", "survey", "chain", "campaign", "meetup", "celebration")  # activities/
 
 
 class EngagementMetrics:
@@ -56,6 +57,18 @@ class EngagementMetrics:
             p + "key_people_runs_total", "Key-people computations.", registry=registry
         )
 
+        self.activity_participants = Counter(
+            p + "activity_participants_total",
+            "Members taking part in a group activity (entry, vote, response, sign-up, registration), by activity.",
+            ["activity"], registry=registry,
+        )
+        self.activity_completions = Counter(
+            p + "activity_completions_total",
+            "Activities completed: lottery drawn, poll closed, survey answered, chain full, campaign reward "
+            "recorded, meetup attended, celebration posted; by activity.",
+            ["activity"], registry=registry,
+        )
+
     def initialise(self) -> None:
         """Create every bounded labelled series at 0 (counters) or 0 members (gauge)."""
         for verdict in VERDICTS:
@@ -71,3 +84,6 @@ class EngagementMetrics:
             self.removals_recommended.labels(reason)
         for kind in STRIKE_KINDS:
             self.strikes.labels(kind)
+        for activity in ACTIVITY_KINDS:
+            self.activity_participants.labels(activity)
+            self.activity_completions.labels(activity)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engagement.activities import celebrations
 from engagement.context import EngagementContext
 from engagement.handlers import chat, content, membership
 from qunzhu_common.inbox import Event, Handler
@@ -21,6 +22,7 @@ CONTEXT_HANDLERS: dict[str, ContextHandler] = {
     **membership.HANDLERS,
     **chat.HANDLERS,
     **content.HANDLERS,
+    **celebrations.HANDLERS,  # engagement's own events: congratulations after they are committed
 }
 
 

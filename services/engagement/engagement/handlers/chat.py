@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engagement.activities import dispatch as activities
 from engagement.context import EngagementContext
 from engagement.homework import service as homework
 from engagement.models import GroupMember, NewActivity
@@ -31,6 +32,7 @@ def _activity(event: Event, **fields) -> NewActivity:  # type: ignore[type-arg]
 
 async def on_message_posted(session: AsyncSession, event: Event[ChatMessagePosted], ctx: EngagementContext) -> None:
     d = event.data
+    await activities.on_message(session, ctx, event)
     await queue_activity(session, ctx, activity=_activity(
         event, kind="message", person_id=d.sender_id, group_id=d.group_id, other_id=d.reply_to_sender_id,
         occurred_at=d.sent_at, message_id=d.message_id, reply_to_message_id=d.reply_to_message_id,
@@ -41,6 +43,7 @@ async def on_message_posted(session: AsyncSession, event: Event[ChatMessagePoste
 
 async def on_command_issued(session: AsyncSession, event: Event[ChatCommandIssued], ctx: EngagementContext) -> None:
     d = event.data
+    await activities.on_command(session, ctx, event)
     if d.command == "homework":
         assignment, content = await homework.resolve_assignment(
             session, community_id=event.community_id, argument=d.argument, at=d.sent_at
@@ -85,6 +88,7 @@ async def on_member_joined(session: AsyncSession, event: Event[ChatMemberJoined]
                                 joined_at=d.joined_at))
     else:
         row.joined_at, row.left_at = d.joined_at, None
+    await activities.on_member_joined(session, ctx, event)
     await queue_activity(session, ctx, activity=_activity(
         event, kind="group_join", person_id=d.member_id, group_id=d.group_id, other_id=d.inviter_id,
         occurred_at=d.joined_at,

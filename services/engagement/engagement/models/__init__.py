@@ -1,5 +1,21 @@
 """Engagement's tables, one module per sub-domain, all on engagement's own metadata."""
 
+from engagement.models.activities import (
+    Campaign,
+    CampaignReward,
+    Celebration,
+    CelebrationSettings,
+    ChainSignup,
+    Lottery,
+    LotteryEntry,
+    Meetup,
+    MeetupAttendance,
+    Poll,
+    PollVote,
+    SignupChain,
+    Survey,
+    SurveyResponse,
+)
 from engagement.models.base import EngagementModel, inbox_table, metadata, outbox_table, registry
 from engagement.models.challenges import (
     ChallengeCompletion,
@@ -23,6 +39,20 @@ from engagement.models.people import DeadGroupFlag, KeyPeopleSnapshot, LurkerFla
 from engagement.models.scoring import Activity, MemberScore, NewActivity, PointsDaily, PointsLedger, RuleSetVersion
 
 __all__ = [
+    "Campaign",
+    "CampaignReward",
+    "ChainSignup",
+    "Celebration",
+    "CelebrationSettings",
+    "Lottery",
+    "LotteryEntry",
+    "Meetup",
+    "MeetupAttendance",
+    "Poll",
+    "PollVote",
+    "SignupChain",
+    "Survey",
+    "SurveyResponse",
     "Activity",
     "NewActivity",
     "Assignment",

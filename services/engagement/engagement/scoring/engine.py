@@ -36,7 +36,8 @@ from qunzhu_common.unit_of_work import defer, deferrable, take_deferred
 # Activity that counts as "effective" for lurker detection, whatever points it brings.
 EFFECTIVE_TYPES = frozenset({
     "checkin", "homework_submitted", "question_asked", "question_answered", "effective_message",
-    "share_with_intro", "signup_chain", "session_attended", "post_published",
+    "share_with_intro", "signup_chain", "session_attended", "post_published", "poll_vote", "survey_answered",
+    "meetup_attended",
 })
 
 LABELS = {
@@ -54,6 +55,10 @@ LABELS = {
     "red_packet": "红包 red packet",
     "session_attended": "attended a sharing session",
     "post_published": "published a post",
+    "lottery_entry": "抽奖 lottery entry",
+    "poll_vote": "投票 vote",
+    "survey_answered": "问卷 survey answered",
+    "meetup_attended": "线下活动 meetup attended",
 }
 
 _KIND_RULES = {
@@ -67,6 +72,10 @@ _KIND_RULES = {
     "post_published": "post_published",
     "answer": "question_answered",
     "comment": "effective_message",
+    "lottery_entry": "lottery_entry",
+    "poll_vote": "poll_vote",
+    "survey_answered": "survey_answered",
+    "meetup_attended": "meetup_attended",
 }
 
 # Stored rows (pending, replayed) or new ones; the scorer only reads and sets their fields.

@@ -28,6 +28,10 @@ RuleType = Literal[
     "red_packet",
     "session_attended",
     "post_published",
+    "lottery_entry",
+    "poll_vote",
+    "survey_answered",
+    "meetup_attended",
 ]
 RULE_TYPES: tuple[str, ...] = RuleType.__args__  # type: ignore[attr-defined]
 
@@ -46,9 +50,16 @@ DEFAULT_POINTS: dict[str, int] = {
     "red_packet": 0,
     "session_attended": 5,
     "post_published": 0,
+    # Group activities (engagement/activities): luck earns nothing; taking part a little; showing up in
+    # person a lot ("a hundred chats online are worth less than one meeting").
+    "lottery_entry": 0,
+    "poll_vote": 1,
+    "survey_answered": 3,
+    "meetup_attended": 10,
 }
 DEFAULT_DAILY_CAPS: dict[str, int] = {
     "checkin": 5, "effective_message": 20, "share_with_intro": 9, "question_answered": 30,
+    "poll_vote": 3, "survey_answered": 9, "signup_chain": 5,
 }
 DEFAULT_GRADE_BONUS: dict[str, int] = {"1": 0, "2": 1, "3": 2, "4": 4, "5": 6}
 SKOOL_LEVELS: list[int] = [0, 5, 20, 65, 155, 515, 2015, 8015, 33015]

@@ -133,6 +133,84 @@ class DeadGroupFlagged(_EngagementEvent):
     flagged_at: AwareDatetime
 
 
+# Group activities (活动): lotteries, polls, surveys, sign-up chains, campaigns, meetups, celebrations.
+
+ActivityKind = Literal["lottery", "poll", "survey", "chain", "campaign", "meetup", "celebration"]
+ParticipationAction = Literal[
+    "entered", "voted", "vote_changed", "responded", "signed_up", "waitlisted", "promoted", "cancelled",
+    "attended",
+]
+
+
+class ActivityParticipated(_EngagementEvent):
+    """A member took part in a group activity (one event per member, activity and action)."""
+
+    activity: ActivityKind
+    activity_id: str = Field(max_length=100)
+    person_id: str = Field(max_length=200)
+    action: ParticipationAction
+    group_id: GroupId | None = None
+    position: int | None = Field(default=None, ge=1, description="Sign-ups: the line number, waitlist included.")
+    occurred_at: AwareDatetime
+
+
+class LotteryOpened(_EngagementEvent):
+    """The commitment sha256(seed) is public before any entry, so the draw can be checked afterwards."""
+
+    lottery_id: str = Field(max_length=100)
+    title: str = Field(max_length=200)
+    group_id: GroupId | None = None
+    keyword: str = Field(max_length=50)
+    winners_count: int = Field(ge=1)
+    opens_at: AwareDatetime
+    closes_at: AwareDatetime
+    seed_commitment: str = Field(min_length=64, max_length=64)
+
+
+class LotteryDrawn(_EngagementEvent):
+    """Winners and the revealed seed: sha256(seed) equals the commitment, winners recompute from it."""
+
+    lottery_id: str = Field(max_length=100)
+    seed: str = Field(max_length=64)
+    seed_commitment: str = Field(min_length=64, max_length=64)
+    algorithm: str = Field(max_length=300)
+    entrants_count: int = Field(ge=0)
+    entrants_sha256: str = Field(max_length=64, description="sha256 of the sorted entrant ids joined by newlines.")
+    winners: list[str] = Field(default_factory=list)
+    drawn_at: AwareDatetime
+
+
+class PollClosed(_EngagementEvent):
+    poll_id: str = Field(max_length=100)
+    question: str = Field(max_length=500)
+    options: list[str]
+    counts: list[int] = Field(description="Votes per option, in the options' order.")
+    voters: int = Field(ge=0)
+    closed_at: AwareDatetime
+
+
+class CampaignRewardRecorded(_EngagementEvent):
+    """A campaign triggered: a reward to pay out (Qunzhu never moves money itself)."""
+
+    campaign_id: str = Field(max_length=100)
+    title: str = Field(max_length=200)
+    trigger: str = Field(max_length=20)
+    reward_id: str = Field(max_length=100)
+    recipient_id: str = Field(max_length=200)
+    recipient_kind: Literal["person", "group"]
+    amount_fen: int = Field(ge=0)
+    reward_text: str = Field(default="", max_length=200)
+    recorded_at: AwareDatetime
+
+
+class CelebrationPosted(_EngagementEvent):
+    person_id: str = Field(max_length=200)
+    kind: Literal["level", "challenge", "scholarship", "anniversary"]
+    ref: str = Field(max_length=100)
+    group_id: GroupId
+    posted_at: AwareDatetime
+
+
 def _spec(type_: str, payload: type[BaseModel], description: str) -> EventSpec:
     return EventSpec(type=type_, version=1, topic=ENGAGEMENT_EVENTS, payload=payload, description=description)
 
@@ -147,4 +225,10 @@ ENGAGEMENT_SPECS: tuple[EventSpec, ...] = (
     _spec("checkin_challenge.completed", CheckinChallengeCompleted, "A member completed a check-in challenge."),
     _spec("goal.reached", GoalReached, "A community goal reached its target."),
     _spec("group.dead_flagged", DeadGroupFlagged, "A chat group is at risk of becoming a dead group."),
+    _spec("activity.participated", ActivityParticipated, "A member entered, voted, signed up, attended…"),
+    _spec("lottery.opened", LotteryOpened, "A lottery opened with its seed commitment."),
+    _spec("lottery.drawn", LotteryDrawn, "A lottery was drawn: winners and the revealed seed."),
+    _spec("poll.closed", PollClosed, "A poll closed with its final counts."),
+    _spec("campaign.reward_recorded", CampaignRewardRecorded, "A campaign triggered a reward to pay out."),
+    _spec("celebration.posted", CelebrationPosted, "A member was congratulated in their group."),
 )

@@ -1,0 +1,1 @@
+"""Group activities (活动): lotteries, polls, surveys, sign-up chains, campaigns, meetups, celebrations."""
