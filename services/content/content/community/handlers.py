@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from content.community.service import record_presence
 from content.context import ContentContext
 from content.models import ChatGroup, CommunityCopy, CommunityMember
+from qunzhu_common.db.upsert import insert_if_absent
 from qunzhu_common.events.contracts.chat import ChatMemberJoined, ChatMemberLeft
 from qunzhu_common.events.contracts.membership import MEMBERSHIP_SPECS, CommunityCreated, MemberChanged
 from qunzhu_common.inbox import Event
@@ -29,17 +30,12 @@ def community_handlers(ctx: ContentContext) -> dict:
                 synced_at=ctx.clock.now(),
             )
         )
-        # The owner may author from the start, before any member.* event names them.
-        if await session.get(CommunityMember, (data.community_id, data.owner_id)) is None:
-            session.add(
-                CommunityMember(
-                    community_id=data.community_id,
-                    member_id=data.owner_id,
-                    role="owner",
-                    status="active",
-                    changed_at=data.created_at,
-                )
-            )
+        # The owner may author from the start, before any member.* event names them. A newer member.*
+        # event may have arrived first: never overwrite it (and no read-before-write: this runs per event).
+        await insert_if_absent(session, CommunityMember.__table__, dict(  # type: ignore[attr-defined]
+            community_id=data.community_id, member_id=data.owner_id, display_name="", role="owner", status="active",
+            tier="", changed_at=data.created_at, level=None,
+        ))
 
     async def on_member_changed(session: AsyncSession, event: Event[MemberChanged]) -> None:
         # Every member.* event carries the whole state; the newest (by changed_at) wins, so an event
