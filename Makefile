@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration up down status bench lint clean
+.PHONY: install run test test-unit test-integration test-faults up down status bench lint clean
 
 install: $(STAMP)
 
@@ -24,7 +24,7 @@ test: install
 	@$(PY) -m pytest services -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: no unit tests were collected" >&2; exit 1; fi; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi
-	@$(PY) -m pytest tests -q -p no:cacheprovider; rc=$$?; \
+	@$(PY) -m pytest tests --ignore=tests/reliability -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: no integration tests were collected" >&2; exit 1; fi; \
 	  exit $$rc
 
@@ -32,7 +32,11 @@ test-unit: install
 	$(PY) -m pytest services -q
 
 test-integration: install
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests --ignore=tests/reliability -q
+
+## test-faults: the fault suite (10,000 webhooks through restarts and kills of broker, database, services)
+test-faults: install
+	$(PY) -m pytest tests/reliability -q -p no:cacheprovider
 
 ## up / down: the distributed stack on this machine (Kafka KRaft + PostgreSQL + one process per service)
 up: install

@@ -4,6 +4,7 @@ each service as its own OS process, all on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,6 +76,12 @@ class Kafka:
     def stop(self) -> None:
         run_script("kafka.sh", "stop", env=self.env)
 
+    def restart(self, down_s: float = 0) -> None:
+        """Stop the broker (TERM, as an operator's restart would), stay down `down_s`, start it again."""
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
 
 @dataclass
 class Postgres:
@@ -98,6 +105,39 @@ class Postgres:
 
     def drop(self) -> None:
         run_script("postgres.sh", "dropdb", *self.databases(), env={})
+
+
+@dataclass
+class PrivatePostgres(Postgres):
+    """A PostgreSQL cluster of a test run's own (own directory, own port), so a fault suite can stop and
+    restart it without touching the shared cluster that other runs use."""
+
+    directory: Path = field(default_factory=lambda: Path(f"/var/tmp/qunzhu-pg-{uuid.uuid4().hex[:8]}"))
+    private_port: int = field(default_factory=free_port)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"QUNZHU_PG_DIR": str(self.directory), "QUNZHU_PG_PORT": str(self.private_port)}
+
+    def start(self) -> None:
+        run_script("postgres.sh", "start", env=self.env)
+        self.port = self.private_port
+        self.user = os.environ.get("QUNZHU_PG_USER", "qunzhu")
+        self.password = os.environ.get("QUNZHU_PG_PASSWORD", "qunzhu")
+        run_script("postgres.sh", "createdb", *self.databases(), env=self.env)
+
+    def stop_server(self) -> None:
+        run_script("postgres.sh", "stop", env=self.env)
+
+    def restart(self, down_s: float = 0) -> None:
+        """A fast shutdown (open connections are cut), `down_s` down, then the same cluster again."""
+        self.stop_server()
+        time.sleep(down_s)
+        run_script("postgres.sh", "start", env=self.env)
+
+    def drop(self) -> None:
+        self.stop_server()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class ServiceProcess:
@@ -147,6 +187,13 @@ class ServiceProcess:
 
     def restart(self) -> None:
         self.kill(signal.SIGTERM)
+        self.start()
+        self.wait_ready()
+
+    def crash_and_restart(self, down_s: float = 0) -> None:
+        """SIGKILL (no shutdown code runs: open transactions and unsent work die), then start again."""
+        self.kill(signal.SIGKILL)
+        time.sleep(down_s)
         self.start()
         self.wait_ready()
 

@@ -9,8 +9,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from gateway import engagement_guard, read_guard
 from gateway.auth.deps import CurrentPrincipal, OptionalPrincipal, rate_limit
 from gateway.upstream import UPSTREAMS, Upstreams, upstreams_of
+from qunzhu_common.deps import SessionDep
 from qunzhu_common.errors import AppError, Forbidden, InvalidInput, Unauthorized, problem_response
 
 UpstreamsDep = Annotated[Upstreams, Depends(upstreams_of)]
@@ -65,15 +67,24 @@ _PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _proxy_route(service: str) -> None:
-    async def proxy(path: str, request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal) -> Response:
+    async def proxy(
+        path: str, request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal, session: SessionDep
+    ) -> Response:
         """Every route of the service, reached through the gateway (each is documented in /openapi.json).
 
-        Reads may be anonymous; anything else needs a caller. The gateway authenticates and passes the
+        Writes need a caller; content's and engagement's reads inside a community need a role there
+        (read_guard: posts are public, content's paywall decides). The gateway authenticates and passes the
         caller as X-Actor-Id; the service applies its own role rules to it (a client's X-Actor-Id never
         passes).
         """
-        if request.method != "GET" and principal is None:
+        if request.method == "GET":
+            await read_guard.authorize_read(session, principal, service, path)
+        elif principal is None:
             raise Unauthorized("send `Authorization: Bearer <token>` or `X-API-Key`")
+        if service == "engagement" and request.method != "GET":
+            assert principal is not None
+            # Engagement does not know who calls it: its writes are authorized here.
+            await engagement_guard.authorize_write(session, principal, path, await request.body())
         return await upstreams.forward(service, request, f"/{path}", actor=principal and principal.subject)
 
     # One route per service, so the path never swallows the gateway's own /api/v1/communities/… routes.

@@ -16,11 +16,14 @@ from gateway.actions.worker import actions_lifespan
 from gateway.api import api, ops
 from gateway.auth.api import router as auth_router
 from gateway.connectors.api import router as connectors_router
+from gateway.limits import BodyLimits
 from gateway.metrics import GatewayMetrics
 from gateway.models import inbox_table, metadata, outbox_table
 from gateway.openapi import install_aggregated_openapi
 from gateway.payments.api import router as payments_router
 from gateway.projection import HANDLERS as PROJECTION_HANDLERS
+from gateway.refunds.handlers import HANDLERS as REFUND_HANDLERS
+from gateway.refunds.worker import refunds_lifespan
 from gateway.settings import GatewaySettings
 from gateway.state import gateway_lifespan
 from gateway.upstream import upstreams_lifespan
@@ -44,7 +47,7 @@ SPEC = ServiceSpec(
         webhooks_router, payments_router, api, auth_router, connectors_router, quarantine_router,
         actions_ops_router, ops,
     ],
-    handlers={**PROJECTION_HANDLERS, **ACTION_HANDLERS},
+    handlers={**PROJECTION_HANDLERS, **ACTION_HANDLERS, **REFUND_HANDLERS},
 )
 
 
@@ -58,10 +61,13 @@ def create_app(
     settings = settings or GatewaySettings()
     spec = replace(SPEC, lifespan_hooks=[
         upstreams_lifespan(settings, transports), gateway_lifespan(settings), actions_lifespan(settings),
+        refunds_lifespan(settings),
     ])
     app = build_app(spec, settings, bus=bus)
     app.state.gateway_metrics = GatewayMetrics(app.state.runtime.metrics.registry)
     install_aggregated_openapi(app)
+    app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes,
+                       webhook_max_bytes=settings.webhook_max_body_bytes, read_timeout_s=settings.body_read_timeout_s)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

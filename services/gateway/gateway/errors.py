@@ -11,6 +11,10 @@ class PayloadTooLarge(AppError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 
 
+class UnsupportedMediaType(AppError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
 class TooManyRequests(AppError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 

@@ -6,6 +6,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from qunzhu_common.metrics import LATENCY_BUCKETS
 
+REFUND_OUTCOMES = {
+    "stripe": ("submitted", "already_refunded", "retried", "failed"),
+    "wechatpay": ("submitted", "already_refunded", "retried", "failed"),
+    "manual": ("manual",),
+}
+
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -40,6 +46,11 @@ class GatewayMetrics:
             p + "logins_total", "Login attempts by method and outcome.", ["method", "outcome"],
             registry=registry,
         )
+        self.refunds = Counter(
+            p + "refunds_total",
+            "Refund attempts by provider and outcome (submitted, already_refunded, manual, retried, failed).",
+            ["provider", "outcome"], registry=registry,
+        )
         self.initialise()
 
     def initialise(self) -> None:
@@ -47,6 +58,9 @@ class GatewayMetrics:
         for method in ("code", "telegram"):
             for outcome in ("ok", "refused"):
                 self.logins.labels(method, outcome)
+        for provider, outcomes in REFUND_OUTCOMES.items():
+            for outcome in outcomes:
+                self.refunds.labels(provider, outcome)
 
     def refused(self, platform: str, reason: str) -> None:
         self.verification_failures.labels(platform, reason).inc()

@@ -1,5 +1,5 @@
 """Gateway's tables: connectors, webhook deliveries and quarantine, the role projection, credentials,
-payment references and bot actions (plus its outbox and inbox)."""
+payment references, bot actions and refunds (plus its outbox and inbox)."""
 
 from __future__ import annotations
 
@@ -103,6 +103,7 @@ class PaymentRef(GatewayModel, table=True):
     community_id: str = Field(max_length=100)
     payer_id: str = Field(max_length=200)
     plan_id: str = Field(max_length=100)
+    amount_fen: int | None = Field(default=None, description="Captured amount: WeChat Pay refunds repeat it.")
 
 
 class LoginCode(GatewayModel, table=True):
@@ -147,5 +148,29 @@ class BotAction(GatewayModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
     last_error: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+    settled_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class RefundOrder(GatewayModel, table=True):
+    """A `refund.requested` command and its fate at the payment provider; the request id is the
+    idempotency key (Stripe's Idempotency-Key, WeChat Pay's out_refund_no)."""
+
+    __tablename__ = "refund_order"
+
+    request_id: str = Field(primary_key=True, max_length=100)
+    community_id: str = Field(max_length=100)
+    payment_id: str = Field(max_length=200, index=True)
+    provider: str = Field(max_length=20, description="stripe, wechatpay or manual")
+    amount_fen: int
+    currency: str = Field(max_length=3)
+    reason_code: str = Field(default="", max_length=40, description="Membership's why: self_service, blacklisted…")
+    reason: str = Field(default="", max_length=500, description="The person's own words, if any.")
+    status: str = Field(default="pending", max_length=20, index=True,
+                        description="pending, submitted, already_refunded, manual, failed")
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+    last_error: str = Field(default="", max_length=2000)
+    provider_refund_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
     settled_at: datetime | None = Field(default=None, sa_type=AwareDateTime)

@@ -36,6 +36,10 @@ class GatewaySettings(ServiceSettings):
     cors_origins: list[str] = Field(default_factory=list, description="Allowed origins; empty: no CORS.")
     rate_limit_per_s: float = Field(default=20.0, gt=0, description="Token refill per client per second.")
     rate_limit_burst: int = Field(default=60, ge=1, description="Bucket size per client.")
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Larger API bodies get a 413.")
+    body_read_timeout_s: float = Field(
+        default=10.0, gt=0, description="A body that stalls this long between two parts gets a 408."
+    )
     login_code_ttl_s: int = Field(default=300, ge=30)
     login_code_max_attempts: int = Field(default=5, ge=1)
     telegram_login_bot_token: SecretStr = Field(
@@ -69,6 +73,23 @@ class GatewaySettings(ServiceSettings):
     action_platform_rate_per_s: float = Field(default=25.0, gt=0, description="Bot actions per platform.")
     action_platform_burst: int = Field(default=30, ge=1)
     run_actions: bool = Field(default=True, description="Execute bot actions in this process.")
+
+    # -- refunds out (refund.requested → the payment provider) -----------------------------------
+    stripe_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="sk_… key calling Stripe's Refunds API; empty: Stripe refunds fail."
+    )
+    stripe_api_base: str = "https://api.stripe.com"
+    wechatpay_mchid: str = Field(default="", description="WeChat Pay merchant id; empty: WeChat Pay refunds fail.")
+    wechatpay_merchant_serial_no: str = Field(default="", description="Serial number of the merchant certificate.")
+    wechatpay_merchant_private_key: SecretStr = Field(
+        default=SecretStr(""), description="PEM of the merchant API private key signing WeChat Pay API calls."
+    )
+    wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+    refund_max_attempts: int = Field(default=8, ge=1, description="Attempts before a refund fails for good.")
+    refund_backoff_s: float = Field(default=5.0, ge=0, description="First retry delay; doubles per attempt.")
+    refund_timeout_s: float = Field(default=20.0, gt=0, description="Time allowed for one provider call.")
+    refund_poll_interval_s: float = Field(default=1.0, gt=0)
+    run_refunds: bool = Field(default=True, description="Execute refunds in this process.")
     bridge_allow_http: bool = Field(
         default=False, description="Allow plain-http bot bridge URLs (local development and tests only)."
     )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -21,6 +22,7 @@ UPSTREAMS = ("membership", "content", "engagement")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "if-none-match", "idempotency-key")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "etag", "retry-after")
+PATH_SAFE = "/!$&'()*+,;=:@-._~"  # RFC 3986 pchar and "/"
 ACTOR_HEADER = "x-actor-id"  # the authenticated caller, for the services' own authorization
 
 
@@ -65,6 +67,9 @@ class Upstreams:
         Only listed headers pass; `X-Actor-Id` is never taken from the client, only set from the
         authenticated caller.
         """
+        # The path arrives percent-decoded: encode it again, or a control character in an id (%09) makes an
+        # invalid URL for the upstream call (a 500 instead of the service's 404/422).
+        path = quote(path, safe=PATH_SAFE)
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS}
         if actor:
             headers[ACTOR_HEADER] = actor

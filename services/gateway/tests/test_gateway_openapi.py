@@ -59,14 +59,19 @@ async def test_service_routes_pass_through_with_the_authenticated_actor(tmp_path
         )
         anonymous_read = await gw.client.get("/api/v1/engagement/communities/c-1/leaderboard",
                                              headers={"X-Actor-Id": "telegram:1"})
+        public_read = await gw.client.get("/api/v1/content/communities/c-1/posts", headers={"X-Actor-Id": "telegram:1"})
         membership_calls = gw.upstreams["membership"].calls
         engagement_calls = gw.upstreams["engagement"].calls
+        content_calls = gw.upstreams["content"].calls
 
     assert anonymous.status_code == 401
     assert forwarded.status_code == 201
     assert forwarded.json() == {"path": "/communities/c-1/plans"}
     (call,) = [c for c in membership_calls if c.url.path == "/communities/c-1/plans"]
     assert call.headers["x-actor-id"] == "telegram:5"
-    assert anonymous_read.status_code == 201
-    (read,) = [c for c in engagement_calls if c.url.path == "/communities/c-1/leaderboard"]
+    # A community's figures are for its members (read_guard); posts are public, the paywall decides.
+    assert anonymous_read.status_code == 401
+    assert not [c for c in engagement_calls if c.url.path == "/communities/c-1/leaderboard"]
+    assert public_read.status_code == 201
+    (read,) = [c for c in content_calls if c.url.path == "/communities/c-1/posts"]
     assert "x-actor-id" not in read.headers

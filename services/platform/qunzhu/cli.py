@@ -34,10 +34,13 @@ def _makemigration(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from qunzhu_common.httpserver import HeaderTimeoutProtocol
+
     svc = entry(args.service)
     port = args.port or DEFAULT_PORTS[args.service]
     app = svc.create_app(svc.settings())
-    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False)
+    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False,
+                http=HeaderTimeoutProtocol)
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -48,7 +48,10 @@ async def _serve(host: str, port: int, data_dir: str) -> None:
     data_path = Path(data_dir).resolve()  # noqa: ASYNC240 - once, before serving
 
     async with embedded_platform(data_dir) as gateway:
-        config = uvicorn.Config(gateway, host=host, port=port, log_level="info", access_log=False)
+        from qunzhu_common.httpserver import HeaderTimeoutProtocol
+
+        config = uvicorn.Config(gateway, host=host, port=port, log_level="info", access_log=False,
+                                http=HeaderTimeoutProtocol)
         server = uvicorn.Server(config)
         base = f"http://{host}:{port}"
         print(

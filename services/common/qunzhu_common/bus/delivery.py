@@ -29,6 +29,26 @@ class RetryPolicy:
         return min(self.max_backoff_s, self.initial_backoff_s * (2 ** (attempt - 1)))
 
 
+# SQLSTATE classes where the database, not the statement, failed: connection exceptions (08…),
+# insufficient resources (53…), shutdown or start-up in progress (57P01–57P03).
+_TRANSIENT_SQLSTATES = ("08", "53", "57P")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying later will work whatever the record: the database or network is unreachable."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, OSError | PoolTimeout):  # connection refused or reset, timeouts, a full pool
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc.orig, OSError):
+            return True
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
+    return False
+
+
 def dead_letter_record(record: Record, *, group_id: str, error: BaseException, attempts: int) -> OutgoingRecord:
     headers = tuple(h for h in record.headers if not h[0].startswith("x-dlq-")) + (
         ("x-dlq-original-topic", record.topic.encode()),
@@ -58,7 +78,7 @@ async def deliver(
     Raises only asyncio.CancelledError (shutdown) or the error of the DLQ publish itself, in which case
     the caller must not advance its position.
     """
-    attempt = 0
+    attempt = outage = 0
     while True:
         attempt += 1
         try:
@@ -72,6 +92,14 @@ async def deliver(
             break
         except Exception as exc:  # the handler's own failure: retry, then dead-letter
             error = exc
+            if is_transient(exc):
+                # The database or the network is down (a restart, a failover), not the record: wait for it
+                # however long it takes; dead-lettering would lose a good record's effect.
+                attempt, outage = attempt - 1, outage + 1
+                log.warning("record %s[%d]@%d waits for the database (%d): %r",
+                            record.topic, record.partition, record.offset, outage, exc)
+                await asyncio.sleep(policy.backoff(min(outage, 16)))
+                continue
             if attempt >= policy.max_attempts:
                 log.error(
                     "record %s[%d]@%d failed %d times, dead-lettering: %r",

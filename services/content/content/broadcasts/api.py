@@ -81,6 +81,6 @@ async def create_broadcast(
 
 @router.get("/{broadcast_id}", response_model=BroadcastPublic)
 async def get_broadcast(community_id: str, broadcast_id: str, session: SessionDep) -> BroadcastPublic:
-    """A broadcast and the status of each group's delivery (pending / sent / failed), in fan-out order."""
+    """A broadcast and the status of each group's delivery (pending / sent / failed), in fan-out order (owner/admin)."""
     broadcast = await service.get_broadcast(session, broadcast_id=broadcast_id, community_id=community_id)
     return await _public(session, broadcast)

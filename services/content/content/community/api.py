@@ -34,7 +34,7 @@ async def register_group(
 
 @router.get("/{community_id}/groups", response_model=list[ChatGroupPublic])
 async def list_groups(community_id: str, session: SessionDep) -> list[ChatGroupPublic]:
-    """The community's chat groups known to content."""
+    """The community's chat groups known to content (owner/admin)."""
     return [
         ChatGroupPublic.model_validate(g, from_attributes=True)
         for g in await service.list_groups(session, community_id=community_id)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from pydantic import StringConstraints
 from sqlmodel import Field, SQLModel
 
 from content.models.base import ContentModel
@@ -56,6 +57,8 @@ class ChatGroupBase(SQLModel):
 
 
 class ChatGroupRegister(ChatGroupBase):
+    # Validated here (SQLModel does not enforce `regex` on the base): the prefix is the 20-char platform column.
+    group_id: Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^[a-z]{1,20}:.+$")]
     role: GroupRole = "A"
 
 

@@ -65,7 +65,7 @@ async def list_posts(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PostsPublic:
-    """Published posts, newest first, as teasers (the body is read through the paywall)."""
+    """Public: published posts, newest first, as teasers (the body is read through the paywall)."""
     await get_community(session, community_id=community_id)
     rows, count = await service.list_posts(
         session, community_id=community_id, kind=kind, featured=featured, tag=tag, offset=offset, limit=limit
@@ -180,7 +180,7 @@ class MixReport(BaseModel):
 async def content_mix(
     community_id: str, session: SessionDep, ctx: ContextDep, days: Annotated[int | None, Query(ge=1, le=365)] = None
 ) -> MixReport:
-    """Actual share of articles per level vs target over the last 4 weeks (default)."""
+    """Actual share of articles per level vs target over the last 4 weeks (default; owner/admin)."""
     await get_community(session, community_id=community_id)
     shares, off, total = await mix.report(session, ctx=ctx, community_id=community_id, now=ctx.clock.now(), days=days)
     return MixReport(

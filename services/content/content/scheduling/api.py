@@ -76,7 +76,7 @@ async def list_schedules(
     ctx: ContextDep,
     kind: Annotated[str | None, Query(max_length=30)] = None,
 ) -> list[SchedulePublic]:
-    """The community's schedules (all kinds: broadcasts, previews, rituals, digests, post publications)."""
+    """The community's schedules (owner/admin; all kinds: broadcasts, previews, rituals, digests, post publications)."""
     query = select(Schedule).where(Schedule.community_id == community_id)
     if kind is not None:
         query = query.where(Schedule.kind == kind)
@@ -86,7 +86,7 @@ async def list_schedules(
 
 @router.get("/{schedule_id}", response_model=SchedulePublic)
 async def get_schedule(community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep) -> SchedulePublic:
-    """One schedule with its next occurrences and exception dates."""
+    """One schedule with its next occurrences and exception dates (owner/admin)."""
     schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     return await schedule_public(session, ctx, schedule)
 
@@ -161,7 +161,7 @@ async def occurrences(
     status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[OccurrencePublic]:
-    """Fired, skipped (with the reason) and failed occurrences, newest first."""
+    """Fired, skipped (with the reason) and failed occurrences, newest first (owner/admin)."""
     await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     rows = await service.occurrences_of(session, schedule_id=schedule_id, status=status_, limit=limit)
     return [OccurrencePublic(**o.model_dump(include=set(OccurrencePublic.model_fields))) for o in rows]

@@ -78,7 +78,7 @@ async def create_ritual(
 
 @router.get("/rituals/{ritual_id}", response_model=RitualPublic)
 async def get_ritual(community_id: str, ritual_id: str, session: SessionDep, ctx: ContextDep) -> RitualPublic:
-    """A ritual and its schedules (the event itself and each countdown)."""
+    """A ritual and its schedules (the event itself and each countdown; owner/admin)."""
     return await _public(session, ctx, await _ritual(session, community_id, ritual_id))
 
 

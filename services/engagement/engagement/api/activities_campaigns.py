@@ -42,7 +42,7 @@ async def get_campaign(community_id: str, campaign_id: str, session: SessionDep)
 
 @router.get("/{campaign_id}/rewards", response_model=list[RewardPublic])
 async def rewards(community_id: str, campaign_id: str, session: SessionDep) -> list[CampaignReward]:
-    """The rewards to pay out (and those paid), in the order they were earned."""
+    """The rewards to pay out (and those paid), in the order they were earned (owner/admin)."""
     campaign = await service.get(session, community_id=community_id, campaign_id=campaign_id)
     rows = await session.execute(select(CampaignReward).where(CampaignReward.campaign_id == campaign.id)
                                  .order_by(CampaignReward.created_at, CampaignReward.id))

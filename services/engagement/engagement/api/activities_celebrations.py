@@ -16,7 +16,7 @@ router = APIRouter(prefix="/communities/{community_id}/celebrations", tags=["act
 
 @router.get("/settings", response_model=CelebrationSettingsPublic)
 async def get_settings(community_id: str, session: SessionDep) -> CelebrationSettingsPublic:
-    """The community's celebration settings (the defaults until changed)."""
+    """The community's celebration settings (the defaults until changed; owner/admin)."""
     await get_community(session, community_id)
     conf = await service.settings_of(session, community_id)
     return CelebrationSettingsPublic(**conf.model_dump(), community_id=community_id)
@@ -32,7 +32,7 @@ async def put_settings(community_id: str, body: CelebrationSettingsBody, session
 
 @router.get("", response_model=list[CelebrationPublic])
 async def list_celebrations(community_id: str, session: SessionDep, limit: int = 100) -> list[Celebration]:
-    """Congratulations posted or skipped (with the reason), newest first."""
+    """Congratulations posted or skipped (with the reason), newest first (owner/admin)."""
     rows = await session.execute(select(Celebration).where(Celebration.community_id == community_id)
                                  .order_by(Celebration.created_at.desc(), Celebration.id.desc())
                                  .limit(max(1, min(limit, 1000))))

@@ -94,6 +94,6 @@ async def check_in(community_id: str, meetup_id: str, body: CodeBody, session: S
 
 @router.get("/{meetup_id}/attendance", response_model=list[AttendeePublic])
 async def attendance(community_id: str, meetup_id: str, session: SessionDep) -> list[AttendeePublic]:
-    """Confirmed registrants and when each checked in (null: not there)."""
+    """Confirmed registrants and when each checked in (null: not there; owner/admin)."""
     meetup = await service.get(session, community_id=community_id, meetup_id=meetup_id)
     return await service.attendance(session, meetup=meetup)

@@ -54,7 +54,7 @@ async def respond(community_id: str, survey_id: str, body: ResponseBody, session
 
 @router.get("/{survey_id}/responses", response_model=list[ResponsePublic])
 async def list_responses(community_id: str, survey_id: str, session: SessionDep) -> list[SurveyResponse]:
-    """Every response, in the order they came."""
+    """Every response, in the order they came (owner/admin)."""
     survey = await service.get(session, community_id=community_id, survey_id=survey_id)
     rows = await session.execute(select(SurveyResponse).where(SurveyResponse.survey_id == survey.id)
                                  .order_by(SurveyResponse.submitted_at, SurveyResponse.person_id))
@@ -64,7 +64,7 @@ async def list_responses(community_id: str, survey_id: str, session: SessionDep)
 @router.get("/{survey_id}/export.csv", response_class=Response,
             responses={200: {"content": {"text/csv": {}}, "description": "One row per response."}})
 async def export(community_id: str, survey_id: str, session: SessionDep) -> Response:
-    """The responses as CSV (UTF-8 with BOM): person, times, one column per question."""
+    """The responses as CSV (UTF-8 with BOM; owner/admin): person, times, one column per question."""
     survey = await service.get(session, community_id=community_id, survey_id=survey_id)
     body = await service.export_csv(session, survey=survey)
     return Response(body, media_type="text/csv; charset=utf-8",

@@ -57,7 +57,7 @@ async def submit(
 
 @router.get("/{assignment_id}/submissions", response_model=list[SubmissionPublic])
 async def list_submissions(community_id: str, assignment_id: str, session: SessionDep) -> list[Submission]:
-    """Submissions, best graded first, then in the order they came."""
+    """Submissions, best graded first, then in the order they came (owners, admins and guests)."""
     await service.get_assignment(session, community_id=community_id, assignment_id=assignment_id)
     rows = await session.execute(
         select(Submission).where(Submission.assignment_id == assignment_id)

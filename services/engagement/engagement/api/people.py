@@ -37,7 +37,7 @@ async def run(
 
 @router.get("/lurkers")
 async def lurkers(community_id: str, session: SessionDep) -> list[dict[str, Any]]:
-    """Members flagged for no effective activity, newest first."""
+    """Members flagged for no effective activity, newest first (owner/admin)."""
     rows = await session.execute(select(LurkerFlag).where(LurkerFlag.community_id == community_id)
                                  .order_by(LurkerFlag.flagged_at.desc()))
     return [r.model_dump(exclude={"id"}) for r in rows.scalars()]
@@ -45,7 +45,7 @@ async def lurkers(community_id: str, session: SessionDep) -> list[dict[str, Any]
 
 @router.get("/removal-recommendations")
 async def removal_recommendations(community_id: str, session: SessionDep) -> list[dict[str, Any]]:
-    """Removal recommendations with their evidence, newest first."""
+    """Removal recommendations with their evidence, newest first (owner/admin)."""
     rows = await session.execute(select(RemovalRecommendation).where(RemovalRecommendation.community_id == community_id)
                                  .order_by(RemovalRecommendation.recommended_at.desc()))
     return [r.model_dump(exclude={"id"}) for r in rows.scalars()]
@@ -53,7 +53,7 @@ async def removal_recommendations(community_id: str, session: SessionDep) -> lis
 
 @router.get("/key-people")
 async def key_people(community_id: str, session: SessionDep) -> dict[str, Any]:
-    """The latest opinion leaders and connectors, with scores and reasons."""
+    """The latest opinion leaders and connectors, with scores and reasons (owner/admin)."""
     row = (await session.execute(select(KeyPeopleSnapshot).where(KeyPeopleSnapshot.community_id == community_id)
                                  .order_by(KeyPeopleSnapshot.computed_at.desc()).limit(1))).scalar_one_or_none()
     if row is None:
@@ -64,7 +64,8 @@ async def key_people(community_id: str, session: SessionDep) -> dict[str, Any]:
 
 @router.get("/groups/health")
 async def groups_health(community_id: str, session: SessionDep, as_of: AsOf = None) -> list[dict[str, Any]]:
-    """Per chat group: daily active ratio, effective share, joins/leaves, KOL/active/reply-1/silent, risk."""
+    """Per chat group (owner/admin): daily active ratio, effective share, joins/leaves, KOL/active/reply-1/silent,
+    dead-group risk."""
     c = await community(session, community_id)
     now: datetime = as_of or utcnow()
     _, rules = await rules_at(session, community_id=community_id, at=now)
@@ -79,7 +80,7 @@ async def ab(
     )] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10, as_of: AsOf = None,
 ) -> list[dict[str, Any]]:
-    """Candidates from this (A) group for the core (B) group: interaction, points and homework quality.
+    """Candidates from this (A) group for the core (B) group (owner/admin): interaction, points and homework quality.
 
     Members already in a core group are left out; 422 when the community has no B group and none is given.
     """

@@ -56,7 +56,7 @@ async def _remember(session: AsyncSession, staged: Sequence[Staged]) -> None:
             data: Any = event.payload
             await insert_if_absent(session, PaymentRef.__table__, dict(  # type: ignore[attr-defined]
                 payment_id=data.payment_id, provider=data.provider, community_id=event.community_id,
-                payer_id=data.payer_id, plan_id=data.plan_id))
+                payer_id=data.payer_id, plan_id=data.plan_id, amount_fen=data.amount_fen))
 
 
 async def receive_stripe(

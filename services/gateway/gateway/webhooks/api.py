@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from gateway.auth.deps import PlatformOperator, StateDep
-from gateway.errors import PayloadTooLarge
+from gateway.errors import PayloadTooLarge, UnsupportedMediaType
 from gateway.state import GatewayState, read_limited
 from gateway.webhooks import service
 from gateway.webhooks.adapters import Incoming
@@ -22,7 +22,23 @@ _RESPONSES = {
     401: {"description": "Missing or forged signature, wrong secret, timestamp outside the tolerance"},
     404: {"description": "Unknown connector"},
     413: {"description": "Body over the limit (1 MiB)"},
+    415: {"description": "A Content-Type the provider never sends (JSON; WeCom: XML)"},
 }
+# What each provider declares its body as. No Content-Type at all is accepted (some bridges omit it).
+MEDIA_TYPES = {
+    "generic": ("application/json",), "telegram": ("application/json",), "stripe": ("application/json",),
+    "wechatpay": ("application/json",), "wecom": ("text/xml", "application/xml"),
+}
+
+
+def check_media_type(request: Request, provider: str) -> None:
+    """415 for a body declared as something this provider never sends, before anything is read."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.partition(";")[0].strip().lower()
+    if media not in MEDIA_TYPES[provider]:
+        raise UnsupportedMediaType(f"{provider} webhooks are {' or '.join(MEDIA_TYPES[provider])}, not {media!r}")
 
 
 class WebhookAck(BaseModel):
@@ -43,6 +59,7 @@ async def chat_webhook(connector_id: str, request: Request) -> JSONResponse:
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes")
     connector = await service.connector_view(state=state, connector_id=connector_id)
+    check_media_type(request, connector.platform)
     incoming = Incoming(dict(request.headers), dict(request.query_params), await read_limited(request, limit))
     outcome = await service.receive_chat(state=state, outbox=state.runtime.outbox, connector=connector,
                                          incoming=incoming)

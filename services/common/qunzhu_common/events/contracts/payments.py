@@ -49,7 +49,7 @@ class PaymentFailed(BaseModel):
     failed_at: AwareDatetime
 
 
-PAYMENT_SPECS = (
+_PAYMENT_SPECS = (
     EventSpec(type="payment.succeeded", version=1, topic=PAYMENTS_EVENTS, payload=PaymentSucceeded,
               description="A payment for a plan was captured."),
     EventSpec(type="payment.refunded", version=1, topic=PAYMENTS_EVENTS, payload=PaymentRefunded,
@@ -57,3 +57,47 @@ PAYMENT_SPECS = (
     EventSpec(type="payment.failed", version=1, topic=PAYMENTS_EVENTS, payload=PaymentFailed,
               description="A payment attempt failed."),
 )
+
+
+class RefundSubmitted(BaseModel):
+    """The gateway carried out a `refund.requested` command: the provider accepted the refund (or it was
+    already refunded there), or it is a manual refund the operator makes by hand. Access is still revoked
+    only by `payment.refunded`, when the provider confirms."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(max_length=100, description="The command's idempotency key.")
+    payment_id: str = Field(max_length=200)
+    provider: Provider
+    amount_fen: int = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+    outcome: Literal["submitted", "already_refunded", "manual"]
+    refund_id: str | None = Field(default=None, max_length=200, description="The provider's refund id.")
+    attempts: int = Field(ge=0)
+    submitted_at: AwareDatetime
+
+
+class RefundFailed(BaseModel):
+    """The gateway could not carry out a `refund.requested` command (refused by the provider, provider not
+    configured, or still failing after the last retry): someone has to refund by hand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(max_length=100)
+    payment_id: str = Field(max_length=200)
+    provider: Provider
+    amount_fen: int = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+    reason: str = Field(max_length=2000)
+    attempts: int = Field(ge=0)
+    failed_at: AwareDatetime
+
+
+_REFUND_SPECS = (
+    EventSpec(type="refund.submitted", version=1, topic=PAYMENTS_EVENTS, payload=RefundSubmitted,
+              description="A requested refund was accepted by the provider (or is manual)."),
+    EventSpec(type="refund.failed", version=1, topic=PAYMENTS_EVENTS, payload=RefundFailed,
+              description="A requested refund could not be carried out."),
+)
+
+PAYMENT_SPECS = (*_PAYMENT_SPECS, *_REFUND_SPECS)
