@@ -74,12 +74,32 @@ def _in_range(schedule: ScheduleLike, occurrence: datetime | None) -> datetime |
     return occurrence
 
 
+# Wider than any DST shift (at most an hour; Lord Howe's is 30 minutes).
+_DST_MARGIN = timedelta(hours=3)
+
+
+def _after(rule: rrule, moment: datetime, tz: str, *, inc: bool) -> datetime | None:
+    """The first occurrence after (or at, with `inc`) the instant `moment`.
+
+    dateutil compares its local occurrences by wall clock (Python ignores the offset and `fold` of two
+    datetimes of the same zone), which is wrong around a DST change: an occurrence in the spring-forward gap
+    would not count as itself, and on the fall-back day an instant after the first 01:30 would be answered
+    with that 01:30. So start a few hours earlier on the wall clock and compare instants.
+    """
+    instant = moment.astimezone(UTC)
+    for occurrence in rule.xafter(moment.astimezone(zone(tz)) - _DST_MARGIN, inc=True):
+        at = occurrence.astimezone(UTC)
+        if at > instant or (inc and at == instant):
+            return occurrence
+    return None
+
+
 def first_at_or_after(schedule: ScheduleLike, moment: datetime) -> datetime | None:
     """The first occurrence at or after `moment` (UTC), honouring the end date."""
     if schedule.rrule is None:
         return _in_range(schedule, schedule.starts_at if schedule.starts_at >= moment else None)
     rule = compile_rule(schedule.rrule, schedule.starts_at, schedule.timezone)
-    return _in_range(schedule, rule.after(moment.astimezone(zone(schedule.timezone)), inc=True))
+    return _in_range(schedule, _after(rule, moment, schedule.timezone, inc=True))
 
 
 def next_after(schedule: ScheduleLike, occurrence: datetime) -> datetime | None:
@@ -87,7 +107,7 @@ def next_after(schedule: ScheduleLike, occurrence: datetime) -> datetime | None:
     if schedule.rrule is None:
         return None
     rule = compile_rule(schedule.rrule, schedule.starts_at, schedule.timezone)
-    return _in_range(schedule, rule.after(occurrence.astimezone(zone(schedule.timezone)), inc=False))
+    return _in_range(schedule, _after(rule, occurrence, schedule.timezone, inc=False))
 
 
 def is_occurrence(schedule: ScheduleLike, moment: datetime) -> bool:
