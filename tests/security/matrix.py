@@ -29,7 +29,7 @@ OVERRIDES = {
     "GET /api/v1/membership/communities/{community_id}/invites": "member",  # one's own; scope=all: invite.manage
     # Granting names a role in the body: the generated body grants admin, which only the owner may.
     "PUT /api/v1/membership/communities/{community_id}/members/{member_id}/role": "owner",
-    # Anyone signed in may ask to join. (Membership also lets an API key join as `apikey:<id>`: reported.)
+    # Any signed-in person may ask to join (an API key is not a person: membership refuses it).
     "POST /api/v1/membership/communities/{community_id}/join": "person",
 }
 # Writes on one's own membership: the path names the caller.
@@ -76,7 +76,7 @@ def self_rule(op: routes.Operation) -> str | None:
 
 def is_allowed(op: routes.Operation, need: str, role: str) -> bool:
     if need == "person":
-        return role not in ("anonymous",)
+        return role not in ("anonymous", "bot")
     other = self_rule(op)
     if other is not None:  # reads about A's plain member: theirs, or staff's
         return role == "member" or routes.allowed(other, role, op.service, op.method)

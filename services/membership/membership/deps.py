@@ -39,10 +39,10 @@ def require_actor(actor: Annotated[Actor | None, Depends(get_actor)]) -> Actor:
 
 
 def require_person(actor: Annotated[Actor, Depends(require_actor)]) -> Actor:
-    if actor.is_service:
+    if actor.is_service or actor.is_api_key:
         from membership.errors import PermissionDenied
 
-        raise PermissionDenied("a person must act here, not a service")
+        raise PermissionDenied("a person must act here, not a service or an API key")
     return actor
 
 

@@ -25,6 +25,14 @@ async def test_the_acting_person_owns_what_they_create(h):
     assert "community.dissolve" in owner["permissions"]
 
 
+async def test_an_api_key_cannot_join_or_create_as_if_it_were_a_person(h):
+    community = await h.community()
+    joined = await h.call("POST", f"/communities/{community['id']}/join", "apikey:k-1", json={})
+    created = await h.call("POST", "/communities", "apikey:k-1", json={"name": "n", "positioning": "p"})
+    assert (joined.status_code, created.status_code) == (403, 403)
+    assert "API key" in joined.json()["detail"]
+
+
 async def test_free_cannot_be_combined_with_thresholds(h):
     response = await h.call("POST", "/communities", OWNER, json={"name": "n", "positioning": "p",
                                                                  "entry_policies": ["free", "paid"]})

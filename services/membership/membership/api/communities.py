@@ -49,8 +49,8 @@ async def create_community(body: CommunityCreate, session: SessionDep, ctx: CtxD
             raise PermissionDenied("the platform operator creates communities for an owner: send owner_id")
         owner = body.owner_id
     elif actor is not None:
-        if actor.is_service:
-            raise PermissionDenied("a person creates communities, not a service")
+        if actor.is_service or actor.is_api_key:
+            raise PermissionDenied("a person creates communities, not a service or an API key")
         if body.owner_id is not None and body.owner_id != actor.id:
             raise PermissionDenied("owner_id must be the acting person (X-Actor-Id)")
         owner = actor.id

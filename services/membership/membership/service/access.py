@@ -22,7 +22,7 @@ PERSON_ID = re.compile(r"^[a-z]+:[^\s]{1,190}$")
 
 def require_person_id(value: str) -> str:
     """Memberships are keyed by person ids (`<platform>:<user id>`), as every event publishes them."""
-    if not PERSON_ID.match(value) or value.startswith("service:"):
+    if not PERSON_ID.match(value) or value.startswith(("service:", "apikey:")):
         from membership.errors import BadInput
 
         raise BadInput(f"{value!r} is not a person id (<platform>:<user id>)")
@@ -39,6 +39,11 @@ class Actor:
     def is_service(self) -> bool:
         """An internal service or the platform operator: not a member of anything, never a person."""
         return self.id.startswith("service:") or self.is_platform
+
+    @property
+    def is_api_key(self) -> bool:
+        """A community's API key as the gateway names it (`apikey:<id>`): acts for a community, never as a person."""
+        return self.id.startswith("apikey:")
 
     @property
     def is_platform(self) -> bool:
