@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-faults up down status bench lint clean
+.PHONY: install run test test-unit test-integration test-faults up down status bench lint clean demo
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 ## run: the whole platform in one process (SQLite under ./data, in-process bus, gateway on :8000)
 run: install
 	$(PY) -m qunzhu run
+
+## demo: a simulated community (3 groups × 200 members, 14 days) through embedded mode's real webhooks, then a report
+demo: install
+	$(PY) -m qunzhu demo
 
 ## test: unit tests (SQLite, in-process bus), then integration tests (real Kafka + PostgreSQL, services as processes)
 test: install
@@ -55,6 +59,7 @@ bench: install
 	$(PY) bench/scheduler.py
 	$(PY) bench/engagement.py
 	$(PY) bench/membership.py
+	$(PY) bench/e2e.py
 
 lint: install
 	$(VENV)/bin/ruff check services tests bench

@@ -1,8 +1,9 @@
-"""`python -m qunzhu` / `qunzhu`: run embedded, serve one service, migrate, make migrations."""
+"""`python -m qunzhu` / `qunzhu`: run embedded, serve one service, migrate, make migrations, run the demo."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from qunzhu.services import DEFAULT_PORTS, SERVICE_NAMES, entry
@@ -49,6 +50,26 @@ def _run(args: argparse.Namespace) -> None:
     run_embedded(host=args.host, port=args.port, data_dir=args.data_dir)
 
 
+def _demo(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from rich.console import Console
+
+    from qunzhu.simulator.demo import run_demo
+    from qunzhu.simulator.drive import DriveError
+    from qunzhu.simulator.generate import SimConfig
+
+    config = SimConfig(groups=args.groups, members_per_group=args.members, days=args.days, messages=args.messages,
+                       seed=args.seed)
+    console = Console()
+    try:
+        asyncio.run(run_demo(config, gateway=args.gateway, api_key=args.api_key, stripe_secret=args.stripe_secret,
+                             console=console))
+    except DriveError as exc:
+        console.print(f"[red]demo failed:[/] {exc}")
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="qunzhu", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +95,18 @@ def main(argv: list[str] | None = None) -> None:
     make.add_argument("service", choices=SERVICE_NAMES)
     make.add_argument("-m", "--message", required=True)
     make.set_defaults(func=_makemigration)
+
+    demo = sub.add_parser("demo", help="simulate a community through the gateway's webhooks and print a report")
+    demo.add_argument("--groups", type=int, default=3)
+    demo.add_argument("--members", type=int, default=200, help="members per group")
+    demo.add_argument("--days", type=int, default=14, help="simulated days")
+    demo.add_argument("--messages", type=int, default=1500, help="chat messages over the period")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--gateway", default=None, help="a running gateway (e.g. make up's) instead of embedded mode")
+    demo.add_argument("--api-key", default=os.environ.get("GATEWAY_ADMIN_API_KEY", ""),
+                      help="with --gateway: its GATEWAY_ADMIN_API_KEY")
+    demo.add_argument("--stripe-secret", default="", help="with --gateway: one of its GATEWAY_STRIPE_WEBHOOK_SECRETS")
+    demo.set_defaults(func=_demo)
 
     args = parser.parse_args(argv)
     try:
