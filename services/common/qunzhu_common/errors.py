@@ -14,8 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qunzhu_common.db.transient import is_transient
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://qunzhu.dev/problems/"
+DATABASE_RETRY_AFTER_S = 2
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,18 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            # The database is restarting or unreachable: the same request will work shortly, so say so
+            # (clients and webhook senders back off on 503 + Retry-After; a 500 reads as a bug).
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return problem_response(
+                status=503,
+                title="Service unavailable",
+                detail="The database is unavailable; retry shortly.",
+                slug="service-unavailable",
+                instance=request.url.path,
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             status=500,

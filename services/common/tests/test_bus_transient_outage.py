@@ -7,7 +7,8 @@ from collections import Counter
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from qunzhu_common.bus.delivery import RetryPolicy, is_transient
+from qunzhu_common.bus.delivery import RetryPolicy
+from qunzhu_common.db.transient import is_transient
 
 TOPIC = "work.v1"
 DLQ = "work.v1.dlq"

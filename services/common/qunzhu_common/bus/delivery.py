@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from qunzhu_common.bus.base import BatchHandler, OutgoingRecord, Record, RecordHandler
+from qunzhu_common.db.transient import is_transient
 from qunzhu_common.events.registry import InvalidEvent
 from qunzhu_common.events.topics import dlq_topic, is_dlq
 
@@ -27,26 +28,6 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         return min(self.max_backoff_s, self.initial_backoff_s * (2 ** (attempt - 1)))
-
-
-# SQLSTATE classes where the database, not the statement, failed: connection exceptions (08…),
-# insufficient resources (53…), shutdown or start-up in progress (57P01–57P03).
-_TRANSIENT_SQLSTATES = ("08", "53", "57P")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when retrying later will work whatever the record: the database or network is unreachable."""
-    from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    if isinstance(exc, OSError | PoolTimeout):  # connection refused or reset, timeouts, a full pool
-        return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated or isinstance(exc.orig, OSError):
-            return True
-        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
-    return False
 
 
 def dead_letter_record(record: Record, *, group_id: str, error: BaseException, attempts: int) -> OutgoingRecord:
