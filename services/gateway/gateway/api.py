@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway import engagement_guard, read_guard
+from gateway import engagement_guard, ops_access, read_guard
 from gateway.auth.deps import CurrentPrincipal, OptionalPrincipal, rate_limit
+from gateway.state import GatewayState, state_of
 from gateway.upstream import UPSTREAMS, Upstreams, upstreams_of
 from qunzhu_common.deps import SessionDep
 from qunzhu_common.errors import AppError, Forbidden, InvalidInput, Unauthorized, problem_response
@@ -98,13 +99,25 @@ for _service in UPSTREAMS:
 
 ops = APIRouter(prefix="/services", tags=["operations"])
 
-@ops.get("/{service}/{probe}", summary="A service's health, readiness or metrics")
+@ops.get(
+    "/{service}/{probe}",
+    summary="A service's health, readiness or metrics",
+    responses={403: {"description": "Metrics asked from outside the machine without the ops token"}},
+)
 async def service_probe(
     service: Literal["membership", "content", "engagement"],
     probe: Literal["healthz", "readyz", "metrics"],
+    request: Request,
     upstreams: UpstreamsDep,
+    state: Annotated[GatewayState, Depends(state_of)],
 ) -> Response:
-    """Pass-through to a service's own probe (the only way to see them in embedded mode)."""
+    """Pass-through to a service's own probe (the only way to see them in embedded mode).
+
+    Metrics carry business figures (revenue, members): they are answered to loopback callers, and to others
+    only with `Authorization: Bearer <GATEWAY_OPS_TOKEN>` or the platform operator's `X-API-Key`.
+    """
+    if probe == "metrics":
+        ops_access.require(request, state.settings)
     upstream = await upstreams.call(service, "GET", f"/{probe}")
     return Response(upstream.content, upstream.status_code, media_type=upstream.headers.get("content-type"))
 

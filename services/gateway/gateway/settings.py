@@ -32,6 +32,11 @@ class GatewaySettings(ServiceSettings):
         default=SecretStr(""), description="Platform operator key (X-API-Key); empty disables it."
     )
 
+    ops_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token for /services/<name>/metrics from outside the machine; empty: loopback only.",
+    )
+
     # -- public API --------------------------------------------------------------------------
     cors_origins: list[str] = Field(default_factory=list, description="Allowed origins; empty: no CORS.")
     rate_limit_per_s: float = Field(default=20.0, gt=0, description="Token refill per client per second.")
