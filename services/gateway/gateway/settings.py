@@ -90,6 +90,10 @@ class GatewaySettings(ServiceSettings):
         default=SecretStr(""), description="PEM of the merchant API private key signing WeChat Pay API calls."
     )
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+    wechatpay_refund_notify_url: str = Field(
+        default="", description="notify_url sent with WeChat Pay refunds (the gateway's "
+        "/webhooks/payments/wechatpay); empty: the URL configured on the merchant platform."
+    )
     refund_max_attempts: int = Field(default=8, ge=1, description="Attempts before a refund fails for good.")
     refund_backoff_s: float = Field(default=5.0, ge=0, description="First retry delay; doubles per attempt.")
     refund_timeout_s: float = Field(default=20.0, gt=0, description="Time allowed for one provider call.")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime as dt
+import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 
 from qunzhu.embedded import embedded_platform
@@ -262,3 +269,34 @@ async def fake_platform() -> AsyncIterator[FakePlatform]:
     yield platform
     server.should_exit = True
     await task
+
+
+# -- WeChat Pay's platform certificate (it signs notifications and API answers) ----------------------
+
+
+@dataclass
+class WechatpayPlatform:
+    key: rsa.RSAPrivateKey
+    pem: str
+    serial: str  # hex, as in Wechatpay-Serial
+
+    def headers(self, body: bytes, *, key: rsa.RSAPrivateKey | None = None, serial: str | None = None,
+                at: int | None = None) -> dict[str, str]:
+        """Wechatpay-* headers signing `body` (with another `key` or `serial` to forge them)."""
+        stamp, nonce = str(at or int(time.time())), secrets.token_hex(16)
+        message = f"{stamp}\n{nonce}\n".encode() + body + b"\n"
+        signature = (key or self.key).sign(message, padding.PKCS1v15(), hashes.SHA256())
+        return {"Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce, "Wechatpay-Serial": serial or self.serial,
+                "Wechatpay-Signature": base64.b64encode(signature).decode()}
+
+
+@pytest.fixture(scope="session")
+def wechatpay_platform() -> WechatpayPlatform:
+    serial = 0x5157F09EFDC096DE15EBE81A47057A7232F1B8E1
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(serial).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
+    return WechatpayPlatform(key, cert.public_bytes(serialization.Encoding.PEM).decode(), f"{serial:X}")

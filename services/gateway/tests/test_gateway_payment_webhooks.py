@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import time
 
 import pytest
 import stripe
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.x509.oid import NameOID
 
 STRIPE_SECRET = "whsec_test_current"
 STRIPE_OLD = "whsec_test_previous"
@@ -22,25 +18,14 @@ APIV3_KEY = "0123456789abcdef0123456789abcdef"
 META = {"community_id": "c-1", "plan_id": "yearly", "payer_id": "telegram:42"}
 
 
-def certificate(serial: int) -> tuple[rsa.RSAPrivateKey, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(serial).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
-    return key, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-PLATFORM_KEY, PLATFORM_PEM = certificate(0x5157F09EFDC096DE15EBE81A47057A7232F1B8E1)
-OTHER_KEY, _ = certificate(0x1234)
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture
-async def gw(tmp_path, standalone_gateway):
+async def gw(tmp_path, standalone_gateway, wechatpay_platform):
     async with standalone_gateway(
         tmp_path, stripe_webhook_secrets=[STRIPE_SECRET, STRIPE_OLD], wechatpay_apiv3_key=APIV3_KEY,
-        wechatpay_platform_certificates=PLATFORM_PEM,
+        wechatpay_platform_certificates=wechatpay_platform.pem,
     ) as gateway:
         yield gateway
 
@@ -115,13 +100,10 @@ def wechat_notification(event_id: str, event_type: str, resource: dict, *, key: 
     }, ensure_ascii=False).encode()
 
 
-def wechat_headers(body: bytes, *, key=PLATFORM_KEY, serial="5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
-                   at: int | None = None) -> dict:
-    stamp, nonce = str(at or int(time.time())), "fdasflkja484w"
-    message = f"{stamp}\n{nonce}\n".encode() + body + b"\n"
-    sig = base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
-    return {"Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce, "Wechatpay-Signature": sig,
-            "Wechatpay-Serial": serial, "content-type": "application/json"}
+@pytest.fixture
+def wechat_headers(wechatpay_platform):
+    """`wechat_headers(body, key=…, serial=…, at=…)`: a notification's headers, signed by the platform."""
+    return lambda body, **forged: {**wechatpay_platform.headers(body, **forged), "content-type": "application/json"}
 
 
 TRANSACTION = {
@@ -131,7 +113,7 @@ TRANSACTION = {
 }
 
 
-async def test_wechatpay_payment_then_refund(gw, outbox_events):
+async def test_wechatpay_payment_then_refund(gw, outbox_events, wechat_headers):
     url = "/webhooks/payments/wechatpay"
     paid = wechat_notification("EV-1", "TRANSACTION.SUCCESS", TRANSACTION)
     refund = wechat_notification("EV-2", "REFUND.SUCCESS", {
@@ -152,7 +134,7 @@ async def test_wechatpay_payment_then_refund(gw, outbox_events):
     assert (refund_event.type, refund_event.community_id) == ("payment.refunded", "c-1")
 
 
-async def test_wechatpay_verification_failures(gw, outbox_events, metric_value):
+async def test_wechatpay_verification_failures(gw, outbox_events, metric_value, wechat_headers):
     url = "/webhooks/payments/wechatpay"
     body = wechat_notification("EV-1", "TRANSACTION.SUCCESS", TRANSACTION)
 

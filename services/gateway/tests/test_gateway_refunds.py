@@ -9,6 +9,7 @@ import re
 import socket
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
@@ -37,39 +38,45 @@ class FakeProviders:
     url: str = ""
     received: list[dict] = field(default_factory=list)
     script: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
+    sign_wechat: Callable[[bytes], dict[str, str]] | None = None  # WeChat Pay signs every answer
+
+    def answer(self, path: str, status: int, body: dict):
+        from starlette.responses import Response
+
+        content = json.dumps(body, ensure_ascii=False).encode()
+        headers = self.sign_wechat(content) if path == WECHAT_PATH and self.sign_wechat else {}
+        return Response(content, status_code=status, media_type="application/json", headers=headers)
 
     async def handle(self, request):
-        from starlette.responses import JSONResponse
-
         body = await request.body()
         self.received.append({"method": request.method, "path": request.url.path, "headers": dict(request.headers),
                               "body": body})
         path = request.url.path
         if self.script[path]:
             status, answer = self.script[path].popleft()
-            return JSONResponse(answer, status_code=status)
+            return self.answer(path, status, answer)
         if path == STRIPE_PATH:
             form = parse_qs(body.decode())
-            return JSONResponse({"id": f"re_{len(self.received)}", "object": "refund", "status": "pending",
-                                 "amount": int(form["amount"][0]), "currency": "cny"})
+            return self.answer(path, 200, {"id": f"re_{len(self.received)}", "object": "refund", "status": "pending",
+                                           "amount": int(form["amount"][0]), "currency": "cny"})
         if path == WECHAT_PATH:
             sent = json.loads(body)
-            return JSONResponse({"refund_id": "50000000382019052709732678859", "out_refund_no": sent["out_refund_no"],
-                                 "transaction_id": sent["transaction_id"], "status": "PROCESSING",
-                                 "amount": sent["amount"]})
-        return JSONResponse({"error": {"message": "not found"}}, status_code=404)
+            return self.answer(path, 200, {
+                "refund_id": "50000000382019052709732678859", "out_refund_no": sent["out_refund_no"],
+                "transaction_id": sent["transaction_id"], "status": "PROCESSING", "amount": sent["amount"]})
+        return self.answer(path, 404, {"error": {"message": "not found"}})
 
     def calls(self, path: str) -> list[dict]:
         return [r for r in self.received if r["path"] == path]
 
 
 @pytest.fixture
-async def providers():
+async def providers(wechatpay_platform):
     import uvicorn
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    fake = FakeProviders()
+    fake = FakeProviders(sign_wechat=wechatpay_platform.headers)
     app = Starlette(routes=[Route("/{path:path}", fake.handle, methods=["GET", "POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
@@ -92,13 +99,14 @@ def _pem(key: rsa.RSAPrivateKey) -> str:
 
 
 @pytest.fixture
-def refund_gateway(tmp_path, standalone_gateway, providers, merchant_key):
+def refund_gateway(tmp_path, standalone_gateway, providers, merchant_key, wechatpay_platform):
     """`async with refund_gateway(**settings) as gw`: a gateway whose providers are the fake ones."""
 
     def start(**overrides):
         values = dict(stripe_secret_key=STRIPE_KEY, stripe_api_base=providers.url, wechatpay_mchid=MCHID,
                       wechatpay_merchant_serial_no=SERIAL, wechatpay_merchant_private_key=_pem(merchant_key),
-                      wechatpay_api_base=providers.url, refund_max_attempts=3, refund_backoff_s=0.01,
+                      wechatpay_api_base=providers.url, wechatpay_platform_certificates=wechatpay_platform.pem,
+                      refund_max_attempts=3, refund_backoff_s=0.01,
                       refund_poll_interval_s=0.05)
         values.update(overrides)
         return standalone_gateway(tmp_path, **values)
@@ -287,3 +295,59 @@ async def test_unreachable_provider_is_retried_then_fails(
 
     assert (event.type, event.data["attempts"]) == ("refund.failed", 2)
     assert event.data["reason"].startswith("stripe:")
+
+
+async def test_an_unsigned_or_forged_wechatpay_answer_is_not_believed(
+    refund_gateway, providers, publish, outbox_events, eventually, metric_value, wechatpay_platform,
+):
+    """Only WeChat Pay's platform key makes an accepted refund true in our books; a forged answer is retried
+    (the same out_refund_no) and, while it stays forged, ends as a failure naming the signature."""
+    impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    providers.sign_wechat = lambda body: wechatpay_platform.headers(body, key=impostor)
+    async with refund_gateway(refund_max_attempts=2) as gw:
+        await publish(gw.app, "refund.requested", refund_requested("rr-wx-forged", provider="wechatpay",
+                                                                    payment_id="4200000005"), COMMUNITY)
+        (event,) = await settled(gw, outbox_events, eventually)
+        assert metric_value(gw.app, "qunzhu_gateway_refunds_total", provider="wechatpay", outcome="retried") == 1
+
+    assert (event.type, event.data["attempts"]) == ("refund.failed", 2)
+    assert "signature does not verify (signature)" in event.data["reason"]
+    assert [json.loads(c["body"])["out_refund_no"] for c in providers.calls(WECHAT_PATH)] == ["rr-wx-forged"] * 2
+
+    # Unsigned, then genuine: the genuine answer is the one believed.
+    providers.sign_wechat = None
+    providers.received.clear()
+    async with refund_gateway(refund_max_attempts=3) as gw:
+        await publish(gw.app, "refund.requested", refund_requested("rr-wx-late", provider="wechatpay",
+                                                                    payment_id="4200000006"), COMMUNITY)
+
+        async def unsigned_once():
+            if providers.calls(WECHAT_PATH):
+                providers.sign_wechat = wechatpay_platform.headers
+                return True
+            return None
+
+        await eventually(unsigned_once, what="a first, unsigned answer")
+        events = await settled(gw, outbox_events, eventually, 2)  # the same database: the first one's is kept
+    (event,) = [e for e in events if e.data["request_id"] == "rr-wx-late"]
+    assert (event.type, event.data["attempts"]) == ("refund.submitted", 2)
+
+
+async def test_wechatpay_refunds_need_platform_certificates_and_send_the_notify_url(
+    refund_gateway, providers, publish, outbox_events, eventually,
+):
+    async with refund_gateway(wechatpay_platform_certificates="") as gw:
+        await publish(gw.app, "refund.requested", refund_requested("rr-wx-nocert", provider="wechatpay",
+                                                                    payment_id="4200000007"), COMMUNITY)
+        (event,) = await settled(gw, outbox_events, eventually)
+    assert event.type == "refund.failed" and "GATEWAY_WECHATPAY_PLATFORM_CERTIFICATES" in event.data["reason"]
+    assert providers.calls(WECHAT_PATH) == []  # never asked without a way to check the answer
+
+    notify = "https://qunzhu.example/webhooks/payments/wechatpay"
+    async with refund_gateway(wechatpay_refund_notify_url=notify) as gw:
+        await publish(gw.app, "refund.requested", refund_requested("rr-wx-notify", provider="wechatpay",
+                                                                    payment_id="4200000008"), COMMUNITY)
+        events = await settled(gw, outbox_events, eventually, 2)  # the first gateway's failure is kept too
+    assert {e.data["request_id"]: e.type for e in events}["rr-wx-notify"] == "refund.submitted"
+    (call,) = providers.calls(WECHAT_PATH)
+    assert json.loads(call["body"])["notify_url"] == notify

@@ -4,6 +4,10 @@ Authorization: `WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",timestamp=
 the signature being RSA-SHA256 (PKCS#1 v1.5), base64, over `METHOD\\nURL\\nTIMESTAMP\\nNONCE\\nBODY\\n` where
 URL is the path and query. out_refund_no is our request id: WeChat Pay answers a repeated one with the
 refund it already made.
+
+An answer that moves money in our books (refund accepted, already refunded) is believed only once its
+Wechatpay-Signature verifies against the platform certificates, as notifications are; an unverifiable answer
+is retried (the same out_refund_no cannot refund twice) and finally fails with the reason.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ import time
 from dataclasses import dataclass
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from gateway.errors import WebhookUnauthorized
 from gateway.models import RefundOrder
+from gateway.payments.wechatpay import verify
 from gateway.refunds.result import Result
 
 PATH = "/v3/refund/domestic/refunds"
@@ -33,6 +40,9 @@ class Merchant:
     serial_no: str
     private_key: rsa.RSAPrivateKey
     api_base: str
+    platform_certificates: tuple[x509.Certificate, ...]  # verify the answers
+    notify_url: str = ""  # where WeChat Pay reports the refund's outcome; empty: the merchant platform's setting
+    tolerance_s: int = 300
 
 
 def load_private_key(pem: str) -> rsa.RSAPrivateKey:
@@ -57,16 +67,18 @@ def authorization(merchant: Merchant, method: str, url: str, body: bytes, *, tim
             f'serial_no="{merchant.serial_no}",signature="{base64.b64encode(signed).decode()}"')
 
 
-def request_body(order: RefundOrder, total_fen: int) -> bytes:
+def request_body(order: RefundOrder, total_fen: int, *, notify_url: str = "") -> bytes:
     body: dict = {"transaction_id": order.payment_id, "out_refund_no": order.request_id}
     if order.reason:
         body["reason"] = order.reason[:80]  # WeChat Pay shows it to the payer; 80 characters at most
+    if notify_url:
+        body["notify_url"] = notify_url
     body["amount"] = {"refund": order.amount_fen, "total": total_fen, "currency": order.currency}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def refund(client: httpx.AsyncClient, merchant: Merchant, order: RefundOrder, *, total_fen: int) -> Result:
-    body = request_body(order, total_fen)
+    body = request_body(order, total_fen, notify_url=merchant.notify_url)
     headers = {
         "Authorization": authorization(merchant, "POST", PATH, body), "Content-Type": "application/json",
         "Accept": "application/json", "User-Agent": "qunzhu-gateway",
@@ -86,11 +98,21 @@ async def refund(client: httpx.AsyncClient, merchant: Merchant, order: RefundOrd
         if status in ("CLOSED", "ABNORMAL"):  # the refund exists but will not reach the payer by itself
             return Result("failed", f"wechatpay: refund {answer.get('refund_id')} is {status}",
                           refund_id=answer.get("refund_id"))
-        return Result("submitted", refund_id=answer.get("refund_id"))
+        return _believed(response, merchant, Result("submitted", refund_id=answer.get("refund_id")))
     code, message = answer.get("code") or "", answer.get("message") or response.text[:500]
     error = f"wechatpay {response.status_code}: {code + ': ' if code else ''}{message}"
     if code == "INVALID_REQUEST" and any(m in message for m in FULLY_REFUNDED):
-        return Result("already_refunded", error)
+        return _believed(response, merchant, Result("already_refunded", error))
     if response.status_code >= 500 or response.status_code == 429:
         return Result("retry", error)
     return Result("failed", error)
+
+
+def _believed(response: httpx.Response, merchant: Merchant, result: Result) -> Result:
+    """`result` if WeChat Pay signed this answer, else a retry saying why."""
+    try:
+        verify(response.headers, response.content, merchant.platform_certificates, tolerance_s=merchant.tolerance_s)
+    except WebhookUnauthorized as exc:
+        return Result("retry", f"wechatpay {response.status_code}: the answer's signature does not verify "
+                               f"({exc.extra.get('reason')}); not believed")
+    return result

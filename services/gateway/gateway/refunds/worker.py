@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from gateway.models import PaymentRef, RefundOrder
+from gateway.payments.wechatpay import load_certificates
 from gateway.refunds import stripe_api, wechatpay_api
 from gateway.refunds.result import Result
 from gateway.settings import GatewaySettings
@@ -56,15 +57,23 @@ class RefundWorker:
                                                 api_base=s.stripe_api_base, http_client=self._stripe_http)
         pem = s.wechatpay_merchant_private_key.get_secret_value()
         if s.wechatpay_mchid and s.wechatpay_merchant_serial_no and pem.strip():
+            # Refunds fail with the problem as their reason; the rest of the gateway still starts.
             try:
                 key = wechatpay_api.load_private_key(pem)
+                certificates = tuple(load_certificates(s.wechatpay_platform_certificates))
             except (ValueError, TypeError) as exc:
-                # Refunds fail with this reason; the rest of the gateway still starts.
-                self.merchant_problem = f"GATEWAY_WECHATPAY_MERCHANT_PRIVATE_KEY is unusable: {exc}"
+                self.merchant_problem = f"the WeChat Pay merchant key or platform certificates are unusable: {exc}"
                 log.error("%s", self.merchant_problem)
-            else:
-                self.merchant = wechatpay_api.Merchant(s.wechatpay_mchid, s.wechatpay_merchant_serial_no, key,
-                                                       s.wechatpay_api_base)
+                return
+            if not certificates:
+                self.merchant_problem = "WeChat Pay refunds need GATEWAY_WECHATPAY_PLATFORM_CERTIFICATES to " \
+                    "verify WeChat Pay's answers"
+                log.error("%s", self.merchant_problem)
+                return
+            self.merchant = wechatpay_api.Merchant(
+                s.wechatpay_mchid, s.wechatpay_merchant_serial_no, key, s.wechatpay_api_base,
+                platform_certificates=certificates, notify_url=s.wechatpay_refund_notify_url,
+                tolerance_s=s.webhook_tolerance_s)
 
     @property
     def _sessions(self):
