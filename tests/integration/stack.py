@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
@@ -205,6 +206,9 @@ class ServiceProcess:
 
 
 class Stack:
+    # Stacks whose processes are up: a failing test shows their logs (tests/conftest.py).
+    running: ClassVar[list[Stack]] = []
+
     def __init__(self, kafka: Kafka, postgres: Postgres, log_dir: Path) -> None:
         self.kafka = kafka
         self.postgres = postgres
@@ -224,8 +228,8 @@ class Stack:
         gateway.env["GATEWAY_STRIPE_WEBHOOK_SECRETS"] = f'["{STRIPE_WEBHOOK_SECRET}"]'
         gateway.env["GATEWAY_BRIDGE_ALLOW_HTTP"] = "true"  # the tests' bot bridges listen on plain 127.0.0.1
         # Real platforms' limits (1 action/s per group) would drain the hundreds of actions one test leaves
-        # for groups without a connector for minutes; the worker serves the oldest 50 due actions first, so
-        # a later test's action would wait behind them. No integration test measures these limits.
+        # for groups without a connector for minutes and slow every test's own actions. No integration test
+        # measures these limits.
         gateway.env.update({"GATEWAY_ACTION_GROUP_RATE_PER_S": "100", "GATEWAY_ACTION_GROUP_BURST": "100",
                             "GATEWAY_ACTION_PLATFORM_RATE_PER_S": "500", "GATEWAY_ACTION_PLATFORM_BURST": "500"})
         self.services["engagement"].env["ENGAGEMENT_JOBS_INTERVAL_S"] = ENGAGEMENT_JOBS_INTERVAL_S
@@ -236,11 +240,14 @@ class Stack:
         return self.services[name]
 
     def start(self) -> None:
+        Stack.running.append(self)
         for svc in self.services.values():
             svc.start()
         for svc in self.services.values():
             svc.wait_ready()
 
     def stop(self) -> None:
+        if self in Stack.running:
+            Stack.running.remove(self)
         for svc in self.services.values():
             svc.kill(signal.SIGTERM)
