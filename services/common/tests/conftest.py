@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -15,25 +14,10 @@ from qunzhu_common.bus.base import ConsumerObserver, OutgoingRecord, Record
 from qunzhu_common.bus.delivery import RetryPolicy
 from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.db.engine import create_engine, create_session_maker
+from qunzhu_common.testing import eventually
 
 # Tiny backoff so retries and dead-lettering take milliseconds, not seconds.
 FAST_POLICY = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.005)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool], *, within: float = 5.0, what: str = "condition"
-) -> None:
-    """Poll `check` until it is true; fail the test when the deadline passes."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def record(topic: str, key: str, value: str | bytes, **headers: str) -> OutgoingRecord:

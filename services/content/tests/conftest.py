@@ -6,10 +6,8 @@ consumers. Content can be started several times on the same files to simulate a 
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,20 +29,7 @@ from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.events.contracts.membership import CommunityCreated, MemberChanged
 from qunzhu_common.events.envelope import new_envelope
 from qunzhu_common.events.registry import default_registry
-
-
-async def eventually(check: Callable[[], Awaitable[object] | object], *, within: float = 5.0, what: str = "condition"):
-    """Poll `check` until it returns something truthy (and return it); fail past the deadline."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.01)
+from qunzhu_common.testing import eventually, serving
 
 
 @dataclass
@@ -70,9 +55,8 @@ class Running:
 
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[Running]:
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            yield Running(app, client)
+    async with serving(app) as client:
+        yield Running(app, client)
 
 
 def community_body(**overrides) -> dict:

@@ -7,11 +7,9 @@ wiring through a real LocalBus is tested separately.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,25 +28,10 @@ from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.events.contracts.chat import ChatCommandIssued, ChatMessagePosted
 from qunzhu_common.events.contracts.membership import CommunityCreated, MemberChanged
 from qunzhu_common.events.envelope import Envelope, new_envelope
+from qunzhu_common.testing import eventually, serving
 
 T0 = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
 GROUP = "telegram:-100"
-
-
-async def eventually(
-    check: Callable[[], Awaitable[object] | object], *, within: float = 5.0, what: str = "condition"
-):
-    """Poll `check` until it returns something truthy (and return it); fail past the deadline."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class Driver:
@@ -124,9 +107,8 @@ class Driver:
 
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 def settings(tmp_path: Path, **overrides: Any) -> EngagementSettings:

@@ -8,7 +8,7 @@ import datetime as dt
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,22 +22,7 @@ from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 
 from qunzhu.embedded import embedded_platform
-
-
-async def eventually(
-    check: Callable[[], Awaitable[object] | object], *, within: float = 5.0, what: str = "condition"
-):
-    """Poll `check` until it returns something truthy (and return it); fail past the deadline."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.01)
+from qunzhu_common.testing import eventually, serving
 
 
 @dataclass
@@ -49,9 +34,8 @@ class Gateway:
 
 @asynccontextmanager
 async def _serve(app: FastAPI) -> AsyncIterator[Gateway]:
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield Gateway(app, client)
+    async with serving(app, base_url="http://gw") as client:
+        yield Gateway(app, client)
 
 
 def community_body(**overrides) -> dict:

@@ -7,12 +7,10 @@ the service emitted from its outbox, so assertions see exactly the events and bo
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import shutil
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,25 +35,10 @@ from qunzhu_common.events.contracts.chat import (
 )
 from qunzhu_common.events.contracts.payments import PaymentRefunded, PaymentSucceeded
 from qunzhu_common.events.envelope import Envelope, new_envelope
+from qunzhu_common.testing import eventually
 
 START = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 OWNER = "wecom:owner"
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool] | bool], *, within: float = 5.0, what: str = "condition"
-):
-    """Poll `check` until it is true; fail the test when the deadline passes."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def community_body(**overrides) -> dict:
