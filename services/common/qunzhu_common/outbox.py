@@ -6,7 +6,6 @@ A crash between publish and mark republishes the batch; consumers' inboxes make 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import zlib
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from sqlalchemy import Table, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from qunzhu_common.background import BackgroundLoop
 from qunzhu_common.bus.base import Bus, OutgoingRecord
 from qunzhu_common.context import service_var
 from qunzhu_common.db.bulk import bulk_insert
@@ -124,15 +124,13 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._on_published = on_published
         self._on_backlog = on_backlog
-        self._on_failure = on_failure
         # One relay per service database publishes at a time, so a key's order survives replicas.
         self._service = service
         self._lock_key = zlib.crc32(f"qunzhu-outbox-{service}".encode())
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("outbox relay", self._pass, logger=log, on_failure=on_failure)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows were published (0 when none or not our turn)."""
@@ -172,44 +170,20 @@ class OutboxRelay:
         while await self.publish_batch():
             pass
 
+    async def _pass(self) -> float:
+        service_var.set(self._service)  # the loop's task logs as this service
+        published = await self.publish_batch()
+        if published >= self._batch_size:
+            return 0  # more is waiting
+        if self._on_backlog is not None:
+            self._on_backlog(await self.backlog())
+        return self._poll_interval_s
+
     async def run(self) -> None:
-        service_var.set(self._service)
-        failures = 0
-        while True:
-            # Cleared before looking, not after: a write committed while this batch is being published
-            # (not in it) sets the event again and is picked up at once instead of a poll later.
-            self._wake.clear()
-            try:
-                published = await self.publish_batch()
-                failures = 0
-                if self._on_backlog is not None and published < self._batch_size:
-                    self._on_backlog(await self.backlog())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                log.warning("outbox relay failed (%d in a row): %r", failures, exc)
-                if self._on_failure:
-                    self._on_failure(exc)
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
-                continue
-            if published >= self._batch_size:
-                continue  # more is waiting
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
-            # arrives once the wake-up is already set (a write committed just before stop()), and
-            # the relay then never stops.
-            try:
-                async with asyncio.timeout(self._poll_interval_s):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await self._loop.run()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="outbox-relay")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()

@@ -10,7 +10,6 @@ loses nor doubles a command; the gateway's settlement events drive retries (see 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import zlib
 from collections import Counter
@@ -23,6 +22,7 @@ from sqlmodel import select
 from content.broadcasts.service import complete_settled
 from content.context import ContentContext
 from content.models import Broadcast, BroadcastDelivery
+from qunzhu_common.background import BackgroundLoop
 from qunzhu_common.events.contracts.chat import ChatActionRequested
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,10 @@ class Dispatcher:
         self._session_maker = session_maker
         self._ctx = ctx
         self._buckets: dict[str, TokenBucket] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("broadcast fan-out", self._pass, logger=log, backoff_s=0.2, max_backoff_s=10.0)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def bucket(self, platform: str) -> TokenBucket:
         if platform not in self._buckets:
@@ -135,35 +134,12 @@ class Dispatcher:
             ctx.metrics.relay_latency.observe(latency)
         return len(sent)
 
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                issued = await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                log.warning("broadcast fan-out failed (%d in a row): %r", failures, exc)
-                await asyncio.sleep(min(10.0, 0.2 * 2**failures))
-                continue
-            if issued:
-                await asyncio.sleep(0)  # more may be allowed at once; let others run first
-                continue
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(self._ctx.settings.dispatch_poll_s):  # not wait_for: see OutboxRelay.run
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+    async def _pass(self) -> float:
+        issued = await self.run_once()
+        return 0 if issued else self._ctx.settings.dispatch_poll_s  # issued: more may be allowed at once
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="content-dispatcher")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()

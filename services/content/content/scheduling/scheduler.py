@@ -18,7 +18,6 @@ and embedded mode runs one scheduler task.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from content.models import Schedule, ScheduleException, ScheduleOccurrence
 from content.models.base import new_id
 from content.scheduling import rules
 from content.scheduling.service import record_skip
+from qunzhu_common.background import BackgroundLoop
 from qunzhu_common.events.contracts.content import ScheduleFired
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,10 @@ class Scheduler:
         self._session_maker = session_maker
         self._ctx = ctx
         self._actions = actions
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("content scheduler", self._pass, logger=log, backoff_s=0.2, max_backoff_s=10.0)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     # -- one pass ------------------------------------------------------------------------------
     async def run_once(self) -> PassResult:
@@ -303,32 +302,12 @@ class Scheduler:
         # A floor, so rows another replica holds locked do not make this one spin.
         return min(tick, max(0.02, (min(due) - self._ctx.clock.now()).total_seconds()))
 
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self.run_once()
-                failures = 0
-                delay = await self.next_wake_in()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                log.warning("scheduler pass failed (%d in a row): %r", failures, exc)
-                delay = min(10.0, 0.2 * 2**failures)
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(delay):  # not wait_for: see OutboxRelay.run
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+    async def _pass(self) -> float:
+        await self.run_once()
+        return await self.next_wake_in()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="content-scheduler")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()

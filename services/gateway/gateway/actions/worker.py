@@ -9,7 +9,6 @@ the outbound bridge gets the action id as Idempotency-Key for that reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -26,6 +25,7 @@ from gateway.models import BotAction, ConnectorGroup
 from gateway.ratelimit import TokenBuckets
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
+from qunzhu_common.background import BackgroundLoop
 from qunzhu_common.context import correlation_id_var
 from qunzhu_common.events.contracts.chat import ChatActionSettled
 from qunzhu_common.timeutil import utcnow
@@ -46,7 +46,7 @@ class ActionWorker:
         self.platforms = TokenBuckets(
             rate_per_s=self.settings.action_platform_rate_per_s, burst=self.settings.action_platform_burst
         )
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("bot actions", self._pass, logger=log, traceback=True)
 
     @property
     def _sessions(self):
@@ -159,30 +159,14 @@ class ActionWorker:
         if status == "failed":
             log.warning("bot action %s failed after %d attempts: %s", row.action_id, attempts, result.error)
 
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                attempted = await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                log.exception("bot action pass failed (%d in a row)", failures)
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
-                continue
-            if not attempted:
-                await asyncio.sleep(self.settings.action_poll_interval_s)
+    async def _pass(self) -> float:
+        return 0 if await self.run_once() else self.settings.action_poll_interval_s
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="bot-actions")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()
 
 
 def actions_lifespan(settings: GatewaySettings):

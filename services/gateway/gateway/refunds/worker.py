@@ -9,7 +9,6 @@ idempotency key, so that call returns the first refund instead of making a secon
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from gateway.refunds import stripe_api, wechatpay_api
 from gateway.refunds.result import Result
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
+from qunzhu_common.background import BackgroundLoop
 from qunzhu_common.context import correlation_id_var
 from qunzhu_common.events.contracts.payments import RefundFailed, RefundSubmitted
 from qunzhu_common.timeutil import utcnow
@@ -46,7 +46,7 @@ class RefundWorker:
         self.merchant: wechatpay_api.Merchant | None = None
         self.merchant_problem = "WeChat Pay refunds are not configured: set GATEWAY_WECHATPAY_MCHID, " \
             "GATEWAY_WECHATPAY_MERCHANT_SERIAL_NO and GATEWAY_WECHATPAY_MERCHANT_PRIVATE_KEY"
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("refunds", self._pass, logger=log, traceback=True)
         self._configure()
 
     def _configure(self) -> None:
@@ -167,30 +167,14 @@ class RefundWorker:
                         attempts, result.error)
         return True
 
-    async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                attempted = await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                log.exception("refund pass failed (%d in a row)", failures)
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
-                continue
-            if not attempted:
-                await asyncio.sleep(self.settings.refund_poll_interval_s)
+    async def _pass(self) -> float:
+        return 0 if await self.run_once() else self.settings.refund_poll_interval_s
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="refunds")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()
         if self._stripe_http is not None:
             await self._stripe_http.close_async()
 
