@@ -409,7 +409,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 stack = Stack(kafka, pg, Path(tmp) / "logs")
                 stack["engagement"].env["ENGAGEMENT_JOBS_INTERVAL_S"] = "0"  # no periodic jobs during the run
                 stack["gateway"].env.update({"GATEWAY_RATE_LIMIT_PER_S": "100000",
-                                             "GATEWAY_RATE_LIMIT_BURST": "100000"})
+                                             "GATEWAY_RATE_LIMIT_BURST": "100000",
+                                             "GATEWAY_WEBHOOK_RATE_PER_S": "100000",
+                                             "GATEWAY_WEBHOOK_BURST": "100000"})
                 log("starting the four services")
                 stack.start()
                 try:

@@ -23,7 +23,7 @@ class GatewayMetrics:
         )
         self.webhooks = Counter(
             p + "webhooks_total",
-            "Verified webhooks by platform and outcome (accepted, ignored, duplicate, quarantined).",
+            "Verified webhooks by platform and outcome (accepted, ignored, duplicate, quarantined, rate_limited).",
             ["platform", "outcome"], registry=registry,
         )
         self.webhook_events = Counter(

@@ -58,6 +58,10 @@ class GatewaySettings(ServiceSettings):
         default=0.05, ge=0, description="Gather this long after a commit before waking the outbox relay."
     )
     webhook_tolerance_s: int = Field(default=300, ge=1)
+    webhook_rate_per_s: float = Field(
+        default=500.0, gt=0, description="Verified chat deliveries per connector per second (then 429 + Retry-After)."
+    )
+    webhook_burst: int = Field(default=5000, ge=1, description="Deliveries a connector may send at once.")
     stripe_webhook_secrets: list[SecretStr] = Field(
         default_factory=list, description="whsec_… secrets; several during a rotation."
     )

@@ -29,6 +29,7 @@ class GatewayState:
     metrics: GatewayMetrics
     connectors: ConnectorCache = field(default_factory=ConnectorCache)
     clients: TokenBuckets | None = None
+    deliveries: TokenBuckets | None = None  # verified chat deliveries per connector
     ingest: GroupCommitter | None = None
 
 
@@ -63,6 +64,7 @@ def gateway_lifespan(settings: GatewaySettings):
             settings=settings, runtime=runtime, box=SecretBox(keys), jwt_key=jwt_key(settings, keys),
             metrics=app.state.gateway_metrics,
             clients=TokenBuckets(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst),
+            deliveries=TokenBuckets(rate_per_s=settings.webhook_rate_per_s, burst=settings.webhook_burst),
         )
         wake = runtime.relay.wake if runtime.relay is not None else None
         if wake is not None and settings.outbox_wake_delay_s > 0:

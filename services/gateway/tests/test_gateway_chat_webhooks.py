@@ -217,3 +217,27 @@ async def test_signed_but_unnormalisable_payloads_are_quarantined(
     assert "not JSON" in reasons["garbage"]
     assert {row["payload"] for row in page["data"] if row["delivery_id"] == "garbage"} == {"not json"}
     assert (await gateway.client.get("/api/v1/ops/quarantine")).status_code == 401
+
+
+async def test_a_connector_over_its_delivery_rate_gets_429_and_nothing_is_recorded(
+    tmp_path, standalone_gateway, admin_headers, outbox_events, metric_value,
+):
+    secret = whsec()
+    async with standalone_gateway(tmp_path, webhook_rate_per_s=0.01, webhook_burst=2) as gw:
+        connector = await register_generic(gw, admin_headers, [secret])
+        url = f"/webhooks/chat/{connector}"
+        # Forged deliveries are refused before they count: they cannot use up the platform's allowance.
+        body, headers = signed(message("伪造"), [whsec()], msg_id="msg_forged")
+        assert (await gw.client.post(url, content=body, headers=headers)).status_code == 401
+
+        answers = []
+        for index in range(3):
+            body, headers = signed(message(f"第{index}条", message_id=f"m-{index}"), [secret], msg_id=f"msg_{index}")
+            answers.append(await gw.client.post(url, content=body, headers=headers))
+
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        limited = answers[2]
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert int(limited.headers["retry-after"]) >= 1
+        assert [e.data["message_id"] for e in await outbox_events(gw.app)] == ["m-0", "m-1"]
+        assert metric_value(gw.app, "qunzhu_gateway_webhooks_total", platform="generic", outcome="rate_limited") == 1

@@ -46,7 +46,8 @@ class WebhookAck(BaseModel):
     events: int = 0
 
 
-@router.post("/chat/{connector_id}", response_model=WebhookAck, responses=_RESPONSES)
+@router.post("/chat/{connector_id}", response_model=WebhookAck, responses={
+    **_RESPONSES, 429: {"description": "The connector is over its delivery rate; retry after Retry-After seconds"}})
 async def chat_webhook(connector_id: str, request: Request) -> JSONResponse:
     """A chat platform's delivery (Standard Webhooks JSON, Telegram update or WeCom callback).
 

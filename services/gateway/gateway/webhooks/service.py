@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.errors import WebhookUnauthorized
+from gateway.errors import TooManyRequests, WebhookUnauthorized
 from gateway.models import QuarantinedWebhook
+from gateway.ratelimit import TokenBuckets
 from gateway.state import GatewayState
 from gateway.webhooks.adapters import ADAPTERS, ConnectorView, Incoming, open_wecom
 from gateway.webhooks.batch import Delivery
@@ -35,6 +36,13 @@ async def receive_chat(
     except WebhookUnauthorized as exc:
         state.metrics.refused(connector.platform, exc.reason)
         raise
+    # Counted once verified: a flood of forged requests costs a signature check each and cannot use up
+    # the platform's own allowance; a verified flood (a bridge in a loop) is held off before any write.
+    wait = state.deliveries.take(connector.id) if state.deliveries is not None else 0.0
+    if wait:
+        state.metrics.webhooks.labels(connector.platform, "rate_limited").inc()
+        raise TooManyRequests(f"connector {connector.id} is over {state.settings.webhook_rate_per_s:g} deliveries/s",
+                              retry_after_s=TokenBuckets.retry_after(wait))
     delivery_id = verified.delivery_id or adapter.delivery_id(verified.payload)
     source = f"chat:{connector.id}"
     try:
