@@ -6,9 +6,11 @@ A crash between publish and mark republishes the batch; consumers' inboxes make 
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Table, event, func, insert, select, update
@@ -38,6 +40,12 @@ def run_after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
     hooks: list[Callable[[], None]] = session.sync_session.info.setdefault(AFTER_COMMIT_HOOKS, [])
     if hook not in hooks:
         hooks.append(hook)
+
+
+def count_after_commit(session: AsyncSession, counter: Any, amount: float = 1) -> None:
+    """Increment a metric (a counter or one of its `labels(...)` children) once the transaction commits: a
+    batch rolled back and retried event by event, or a failed job, counts once or not at all."""
+    run_after_commit(session, functools.partial(counter.inc, amount))  # a fresh callable: never merged
 
 
 @event.listens_for(Session, "after_commit")

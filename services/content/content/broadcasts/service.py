@@ -13,6 +13,7 @@ from content.errors import BroadcastNotFound
 from content.models import Broadcast, BroadcastDelivery
 from qunzhu_common.errors import InvalidInput
 from qunzhu_common.events.contracts.content import BroadcastDelivered
+from qunzhu_common.outbox import count_after_commit
 
 
 async def create_broadcast(
@@ -134,7 +135,7 @@ async def settle(
         return None  # not ours, or an answer to an attempt already superseded
     if ok:
         delivery.confirmed_at = now
-        ctx.metrics.deliveries.labels(delivery.platform, "confirmed").inc()
+        count_after_commit(session, ctx.metrics.deliveries.labels(delivery.platform, "confirmed"))
         return delivery
     delivery.last_error = error[:2000]
     broadcast = await session.get(Broadcast, delivery.broadcast_id)
@@ -142,13 +143,13 @@ async def settle(
     if delivery.attempts < ctx.settings.delivery_max_attempts:
         backoff = ctx.settings.delivery_retry_backoff_s * 2 ** (delivery.attempts - 1)
         delivery.status, delivery.next_attempt_at = "pending", now + timedelta(seconds=backoff)
-        ctx.metrics.deliveries.labels(delivery.platform, "retried").inc()
+        count_after_commit(session, ctx.metrics.deliveries.labels(delivery.platform, "retried"))
         # The broadcast is open again; it is announced once more when this retry settles.
         broadcast.status = "delivering"
         ctx.after_commit_wake_dispatcher(session)
     else:
         delivery.status = "failed"
-        ctx.metrics.deliveries.labels(delivery.platform, "failed").inc()
+        count_after_commit(session, ctx.metrics.deliveries.labels(delivery.platform, "failed"))
         broadcast.status = "delivering"
         await complete_settled(session, ctx=ctx, broadcasts=[broadcast], now=now)
     return delivery

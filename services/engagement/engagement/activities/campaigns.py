@@ -102,7 +102,7 @@ async def reward(
                        trigger=campaign.trigger, reward_id=row.id, recipient_id=recipient_id,
                        recipient_kind=recipient_kind, amount_fen=row.amount_fen,  # type: ignore[arg-type]
                        reward_text=campaign.reward_text, recorded_at=at))
-    completed(ctx, "campaign")
+    completed(session, ctx, "campaign")
     who = "全群" if recipient_kind == "group" else recipient_id
     await post(session, ctx, community_id=campaign.community_id, group_id=campaign.group_id, announce=True,
                action_id=f"campaign:{campaign.id}:reward:{recipient_id}",

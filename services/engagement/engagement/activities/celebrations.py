@@ -134,7 +134,7 @@ async def celebrate(
     await ctx.emit(session, type="celebration.posted", community_id=community_id, data=CelebrationPosted(
         community_id=community_id, person_id=person_id, kind=kind, ref=ref[:100], group_id=group_id,  # type: ignore[arg-type]
         posted_at=at))
-    completed(ctx, "celebration")
+    completed(session, ctx, "celebration")
     return row
 
 

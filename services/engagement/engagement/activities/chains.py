@@ -213,7 +213,7 @@ async def close(session: AsyncSession, ctx: EngagementContext, *, chain: SignupC
     chain = await get(session, community_id=chain.community_id, chain_id=chain.id, lock=True)
     if chain.status != "closed":
         chain.status = "closed"
-        completed(ctx, "chain")
+        completed(session, ctx, "chain")
         await post_list(session, ctx, chain=chain, action_id=f"chain:{chain.id}:closed")
     return chain
 

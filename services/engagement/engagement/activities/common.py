@@ -26,6 +26,7 @@ from engagement.scoring.engine import record_activity, score_queued_now
 from qunzhu_common.errors import Conflict, InvalidInput
 from qunzhu_common.events.contracts.chat import ChatActionRequested
 from qunzhu_common.events.contracts.engagement import ActivityParticipated
+from qunzhu_common.outbox import count_after_commit
 from qunzhu_common.timeutil import utcnow
 
 # activity action → the engine's activity kind (and so its rule type)
@@ -169,16 +170,16 @@ async def participated(
                 extra={"activity": activity, "activity_id": activity_id, "action": action}, received_at=utcnow(),
             ))
     if ctx.metrics is not None and action in ("entered", "voted", "responded", "signed_up", "waitlisted"):
-        ctx.metrics.activity_participants.labels(activity).inc()
+        count_after_commit(session, ctx.metrics.activity_participants.labels(activity))
     await ctx.emit(session, type="activity.participated", community_id=community_id, data=ActivityParticipated(
         community_id=community_id, activity=activity, activity_id=activity_id, person_id=person_id,  # type: ignore[arg-type]
         action=action, group_id=group_id or None, position=position, occurred_at=at,  # type: ignore[arg-type]
     ))
 
 
-def completed(ctx: EngagementContext, activity: str, n: int = 1) -> None:
+def completed(session: AsyncSession, ctx: EngagementContext, activity: str, n: int = 1) -> None:
     if ctx.metrics is not None and n:
-        ctx.metrics.activity_completions.labels(activity).inc(n)
+        count_after_commit(session, ctx.metrics.activity_completions.labels(activity), n)
 
 
 async def post(

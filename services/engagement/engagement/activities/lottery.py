@@ -181,7 +181,7 @@ async def draw(session: AsyncSession, ctx: EngagementContext, *, lottery: Lotter
         seed_commitment=lottery.seed_commitment, algorithm=ALGORITHM, entrants_count=len(people),
         entrants_sha256=entrants_digest(people), winners=winners, drawn_at=now,
     ))
-    completed(ctx, "lottery")
+    completed(session, ctx, "lottery")
     names = "、".join(winners) if winners else "（无人参加）"
     await post(session, ctx, community_id=lottery.community_id, group_id=lottery.group_id, announce=True,
                action_id=f"lottery:{lottery.id}:drawn", text=(

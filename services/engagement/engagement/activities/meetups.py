@@ -122,7 +122,7 @@ async def check_in(session: AsyncSession, ctx: EngagementContext, *, meetup: Mee
     await participated(session, ctx, community_id=meetup.community_id, activity="meetup", activity_id=meetup.id,
                        person_id=row.person_id, action="attended", at=at, group_id=meetup.group_id,
                        title=meetup.title)
-    completed(ctx, "meetup")
+    completed(session, ctx, "meetup")
     return row
 
 

@@ -152,7 +152,7 @@ async def close(session: AsyncSession, ctx: EngagementContext, *, poll: Poll, no
         community_id=poll.community_id, poll_id=poll.id, question=poll.question, options=list(poll.options),
         counts=[c.votes for c in final.counts], voters=final.voters, closed_at=poll.closed_at,
     ))
-    completed(ctx, "poll")
+    completed(session, ctx, "poll")
     lines = "\n".join(f"{c.number}. {c.option}：{c.votes} 票" + (f"（{'、'.join(c.voters)}）" if c.voters else "")
                       for c in final.counts)
     await post(session, ctx, community_id=poll.community_id, group_id=poll.group_id, announce=True,

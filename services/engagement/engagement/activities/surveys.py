@@ -112,7 +112,7 @@ async def respond(
     await participated(session, ctx, community_id=survey.community_id, activity="survey", activity_id=survey.id,
                        person_id=person_id, action="responded", at=at, group_id=survey.group_id,
                        title=survey.title)
-    completed(ctx, "survey")
+    completed(session, ctx, "survey")
     return row, True
 
 

@@ -24,6 +24,7 @@ from engagement.models import (
 from engagement.scoring.engine import record_activity
 from qunzhu_common.errors import Forbidden
 from qunzhu_common.events.contracts.engagement import ScholarshipAwarded
+from qunzhu_common.outbox import count_after_commit
 from qunzhu_common.timeutil import utcnow
 
 GRADERS = ("owner", "admin", "guest")
@@ -145,7 +146,7 @@ async def award_scholarships(
     for rank, submission in enumerate(top, start=1):
         submission.scholarship_rank = rank
         if ctx.metrics is not None:
-            ctx.metrics.scholarships.inc()
+            count_after_commit(session, ctx.metrics.scholarships)
         await ctx.emit(session, type="scholarship.awarded", community_id=assignment.community_id,
                        data=ScholarshipAwarded(
                            community_id=assignment.community_id, assignment_id=assignment.id,

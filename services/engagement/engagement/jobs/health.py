@@ -20,6 +20,7 @@ from engagement.models import Activity, CommunityCopy, DeadGroupFlag, GroupMembe
 from engagement.scoring.engine import EFFECTIVE_TYPES
 from engagement.scoring.rules import ScoringRules
 from qunzhu_common.events.contracts.engagement import DeadGroupFlagged
+from qunzhu_common.outbox import count_after_commit
 
 SPEAKING = ("message", "checkin", "homework", "question", "signup_chain")
 BASELINE_DAYS = 30
@@ -133,7 +134,7 @@ async def flag_dead_groups(
                                   baseline_active_ratio=report["baseline_active_ratio"], flagged_at=now))
         flagged.append(report["group_id"])
         if ctx.metrics is not None:
-            ctx.metrics.dead_groups_flagged.inc()
+            count_after_commit(session, ctx.metrics.dead_groups_flagged)
         await ctx.emit(session, type="group.dead_flagged", community_id=community.id, data=DeadGroupFlagged(
             community_id=community.id, group_id=report["group_id"], active_ratio_7d=report["daily_active_ratio_7d"],
             baseline_active_ratio=report["baseline_active_ratio"], threshold_share=rules.dead_group_share,

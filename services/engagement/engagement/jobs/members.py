@@ -27,6 +27,7 @@ from engagement.scoring.engine import local_day
 from engagement.scoring.rules import ScoringRules
 from qunzhu_common.events.contracts.chat import ChatActionRequested
 from qunzhu_common.events.contracts.engagement import LurkerFlagged, RemovalRecommended
+from qunzhu_common.outbox import count_after_commit
 
 ELIGIBLE_STATUS = ("active",)
 
@@ -96,7 +97,7 @@ async def flag_lurkers(
         await session.flush()
         flagged.append(flag)
         if ctx.metrics is not None:
-            ctx.metrics.lurkers_flagged.inc()
+            count_after_commit(session, ctx.metrics.lurkers_flagged)
         await ctx.emit(session, type="lurker.flagged", community_id=community.id, data=LurkerFlagged(
             community_id=community.id, person_id=member.person_id, last_effective_at=last,
             silent_days=flag.silent_days, threshold_days=rules.lurker_days, flagged_at=now,
@@ -130,7 +131,7 @@ async def recommend(
     if not inserted:
         return False
     if ctx.metrics is not None:
-        ctx.metrics.removals_recommended.labels(reason).inc()
+        count_after_commit(session, ctx.metrics.removals_recommended.labels(reason))
     await ctx.emit(session, type="removal.recommended", community_id=community_id, data=RemovalRecommended(
         community_id=community_id, member_id=person_id, reason=reason, detail=detail, evidence=evidence,
         window_start=window[0] if window else None, window_end=window[1] if window else None, recommended_at=now,

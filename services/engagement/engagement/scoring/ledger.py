@@ -22,7 +22,7 @@ from engagement.scoring.rules import ScoringRules
 from qunzhu_common.db.bulk import bulk_insert
 from qunzhu_common.events.contracts.engagement import LevelReached, PointsAwarded
 from qunzhu_common.events.envelope import Envelope, new_envelope
-from qunzhu_common.outbox import run_after_commit
+from qunzhu_common.outbox import count_after_commit, run_after_commit
 from qunzhu_common.timeutil import utcnow
 
 _score = MemberScore.__table__  # type: ignore[attr-defined]
@@ -281,8 +281,8 @@ async def write_entry(
     await _move_level(session, ctx, activity=activity, rules=rules, total=total, level=level, highest=highest)
     if ctx.metrics is not None:
         if points > 0:  # counters only go up; reversals show in ledger_entries{kind="reversal"}
-            ctx.metrics.points_awarded.labels(rule_type).inc(points)
-        ctx.metrics.ledger_entries.labels(rule_type, kind).inc()
+            count_after_commit(session, ctx.metrics.points_awarded.labels(rule_type), points)
+        count_after_commit(session, ctx.metrics.ledger_entries.labels(rule_type, kind))
     await ctx.emit(
         session,
         type="points.awarded",
@@ -327,7 +327,7 @@ async def _move_level(
     if new_level <= highest:
         return  # back to a level already reached once: no second celebration
     if ctx.metrics is not None:
-        ctx.metrics.levels_reached.labels(str(new_level)).inc()
+        count_after_commit(session, ctx.metrics.levels_reached.labels(str(new_level)))
     await ctx.emit(
         session,
         type="level.reached",
