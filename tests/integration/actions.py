@@ -66,7 +66,7 @@ def webhook_secret() -> str:
 
 async def register_connector(
     client: httpx.AsyncClient, gateway: str, community_id: str, *, headers: dict[str, str], groups: list[str],
-    secret: str, outbound_url: str | None = None,
+    secret: str, outbound_url: str | None = None, timeout_s: float = 60,
 ) -> dict:
     """A generic (Standard Webhooks) connector; retried while the gateway has not yet projected the owner."""
     secrets: dict[str, Any] = {"signing_secrets": [secret]}
@@ -79,7 +79,8 @@ async def register_connector(
         return await client.post(f"{gateway}/api/v1/communities/{community_id}/connectors", json=body,
                                  headers=headers)
 
-    response = await eventually(register, until=lambda r: r.status_code == 201, what="connector registered")
+    response = await eventually(register, until=lambda r: r.status_code == 201, what="connector registered",
+                                timeout=timeout_s)
     return response.json()
 
 

@@ -107,8 +107,10 @@ async def create_communities(stack: Stack, count: int, *, tag: str) -> list[Comm
                 "name": "年费", "price_fen": PRICE_FEN, "term_type": "fixed_duration", "duration_days": 365})
             assert plan.status_code == 201, plan.text
             chat_id, secret = f"g-{tag}-{index}-{cid[:8]}", webhook_secret()
+            # The gateway learns the community from membership's events, behind whatever the previous test
+            # left in that topic: on a busy machine that backlog can take more than a minute.
             connector = await register_connector(client, gateway, cid, headers={"X-API-Key": GATEWAY_OPERATOR_KEY},
-                                                 groups=[chat_id], secret=secret)
+                                                 groups=[chat_id], secret=secret, timeout_s=300)
             made.append(Community(cid, connector["id"], secret, chat_id, plan.json()["id"]))
     return made
 
