@@ -2,7 +2,8 @@
 
 Per batch: one INSERT … ON CONFLICT DO NOTHING RETURNING claims the delivery ids (what comes back was
 new; the rest are replays), one INSERT puts the claimed deliveries' events in the outbox, one INSERT
-keeps the quarantined ones. Within a batch the first copy of a delivery wins, as it would one by one.
+keeps the quarantined ones (the first two as `bulk_insert`s: column arrays on PostgreSQL, no statement
+compiled per batch). Within a batch the first copy of a delivery wins, as it would one by one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import QuarantinedWebhook, WebhookDelivery
 from gateway.webhooks.ingest import EVENT_ID_NAMESPACE, Outcome, Staged
+from qunzhu_common.db.bulk import bulk_insert
 from qunzhu_common.events.envelope import new_envelope
 from qunzhu_common.events.registry import EventRegistry
 from qunzhu_common.outbox import run_after_commit
@@ -71,9 +73,11 @@ class BatchRecorder:
                 first[key] = index
         rows = [dict(source=batch[i].source, delivery_id=batch[i].delivery_id, outcome=batch[i].status,
                      event_count=len(batch[i].events), received_at=now) for i in first.values()]
-        claim = (self._claim_statement(session).values(rows).on_conflict_do_nothing()
-                 .returning(_DELIVERY.c.source, _DELIVERY.c.delivery_id))
-        claimed = {(r.source, r.delivery_id) for r in (await session.execute(claim)).all()}
+        claim = self._claim_statement(session).on_conflict_do_nothing().returning(
+            _DELIVERY.c.source, _DELIVERY.c.delivery_id)
+        claimed = {(source, delivery_id) for source, delivery_id in await bulk_insert(
+            session, _DELIVERY, rows, fallback=claim, pg_tail="ON CONFLICT DO NOTHING",
+            returning=("source", "delivery_id"))}
 
         outbox_rows, quarantine_rows = [], []
         for key, index in first.items():
@@ -91,7 +95,7 @@ class BatchRecorder:
                 outbox_rows.append(self._outbox_row(delivery, position, event, now))
             outcomes[index] = Outcome(delivery.status, events=len(delivery.events))
         if outbox_rows:
-            await session.execute(insert(self.outbox_table), outbox_rows)
+            await bulk_insert(session, self.outbox_table, outbox_rows, fallback=insert(self.outbox_table))
             if self.on_outbox_write is not None:
                 run_after_commit(session, self.on_outbox_write)
         if quarantine_rows:
