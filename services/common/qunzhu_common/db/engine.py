@@ -22,7 +22,12 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # One connection per database: every transaction takes SQLite's write lock up front (BEGIN
+        # IMMEDIATE), so a second connection could only wait for it in SQLite's busy handler, which
+        # sleeps in steps of up to 100 ms (embedded mode spent most of its time there). The pool hands
+        # the connection over the moment the previous transaction ends, and waits as long as the lock would.
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30},
+                                     pool_size=1, max_overflow=0, pool_timeout=30)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
