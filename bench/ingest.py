@@ -85,8 +85,10 @@ def serve(kind: str, port: int) -> None:
     else:
         from gateway.app import create_app
         from gateway.settings import GatewaySettings
+        from qunzhu_common.process import tune_gc
 
         app = create_app(GatewaySettings())  # everything from GATEWAY_* set by the parent
+        tune_gc()  # as `qunzhu serve` does
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
                 http="httptools")
 

@@ -36,17 +36,21 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from qunzhu_common.httpserver import HeaderTimeoutProtocol
+    from qunzhu_common.process import tune_gc
 
     svc = entry(args.service)
     port = args.port or DEFAULT_PORTS[args.service]
     app = svc.create_app(svc.settings())
+    tune_gc()
     uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False,
                 http=HeaderTimeoutProtocol)
 
 
 def _run(args: argparse.Namespace) -> None:
     from qunzhu.embedded import run_embedded
+    from qunzhu_common.process import tune_gc
 
+    tune_gc()
     run_embedded(host=args.host, port=args.port, data_dir=args.data_dir)
 
 
