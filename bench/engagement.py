@@ -57,6 +57,7 @@ from qunzhu_common.db.migrate import upgrade_head_async  # noqa: E402
 from qunzhu_common.events.contracts.chat import ChatCommandIssued, ChatMessagePosted  # noqa: E402
 from qunzhu_common.events.contracts.membership import CommunityCreated, MemberChanged  # noqa: E402
 from qunzhu_common.events.envelope import Envelope, new_envelope  # noqa: E402
+from qunzhu_common.process import tune_gc  # noqa: E402
 from tests.integration.stack import Kafka, Postgres  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -415,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", action="append", default=[], choices=("scoring", "leaderboard", "key_people"))
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args(argv)
+    tune_gc()  # the service in this process runs as `qunzhu serve` runs it
 
     run_id = uuid.uuid4().hex[:8]
     tmp = Path(tempfile.mkdtemp(prefix=f"qunzhu-bench-engagement-{run_id}-"))
