@@ -146,14 +146,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             # The database is restarting or unreachable: the same request will work shortly, so say so
             # (clients and webhook senders back off on 503 + Retry-After; a 500 reads as a bug).
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-            return problem_response(
-                status=503,
-                title="Service unavailable",
-                detail="The database is unavailable; retry shortly.",
-                slug="service-unavailable",
-                instance=request.url.path,
-                headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
-            )
+            unavailable = ServiceUnavailable("The database is unavailable; retry shortly.",
+                                             retry_after_s=DATABASE_RETRY_AFTER_S)
+            return await _app_error(request, unavailable)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             status=500,
