@@ -8,7 +8,6 @@ resource-limit tests probe. Background jobs run rarely, so row counts only move 
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import time
 import uuid
@@ -16,11 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from qunzhu_common.testing import wechatpay_certificate
 from tests.integration.actions import bearer, owner_token
 from tests.integration.stack import GATEWAY_OPERATOR_KEY, Kafka, Postgres, ServiceProcess, Stack
 
@@ -30,17 +26,6 @@ WECHATPAY_SERIAL = 0x5157F09EFDC096DE15EBE81A47057A7232F1B8E1
 LIMITS_RATE_PER_S = 1.0
 LIMITS_BURST = 5
 LIMITS_READ_TIMEOUT_S = 2.0
-
-
-def wechatpay_certificate(serial: int) -> tuple[rsa.RSAPrivateKey, str]:
-    """A WeChat Pay platform key and its self-signed certificate (PEM) with that serial number."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(serial).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
-    return key, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 class SecurityStack(Stack):

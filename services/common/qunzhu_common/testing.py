@@ -1,11 +1,12 @@
 """Helpers the services' unit tests share (imported by their conftest.py files; never by service code).
 
-Needs pytest and httpx, which only the `dev` extra installs.
+Needs pytest and httpx, which only the `dev` extra installs. Also used by the suites under tests/.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +14,10 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 
 T = TypeVar("T")
@@ -40,3 +45,14 @@ async def serving(app: FastAPI, *, base_url: str = "http://t") -> AsyncIterator[
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
             yield client
+
+
+def wechatpay_certificate(serial: int) -> tuple[rsa.RSAPrivateKey, str]:
+    """A WeChat Pay platform key and its self-signed certificate (PEM) with that serial number."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(serial).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
+    return key, cert.public_bytes(serialization.Encoding.PEM).decode()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import secrets
 import time
 from collections import deque
@@ -15,14 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 
 from qunzhu.embedded import embedded_platform
-from qunzhu_common.testing import eventually, serving
+from qunzhu_common.testing import eventually, serving, wechatpay_certificate
 
 
 @dataclass
@@ -277,10 +274,5 @@ class WechatpayPlatform:
 @pytest.fixture(scope="session")
 def wechatpay_platform() -> WechatpayPlatform:
     serial = 0x5157F09EFDC096DE15EBE81A47057A7232F1B8E1
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(serial).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
-    return WechatpayPlatform(key, cert.public_bytes(serialization.Encoding.PEM).decode(), f"{serial:X}")
+    key, pem = wechatpay_certificate(serial)
+    return WechatpayPlatform(key, pem, f"{serial:X}")
