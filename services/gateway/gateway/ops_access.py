@@ -7,11 +7,11 @@ platform operator key.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 
 from fastapi import Request
 
+from gateway.auth.principal import same_secret
 from gateway.settings import GatewaySettings
 from qunzhu_common.errors import Forbidden
 
@@ -23,16 +23,12 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _presented(secret: str, presented: str | None) -> bool:
-    return bool(secret) and presented is not None and hmac.compare_digest(presented.encode(), secret.encode())
-
-
 def require(request: Request, settings: GatewaySettings) -> None:
     if _is_loopback(request.client and request.client.host):
         return
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and _presented(settings.ops_token.get_secret_value(), token.strip()):
+    if scheme.lower() == "bearer" and same_secret(settings.ops_token.get_secret_value(), token.strip()):
         return
-    if _presented(settings.admin_api_key.get_secret_value(), request.headers.get("x-api-key")):
+    if same_secret(settings.admin_api_key.get_secret_value(), request.headers.get("x-api-key")):
         return
     raise Forbidden("metrics are served to loopback callers, or with `Authorization: Bearer <GATEWAY_OPS_TOKEN>`")

@@ -41,9 +41,13 @@ async def authenticate(
     return None
 
 
+def same_secret(secret: str, presented: str | None) -> bool:
+    """`presented` is the configured `secret` (compared in constant time); never true for an unset secret."""
+    return bool(secret) and presented is not None and hmac.compare_digest(presented.encode(), secret.encode())
+
+
 async def _api_key(session: AsyncSession, *, state: GatewayState, presented: str) -> Principal:
-    admin = state.settings.admin_api_key.get_secret_value()
-    if admin and hmac.compare_digest(presented.encode(), admin.encode()):
+    if same_secret(state.settings.admin_api_key.get_secret_value(), presented):
         return Principal(subject="platform-operator", kind="platform")
     key_id, _, secret = presented.removeprefix(API_KEY_PREFIX).partition("_")
     row = await session.get(ApiKey, key_id) if presented.startswith(API_KEY_PREFIX) and secret else None
