@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from qunzhu_common.actor import enforce_scope
 from qunzhu_common.bus.base import Bus, Subscription
 from qunzhu_common.bus.delivery import RetryPolicy
 from qunzhu_common.db.engine import create_engine, create_session_maker
@@ -52,6 +53,9 @@ class ServiceSpec:
     # Extra resources a service owns beyond the common ones (e.g. the gateway's HTTP clients);
     # entered after the runtime started, left before it stops.
     lifespan_hooks: Sequence[Callable[[FastAPI], AbstractAsyncContextManager[None]]] = ()
+    # Services behind the gateway take their caller from its signed actor assertion; the gateway
+    # authenticates callers itself.
+    trusts_gateway_actor: bool = True
 
 
 def build_bus(settings: ServiceSettings) -> Bus:
@@ -241,7 +245,8 @@ def build_app(
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     app.include_router(_health_router(runtime))
     for router in spec.routers:
-        app.include_router(router)
+        # Every route: a scoped actor (API key, community login) acts only in its own community.
+        app.include_router(router, dependencies=[Depends(enforce_scope)] if spec.trusts_gateway_actor else [])
     return app
 
 

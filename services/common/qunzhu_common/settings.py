@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,11 @@ class ServiceSettings(BaseSettings):
     run_relay: bool = Field(default=True, description="Publish the outbox from this process.")
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = Field(default="json", description="JSON lines, or text for humans.")
+    internal_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key of the gateway's actor assertions (shared by every service); default: "
+        "$QUNZHU_INTERNAL_KEY, else the key file <data_dir>/internal.key.",
+    )
 
     @model_validator(mode="after")
     def _defaults_from_data_dir(self) -> ServiceSettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from urllib.parse import parse_qsl, unquote
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -19,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
+
+from qunzhu_common import actor
 
 T = TypeVar("T")
 
@@ -39,11 +42,37 @@ async def eventually(
         await asyncio.sleep(0.01)
 
 
+class GatewayActorAuth(httpx.Auth):
+    """Signs a request's `X-Actor-Id` as the gateway does (a service's unit tests name their caller
+    with that header alone). A request that already carries an assertion is left as it is."""
+
+    def __init__(self, key: Callable[[], bytes]) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request):  # noqa: ANN201 - httpx's generator protocol
+        actor_id = request.headers.get(actor.ACTOR_HEADER)
+        if actor_id and actor.ASSERTION_HEADER not in request.headers:
+            kind = "platform" if actor_id == actor.PLATFORM_OPERATOR else (
+                "service" if actor_id.startswith("service:") else "member")
+            signed = actor.sign(
+                self._key(), actor.Actor(id=actor_id, kind=kind), method=request.method,  # type: ignore[arg-type]
+                path=unquote(request.url.path), query=parse_qsl(request.url.query.decode(), keep_blank_values=True),
+            )
+            request.headers[actor.ASSERTION_HEADER] = signed[actor.ASSERTION_HEADER]
+        yield request
+
+
+def app_internal_key(app: FastAPI) -> bytes:
+    settings = app.state.runtime.settings
+    return actor.internal_key(settings.internal_key.get_secret_value(), settings.data_dir)
+
+
 @asynccontextmanager
 async def serving(app: FastAPI, *, base_url: str = "http://t") -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and talk to it in-process."""
+    """Run the app's lifespan and talk to it in-process; an `X-Actor-Id` is signed as the gateway would."""
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+        auth = GatewayActorAuth(lambda: app_internal_key(app))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url, auth=auth) as client:
             yield client
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway import engagement_guard, ops_access, read_guard
+from gateway.paths import ServicePath
 from gateway.auth.deps import CurrentPrincipal, OptionalPrincipal, rate_limit
 from gateway.state import GatewayState, state_of
 from gateway.upstream import UPSTREAMS, Upstreams, upstreams_of
@@ -36,6 +37,9 @@ async def create_community(request: Request, upstreams: UpstreamsDep, principal:
     if principal.kind != "platform":
         if principal.kind != "member":
             raise Forbidden("API keys act inside their community; they cannot create communities")
+        if principal.community_id is not None:
+            raise Forbidden(f"this token acts only inside community {principal.community_id}; "
+                            "log in with a person-wide login (e.g. Telegram) to create communities")
         try:
             data = json.loads(body or b"{}")
         except ValueError:
@@ -45,13 +49,13 @@ async def create_community(request: Request, upstreams: UpstreamsDep, principal:
         if data.setdefault("owner_id", principal.subject) != principal.subject:
             raise Forbidden("you can only create communities you own")
         body = json.dumps(data, ensure_ascii=False).encode()
-    return await upstreams.forward("membership", request, "/communities", actor=principal.subject, body=body)
+    return await upstreams.forward("membership", request, "/communities", principal=principal, body=body)
 
 
 @api.get("/communities", summary="List communities")
 async def list_communities(request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal) -> Response:
     """Communities, oldest first (`owner_id`, `offset`, `limit`). Public: positioning is shown before joining."""
-    return await upstreams.forward("membership", request, "/communities", actor=principal and principal.subject)
+    return await upstreams.forward("membership", request, "/communities", principal=principal)
 
 
 @api.get("/communities/{community_id}", summary="Get a community")
@@ -59,9 +63,8 @@ async def get_community(
     community_id: str, request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal
 ) -> Response:
     """One community by id. Public: its positioning and rules are meant to be read before joining."""
-    return await upstreams.forward(
-        "membership", request, f"/communities/{community_id}", actor=principal and principal.subject
-    )
+    return await upstreams.forward("membership", request, ServicePath.of("communities", community_id),
+                                   principal=principal)
 
 
 _PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -73,20 +76,21 @@ def _proxy_route(service: str) -> None:
     ) -> Response:
         """Every route of the service, reached through the gateway (each is documented in /openapi.json).
 
-        Writes need a caller; content's and engagement's reads inside a community need a role there
-        (read_guard: posts are public, content's paywall decides). The gateway authenticates and passes the
-        caller as X-Actor-Id; the service applies its own role rules to it (a client's X-Actor-Id never
-        passes).
+        The gateway authenticates and passes the caller in a signed actor assertion; each service applies
+        its own role rules to it. The gateway's guards below are an early reject, not the only wall:
+        content's and engagement's reads inside a community need a role there (read_guard: posts are
+        public, content's paywall decides), writes need a caller. The path checked is the path forwarded
+        (one ServicePath; non-canonical paths were refused before routing).
         """
+        target = ServicePath(path)
         if request.method == "GET":
-            await read_guard.authorize_read(session, principal, service, path)
+            await read_guard.authorize_read(session, principal, service, target.text)
         elif principal is None:
             raise Unauthorized("send `Authorization: Bearer <token>` or `X-API-Key`")
         if service == "engagement" and request.method != "GET":
             assert principal is not None
-            # Engagement does not know who calls it: its writes are authorized here.
-            await engagement_guard.authorize_write(session, principal, path, await request.body())
-        return await upstreams.forward(service, request, f"/{path}", actor=principal and principal.subject)
+            await engagement_guard.authorize_write(session, principal, target.text, await request.body())
+        return await upstreams.forward(service, request, target, principal=principal)
 
     # One route per service, so the path never swallows the gateway's own /api/v1/communities/… routes.
     api.add_api_route(f"/{service}/{{path:path}}", proxy, methods=_PROXY_METHODS, include_in_schema=False,

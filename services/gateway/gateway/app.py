@@ -17,6 +17,7 @@ from gateway.api import api, ops
 from gateway.auth.api import router as auth_router
 from gateway.connectors.api import router as connectors_router
 from gateway.limits import BodyLimits
+from gateway.paths import CanonicalPaths
 from gateway.metrics import GatewayMetrics
 from gateway.models import inbox_table, metadata, outbox_table
 from gateway.openapi import install_aggregated_openapi
@@ -48,6 +49,7 @@ SPEC = ServiceSpec(
         actions_ops_router, ops,
     ],
     handlers={**PROJECTION_HANDLERS, **ACTION_HANDLERS, **REFUND_HANDLERS},
+    trusts_gateway_actor=False,
 )
 
 
@@ -68,6 +70,7 @@ def create_app(
     install_aggregated_openapi(app)
     app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes,
                        webhook_max_bytes=settings.webhook_max_body_bytes, read_timeout_s=settings.body_read_timeout_s)
+    app.add_middleware(CanonicalPaths)  # outermost of the two: a path is refused before its body is read
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

@@ -111,6 +111,8 @@ class LoginCode(GatewayModel, table=True):
 
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
     member_id: str = Field(max_length=200, index=True)
+    # The community whose connector delivered the code: the token it gives acts there only.
+    community_id: str | None = Field(default=None, max_length=100)
     code_hash: str = Field(max_length=64)
     expires_at: datetime = Field(sa_type=AwareDateTime)
     attempts: int = 0

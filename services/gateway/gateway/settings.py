@@ -1,6 +1,6 @@
 """Gateway settings (environment prefix GATEWAY_)."""
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from qunzhu_common.settings import ServiceSettings
@@ -41,6 +41,10 @@ class GatewaySettings(ServiceSettings):
     cors_origins: list[str] = Field(default_factory=list, description="Allowed origins; empty: no CORS.")
     rate_limit_per_s: float = Field(default=20.0, gt=0, description="Token refill per client per second.")
     rate_limit_burst: int = Field(default=60, ge=1, description="Bucket size per client.")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Proxies whose X-Forwarded-For is believed (CIDRs); empty: the peer address is the client.",
+    )
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Larger API bodies get a 413.")
     body_read_timeout_s: float = Field(
         default=10.0, gt=0, description="A body that stalls this long between two parts gets a 408."

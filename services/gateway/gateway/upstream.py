@@ -6,12 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from urllib.parse import quote
-
 import httpx
 from fastapi import FastAPI, Request, Response
 
+from gateway.auth.principal import Principal
+from gateway.paths import ServicePath
 from gateway.settings import GatewaySettings
+from qunzhu_common import actor as actors
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.errors import ServiceUnavailable
 from qunzhu_common.requestctx import REQUEST_ID_HEADER
@@ -22,14 +23,13 @@ UPSTREAMS = ("membership", "content", "engagement")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "if-none-match", "idempotency-key")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "etag", "retry-after")
-PATH_SAFE = "/!$&'()*+,;=:@-._~"  # RFC 3986 pchar and "/"
-ACTOR_HEADER = "x-actor-id"  # the authenticated caller, for the services' own authorization
 
 
 class Upstreams:
-    def __init__(self, clients: Mapping[str, httpx.AsyncClient], *, retries: int) -> None:
+    def __init__(self, clients: Mapping[str, httpx.AsyncClient], *, retries: int, internal_key: bytes) -> None:
         self._clients = dict(clients)
         self._retries = retries
+        self._internal_key = internal_key
 
     def client(self, service: str) -> httpx.AsyncClient:
         return self._clients[service]
@@ -60,21 +60,23 @@ class Upstreams:
         raise ServiceUnavailable(f"the {service} service is unavailable", service=service) from last_error
 
     async def forward(
-        self, service: str, request: Request, path: str, *, actor: str | None = None, body: bytes | None = None
+        self, service: str, request: Request, path: ServicePath | str, *, principal: Principal | None = None,
+        body: bytes | None = None,
     ) -> Response:
         """Pass a front-end request through to a service and its answer back.
 
-        Only listed headers pass; `X-Actor-Id` is never taken from the client, only set from the
-        authenticated caller.
+        Only listed headers pass. The caller goes as `X-Actor-Id` with an `X-Actor-Assertion` that the
+        service verifies: signed over exactly the method, path and query forwarded here, so a service
+        never acts for a caller on a path other than the one the gateway saw.
         """
-        # The path arrives percent-decoded: encode it again, or a control character in an id (%09) makes an
-        # invalid URL for the upstream call (a 500 instead of the service's 404/422).
-        path = quote(path, safe=PATH_SAFE)
+        target = path if isinstance(path, ServicePath) else ServicePath(path)
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS}
-        if actor:
-            headers[ACTOR_HEADER] = actor
+        query = list(request.query_params.multi_items())
+        if principal is not None:
+            headers.update(actors.sign(self._internal_key, actor_of_principal(principal), method=request.method,
+                                       path=target.absolute, query=query))
         upstream = await self.call(
-            service, request.method, path, params=request.query_params,
+            service, request.method, target.encoded, params=query,
             content=await request.body() if body is None else body, headers=headers,
         )
         return Response(
@@ -82,6 +84,12 @@ class Upstreams:
             status_code=upstream.status_code,
             headers={k: v for k, v in upstream.headers.items() if k in FORWARDED_RESPONSE_HEADERS},
         )
+
+
+def actor_of_principal(principal: Principal) -> actors.Actor:
+    """What the services are told about an authenticated caller (kind, community scope, an API key's role)."""
+    return actors.Actor(id=principal.subject, kind=principal.kind, scope=principal.community_id,
+                        role=principal.role)
 
 
 def upstreams_lifespan(settings: GatewaySettings, transports: Mapping[str, httpx.AsyncBaseTransport] | None):
@@ -94,7 +102,8 @@ def upstreams_lifespan(settings: GatewaySettings, transports: Mapping[str, httpx
             transport = (transports or {}).get(name)
             base_url = f"http://{name}.embedded" if transport is not None else urls[name]
             clients[name] = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout)
-        app.state.upstreams = Upstreams(clients, retries=settings.upstream_retries)
+        key = actors.internal_key(settings.internal_key.get_secret_value(), settings.data_dir)
+        app.state.upstreams = Upstreams(clients, retries=settings.upstream_retries, internal_key=key)
         try:
             yield
         finally:

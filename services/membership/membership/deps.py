@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Query, Request
 from membership.context import MembershipContext
 from membership.errors import ActorRequired
 from membership.service.access import PLATFORM_OPERATOR, Actor
+from qunzhu_common.actor import actor_of
 from qunzhu_common.deps import SessionDep
 
 ACTOR_HEADER = "X-Actor-Id"
@@ -23,13 +24,16 @@ ACTOR_DOC = (
 
 
 def get_actor(
+    request: Request,
     x_actor_id: Annotated[str | None, Header(alias=ACTOR_HEADER, description=ACTOR_DOC)] = None,
 ) -> Actor | None:
-    if x_actor_id is None or x_actor_id == "":
+    """The caller the gateway vouches for (its `X-Actor-Assertion` is verified: 401 without it)."""
+    verified = actor_of(request)
+    if verified is None:
         return None
-    if not _ACTOR.match(x_actor_id) and x_actor_id != PLATFORM_OPERATOR:
+    if not _ACTOR.match(verified.id) and verified.id != PLATFORM_OPERATOR:
         raise ActorRequired(f"{ACTOR_HEADER} must look like <platform>:<user id>")
-    return Actor(x_actor_id)
+    return Actor(verified.id)
 
 
 def require_actor(actor: Annotated[Actor | None, Depends(get_actor)]) -> Actor:

@@ -35,30 +35,39 @@ class TokenResponse(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
     subject: str
+    community_id: str | None = Field(
+        default=None, description="The one community this token acts in (a code delivered by its connector); "
+        "null: person-wide (a platform-verified login).")
 
 
 @router.post("/auth/codes", status_code=status.HTTP_202_ACCEPTED, response_class=Response)
 async def request_login_code(body: CodeRequest, session: SessionDep, state: StateDep) -> Response:
-    """Ask the community's bot to send a one-time login code to the member's private chat (always 202)."""
+    """Ask the community's bot to send a one-time login code to the person's private chat (always 202).
+
+    The person need not be a member yet. The token the code gives acts in this community only: whoever
+    runs the community's connector could read the code, so it proves nothing elsewhere."""
     await service.send_login_code(session, state=state, community_id=body.community_id, member_id=body.member_id)
     return Response(status_code=202)
 
 
 @router.post("/auth/token", response_model=TokenResponse, responses={401: {"description": "Wrong or used code"}})
 async def login_with_code(body: CodeLogin, session: SessionDep, state: StateDep) -> JSONResponse:
-    """Exchange a one-time code for a member token (JWT)."""
-    if not await service.redeem_login_code(session, state=state, member_id=body.member_id, code=body.code):
+    """Exchange a one-time code for a member token (JWT) scoped to the community that delivered the code
+    (`community_id` in the answer); elsewhere it gets 403."""
+    redeemed = await service.redeem_login_code(session, state=state, member_id=body.member_id, code=body.code)
+    if redeemed is None:
         state.metrics.logins.labels("code", "refused").inc()
         # A response, not an exception: the failed attempt must be committed, or guessing would be free.
         return problem_response(status=401, title="Invalid credentials", slug="invalid-credentials",
                                 detail="wrong, expired or already used code")
     state.metrics.logins.labels("code", "ok").inc()
-    return _token(state, body.member_id, "otp")
+    return _token(state, body.member_id, "otp", community_id=redeemed.community_id)
 
 
 @router.post("/auth/telegram", response_model=TokenResponse, responses={401: {"description": "Bad widget data"}})
 async def login_with_telegram(data: dict[str, str | int], state: StateDep) -> JSONResponse:
-    """Exchange Telegram Login Widget data (id, first_name, …, auth_date, hash) for a member token."""
+    """Exchange Telegram Login Widget data (id, first_name, …, auth_date, hash) for a person-wide member
+    token (Telegram itself vouches for the person)."""
     try:
         subject = service.check_telegram_login(
             {k: str(v) for k, v in data.items()}, bot_token=state.settings.telegram_login_bot_token.get_secret_value(),
@@ -71,10 +80,11 @@ async def login_with_telegram(data: dict[str, str | int], state: StateDep) -> JS
     return _token(state, subject, "telegram")
 
 
-def _token(state, subject: str, method: str) -> JSONResponse:
-    token, ttl = tokens.issue(state.jwt_key, state.settings, subject=subject, method=method)
-    return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl, "subject": subject},
-                        headers={"Cache-Control": "no-store"})
+def _token(state, subject: str, method: str, *, community_id: str | None = None) -> JSONResponse:
+    token, ttl = tokens.issue(state.jwt_key, state.settings, subject=subject, method=method,
+                              community_id=community_id)
+    return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl, "subject": subject,
+                         "community_id": community_id}, headers={"Cache-Control": "no-store"})
 
 
 class ApiKeyCreate(BaseModel):

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
-import hashlib
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.principal import Principal, authenticate
 from gateway.errors import TooManyRequests
 from gateway.state import GatewayState, state_of
 from qunzhu_common.deps import SessionDep
-from qunzhu_common.errors import Forbidden, Unauthorized
+from qunzhu_common.errors import AppError, Forbidden, Unauthorized
 
 StateDep = Annotated[GatewayState, Depends(state_of)]
 
 
-async def optional_principal(
-    session: SessionDep,
-    state: StateDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Principal | None:
-    return await authenticate(session, state=state, authorization=authorization, api_key=x_api_key)
+async def optional_principal(request: Request, session: SessionDep, state: StateDep) -> Principal | None:
+    """The authenticated caller, None when no credential was sent; 401 for a wrong one (checked once per
+    request: the rate limit, which runs first, already did)."""
+    return await _authenticated(request, session, state)
+
+
+async def _authenticated(request: Request, session: AsyncSession, state: GatewayState) -> Principal | None:
+    if not hasattr(request.state, "principal_outcome"):
+        try:
+            request.state.principal_outcome = await authenticate(
+                session, state=state, authorization=request.headers.get("authorization"),
+                api_key=request.headers.get("x-api-key"),
+            )
+        except AppError as exc:
+            request.state.principal_outcome = exc
+    outcome = request.state.principal_outcome
+    if isinstance(outcome, AppError):
+        raise outcome
+    return outcome  # type: ignore[no-any-return]
 
 
 async def require_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
@@ -44,18 +57,44 @@ CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
 PlatformOperator = Annotated[Principal, Depends(require_platform)]
 
 
-def _client_key(request: Request) -> str:
-    """The credential if any (hashed: keys must not sit in memory in clear), else the address."""
-    credential = request.headers.get("authorization") or request.headers.get("x-api-key")
-    if credential:
-        return "cred:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
-    return "ip:" + (request.client.host if request.client else "unknown")
+def client_address(request: Request, trusted_proxies: list[IPv4Network | IPv6Network]) -> str:
+    """The caller's address: the peer, or — only when the peer is a trusted proxy — the right-most
+    X-Forwarded-For entry that is not itself a trusted proxy (entries further left are the client's word)."""
+    peer = request.client.host if request.client else "unknown"
+    if not trusted_proxies or not _in(peer, trusted_proxies):
+        return peer
+    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    for hop in reversed(forwarded):
+        if not _in(hop, trusted_proxies):
+            return hop
+    return peer
 
 
-async def rate_limit(request: Request, state: StateDep) -> None:
-    """Token bucket per client; 429 with Retry-After when it is empty."""
+def _in(address: str, networks: list[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+async def rate_limit(request: Request, session: SessionDep, state: StateDep) -> None:
+    """Token bucket per client; 429 with Retry-After when it is empty.
+
+    The bucket is the authenticated principal's only once its credential checked out; a wrong, expired or
+    absent credential counts against the client's address, so sending a fresh random key per request
+    buys nothing.
+    """
     assert state.clients is not None
-    wait = state.clients.take(_client_key(request))
+    try:
+        principal = await _authenticated(request, session, state)
+    except AppError:
+        principal = None
+    if principal is not None:
+        key = f"principal:{principal.kind}:{principal.subject}"
+    else:
+        key = "ip:" + client_address(request, state.settings.trusted_proxies)
+    wait = state.clients.take(key)
     if wait > 0:
         state.metrics.rate_limited.inc()
         raise TooManyRequests("slow down", retry_after_s=state.clients.retry_after(wait))

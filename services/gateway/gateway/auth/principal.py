@@ -24,7 +24,8 @@ API_KEY_PREFIX = "qz_"
 class Principal:
     subject: str  # a person id (telegram:123), apikey:<id> or platform-operator
     kind: Literal["member", "bot", "operator", "platform"]
-    community_id: str | None = None  # API keys are scoped to one community
+    # API keys, and tokens from a code a community's connector delivered, act in this community only.
+    community_id: str | None = None
     role: str | None = None
 
 
@@ -37,7 +38,8 @@ async def authenticate(
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidCredentials("use `Authorization: Bearer <token>`")
-        return Principal(subject=tokens.verify(state.jwt_key, state.settings, token.strip()), kind="member")
+        verified = tokens.verify(state.jwt_key, state.settings, token.strip())
+        return Principal(subject=verified.subject, kind="member", community_id=verified.community_id)
     return None
 
 
@@ -59,8 +61,10 @@ async def _api_key(session: AsyncSession, *, state: GatewayState, presented: str
 async def role_in(session: AsyncSession, principal: Principal, community_id: str) -> str | None:
     if principal.kind == "platform":
         return "owner"
+    if principal.community_id is not None and principal.community_id != community_id:
+        return None  # a scoped credential has no role outside its community
     if principal.kind in ("bot", "operator"):
-        return principal.role if principal.community_id == community_id else None
+        return principal.role
     row = await session.get(MemberRole, (community_id, principal.subject))
     if row is None:
         return None

@@ -6,12 +6,12 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.auth.principal import ACTIVE_STATUSES
 from gateway.crypto import sha256_hex
 from gateway.models import ApiKey, BotAction, Connector, LoginCode, MemberRole
 from gateway.state import GatewayState
@@ -27,12 +27,16 @@ def _code_hash(key: bytes, member_id: str, code: str) -> str:
 
 
 async def send_login_code(session: AsyncSession, *, state: GatewayState, community_id: str, member_id: str) -> None:
-    """Queue a one-time code to the member's private chat, if they are a member we can reach.
+    """Queue a one-time code to the person's private chat through this community's connector.
 
-    The caller learns nothing either way (no member enumeration).
+    The person need not be a member yet (people who arrive from a chat group log in to join): the token
+    the code gives is scoped to this community, since whoever runs its connector could read the code.
+    Expired and removed people may log in to renew or rejoin (membership decides whether they may);
+    blacklisted people, and people on a platform the community has no connector for, get nothing. The
+    caller learns nothing either way (no member enumeration).
     """
     member = await session.get(MemberRole, (community_id, member_id))
-    if member is None or (member.role != "owner" and member.status not in ACTIVE_STATUSES):
+    if member is not None and member.role != "owner" and member.status == "blacklisted":
         return
     platform, _, user = member_id.partition(":")
     connector = (await session.execute(
@@ -47,7 +51,8 @@ async def send_login_code(session: AsyncSession, *, state: GatewayState, communi
     if (live or 0) >= MAX_LIVE_CODES:
         return  # nobody gets a member's chat flooded with codes
     code = f"{secrets.randbelow(10**6):06d}"
-    session.add(LoginCode(member_id=member_id, code_hash=_code_hash(state.jwt_key, member_id, code),
+    session.add(LoginCode(member_id=member_id, community_id=community_id,
+                          code_hash=_code_hash(state.jwt_key, member_id, code),
                           expires_at=now + timedelta(seconds=state.settings.login_code_ttl_s)))
     minutes = max(1, state.settings.login_code_ttl_s // 60)
     text = f"Qunzhu 登录验证码：{code}（{minutes} 分钟内有效，请勿告诉他人）"
@@ -60,22 +65,37 @@ async def send_login_code(session: AsyncSession, *, state: GatewayState, communi
     await session.flush()
 
 
-async def redeem_login_code(session: AsyncSession, *, state: GatewayState, member_id: str, code: str) -> bool:
-    """True once for the right code; every try counts against the code's attempts (kept on failure)."""
+@dataclass(frozen=True)
+class RedeemedCode:
+    member_id: str
+    community_id: str | None  # the community whose connector delivered it (None: codes from before scoping)
+
+
+async def redeem_login_code(
+    session: AsyncSession, *, state: GatewayState, member_id: str, code: str
+) -> RedeemedCode | None:
+    """The redeemed code, once, for the right code; every try counts against the code's attempts (kept on
+    failure)."""
     now = utcnow()
     row = (await session.execute(
         select(LoginCode).where(LoginCode.member_id == member_id, LoginCode.used_at.is_(None))
         .order_by(LoginCode.expires_at.desc()).limit(1)
     )).scalars().first()
     if row is None or row.expires_at < now or row.attempts >= state.settings.login_code_max_attempts:
-        return False
+        return None
     row.attempts += 1
     ok = hmac.compare_digest(row.code_hash, _code_hash(state.jwt_key, member_id, code.strip()))
     if ok:
         row.used_at = now
     session.add(row)
     await session.flush()
-    return ok
+    if not ok:
+        return None
+    # A code from before codes were scoped was only sent to members: scope it to nothing wider than a
+    # community is impossible to recover, so it gives no token at all.
+    if row.community_id is None:
+        return None
+    return RedeemedCode(member_id=member_id, community_id=row.community_id)
 
 
 def check_telegram_login(data: dict[str, str], *, bot_token: str, max_age_s: int, now: float | None = None) -> str:
