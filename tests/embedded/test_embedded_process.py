@@ -70,7 +70,7 @@ def test_sigkill_loses_no_event_and_ctrl_c_stops_cleanly(tmp_path: Path) -> None
         for i in range(40):
             response = client.post(
                 platform.url + "/api/v1/communities",
-                json={"name": f"群 {i}", "positioning": "每天一个增长实验", "owner_id": "u1"},
+                json={"name": f"群 {i}", "positioning": "每天一个增长实验", "owner_id": "wecom:u1"},
                 headers={"X-API-Key": OPERATOR_KEY},
             )
             assert response.status_code == 201, response.text

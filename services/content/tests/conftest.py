@@ -60,7 +60,7 @@ async def running(app: FastAPI) -> AsyncIterator[Running]:
 
 
 def community_body(**overrides) -> dict:
-    body = {"name": "晨读营", "positioning": "每天早上一起读十页书", "owner_id": "owner-1"}
+    body = {"name": "晨读营", "positioning": "每天早上一起读十页书", "owner_id": "wecom:owner-1"}
     body.update(overrides)
     return body
 

@@ -42,7 +42,7 @@ OWNER = "wecom:owner"
 
 
 def community_body(**overrides) -> dict:
-    body = {"name": "晨读营", "positioning": "每天早上一起读十页书", "owner_id": "owner-1"}
+    body = {"name": "晨读营", "positioning": "每天早上一起读十页书", "owner_id": "wecom:owner-1"}
     body.update(overrides)
     return body
 

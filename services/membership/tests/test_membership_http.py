@@ -28,8 +28,8 @@ async def test_created_community_can_be_read_and_listed(client, community_body):
     assert fetched.status_code == 200
     assert fetched.json() == community
 
-    await client.post("/communities", json=community_body(owner_id="owner-2", name="夜跑团"))
-    mine = (await client.get("/communities", params={"owner_id": "owner-1"})).json()
+    await client.post("/communities", json=community_body(owner_id="wecom:owner-2", name="夜跑团"))
+    mine = (await client.get("/communities", params={"owner_id": "wecom:owner-1"})).json()
     everyone = (await client.get("/communities")).json()
     assert (mine["count"], [c["id"] for c in mine["data"]]) == (1, [community["id"]])
     assert everyone["count"] == 2

@@ -7,13 +7,15 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from qunzhu_common.events.contracts.identity import PersonId
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class PersonBody(_Body):
-    person_id: str = Field(min_length=1, max_length=200)
+    person_id: PersonId = Field(description="`<platform>:<user id>`, no whitespace or control characters.")
 
 
 # Lottery

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +20,13 @@ from qunzhu_common.timeutil import utcnow
 
 
 def _seal(box: SecretBox, connector: Connector, platform: str, secrets: dict[str, Any]) -> None:
-    validated = SECRET_MODELS[platform].model_validate(secrets).model_dump(exclude_none=True)
+    try:
+        validated = SECRET_MODELS[platform].model_validate(secrets).model_dump(exclude_none=True)
+    except ValidationError as exc:  # a rotation (PATCH) is checked here, where the platform is known
+        raise InvalidInput(f"the secrets do not fit a {platform} connector", errors=[
+            {"loc": ["body", "secrets", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]) from None
     if platform == "telegram":
         # Only ever compared, never sent: a hash is enough and leaks nothing.
         connector.secret_token_hash = sha256_hex(validated.pop("secret_token"))

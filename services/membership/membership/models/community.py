@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from membership.models.base import Body, MembershipModel, new_id
 from qunzhu_common.db.types import AwareDateTime
+from qunzhu_common.events.contracts.identity import PersonId
 from qunzhu_common.events.contracts.membership import CommunityTemplate, EntryPolicy
 from qunzhu_common.timeutil import utcnow
 
@@ -49,7 +50,7 @@ class CommunityCreate(CommunityBase):
 
     model_config = {"extra": "forbid"}  # type: ignore[assignment]
 
-    owner_id: str | None = Field(
+    owner_id: PersonId | None = Field(
         default=None, min_length=1, max_length=100,
         description="Deprecated: the owner is the acting person. Only read when no X-Actor-Id is sent "
         "(until the gateway authenticates); must equal X-Actor-Id when both are sent.",

@@ -17,12 +17,13 @@ SERVICE_ACTIONS = frozenset({"member.view_status", "paywall.check", "member.view
 
 
 PLATFORM_OPERATOR = "platform-operator"
-PERSON_ID = re.compile(r"^[a-z]+:[^\s]{1,190}$")
+# As qunzhu_common.events.contracts.identity.PERSON_ID_PATTERN: no whitespace, no control characters.
+PERSON_ID = re.compile(r"^[a-z]+:[^\s\x00-\x1f\x7f-\x9f]{1,190}$")
 
 
 def require_person_id(value: str) -> str:
     """Memberships are keyed by person ids (`<platform>:<user id>`), as every event publishes them."""
-    if not PERSON_ID.match(value) or value.startswith(("service:", "apikey:")):
+    if not PERSON_ID.fullmatch(value) or value.startswith(("service:", "apikey:")):
         from membership.errors import BadInput
 
         raise BadInput(f"{value!r} is not a person id (<platform>:<user id>)")

@@ -16,7 +16,11 @@ Platform = Literal["telegram", "wecom", "wechat", "qq", "discord", "generic"]
 
 PLATFORMS: tuple[str, ...] = ("telegram", "wecom", "wechat", "qq", "discord", "generic")
 
-PersonId = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^[a-z]+:.+$")]
+# A platform user id never holds whitespace or control characters: an id with a space, a NUL or a line
+# break is forged or garbled (it would also break logs, CSV exports and the lottery's newline-joined list).
+PERSON_ID_PATTERN = r"^[a-z]+:[^\s\x00-\x1f\x7f-\x9f]+$"
+PersonId = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=PERSON_ID_PATTERN)]
+"""`<platform>:<user id>`: the one type for every request field and event field that names a person."""
 GroupId = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^[a-z]+:.+$")]
 
 

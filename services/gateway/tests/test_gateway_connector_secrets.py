@@ -1,0 +1,57 @@
+"""Connector secrets are checked for their platform's shape at registration and at rotation (422 problem)."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+COMMUNITY = "c-reading"
+WHSEC = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+AES_KEY = base64.b64encode(os.urandom(32)).decode().rstrip("=")
+
+
+def url(*parts: str) -> str:
+    return "/".join([f"/api/v1/communities/{COMMUNITY}/connectors", *parts])
+
+
+async def register(gw, headers, platform: str, secrets: dict):
+    return await gw.client.post(url(), headers=headers, json={
+        "platform": platform, "groups": [], "secrets": secrets})
+
+
+@pytest.mark.parametrize(("platform", "secrets"), [
+    ("generic", {"signing_secrets": ["not-base64!!"]}),
+    ("generic", {"signing_secrets": ["whsec_not-base64!!"]}),
+    ("generic", {"signing_secrets": ["whsec_" + base64.b64encode(b"too short").decode()]}),
+    ("generic", {"signing_secrets": ["whsec_" + base64.b64encode(os.urandom(65)).decode()]}),
+    ("generic", {"signing_secrets": [WHSEC], "outbound_secret": "whsec_AAAA"}),
+    ("wecom", {"token": "t", "encoding_aes_key": "!" * 43}),
+    ("wecom", {"token": "t", "encoding_aes_key": AES_KEY[:42]}),
+    ("wecom", {"token": "t", "encoding_aes_key": AES_KEY[:42] + "-"}),
+    ("telegram", {"bot_token": "123456:bot-token", "secret_token": "has spaces in it!!"}),
+    ("telegram", {"bot_token": "123456:bot-token", "secret_token": "x" * 257}),
+])
+async def test_a_secret_the_connector_could_never_use_is_refused(gateway, admin_headers, platform, secrets):
+    response = await register(gateway, admin_headers, platform, secrets)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_well_formed_secrets_are_accepted_and_a_bad_rotation_is_refused(gateway, admin_headers):
+    generic = await register(gateway, admin_headers, "generic", {
+        "signing_secrets": [WHSEC, "whsec_" + base64.b64encode(os.urandom(64)).decode()]})
+    wecom = await register(gateway, admin_headers, "wecom", {"token": "t", "encoding_aes_key": AES_KEY})
+    telegram = await register(gateway, admin_headers, "telegram",
+                              {"bot_token": "123456:bot-token", "secret_token": "Ab_-" * 4})
+    assert [generic.status_code, wecom.status_code, telegram.status_code] == [201, 201, 201], generic.text
+
+    rotated = await gateway.client.patch(url(generic.json()["id"]), headers=admin_headers,
+                                         json={"secrets": {"signing_secrets": ["not-base64!!"]}})
+    assert rotated.status_code == 422, rotated.text
+    assert rotated.headers["content-type"].startswith("application/problem+json")
+    assert rotated.json()["errors"][0]["loc"][:3] == ["body", "secrets", "signing_secrets"]
+    fine = await gateway.client.patch(url(wecom.json()["id"]), headers=admin_headers,
+                                      json={"secrets": {"token": "t2", "encoding_aes_key": AES_KEY}})
+    assert fine.status_code == 200, fine.text
