@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from urllib.parse import parse_qsl, unquote
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
+from urllib.parse import parse_qsl, unquote
 
 import httpx
 import pytest

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway import engagement_guard, ops_access, read_guard
-from gateway.paths import ServicePath
 from gateway.auth.deps import CurrentPrincipal, OptionalPrincipal, rate_limit
+from gateway.paths import ServicePath
 from gateway.state import GatewayState, state_of
 from gateway.upstream import UPSTREAMS, Upstreams, upstreams_of
 from qunzhu_common.deps import SessionDep

@@ -17,10 +17,10 @@ from gateway.api import api, ops
 from gateway.auth.api import router as auth_router
 from gateway.connectors.api import router as connectors_router
 from gateway.limits import BodyLimits
-from gateway.paths import CanonicalPaths
 from gateway.metrics import GatewayMetrics
 from gateway.models import inbox_table, metadata, outbox_table
 from gateway.openapi import install_aggregated_openapi
+from gateway.paths import CanonicalPaths
 from gateway.payments.api import router as payments_router
 from gateway.projection import HANDLERS as PROJECTION_HANDLERS
 from gateway.refunds.handlers import HANDLERS as REFUND_HANDLERS

@@ -13,14 +13,20 @@ import jwt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_gateway_auth import COMMUNITY, LOGIN_BOT, OWNER, TELEGRAM_CONNECTOR, connectors_url, member, owned_community
 
 from gateway.auth.tokens import SCOPE_CLAIM
 from gateway.paths import ServicePath, non_canonical_reason
 from gateway.upstream import Upstreams
 from qunzhu_common import actor as actors
-from test_gateway_auth import (  # the same cast and fixture as the auth tests
-    COMMUNITY, OWNER, TELEGRAM_CONNECTOR, connectors_url, gw, member, owned_community,  # noqa: F401
-)
+
+
+@pytest.fixture(name="gw")
+async def gw_fixture(tmp_path, standalone_gateway, fake_platform):
+    async with standalone_gateway(tmp_path, telegram_api_base=fake_platform.url,
+                                  telegram_login_bot_token=LOGIN_BOT) as gateway:
+        yield gateway
+
 
 NON_CANONICAL = [
     "/api/v1/engagement/./communities/A/leaderboard",

@@ -35,7 +35,7 @@ from qunzhu_common.events.contracts.chat import (
 )
 from qunzhu_common.events.contracts.payments import PaymentRefunded, PaymentSucceeded
 from qunzhu_common.events.envelope import Envelope, new_envelope
-from qunzhu_common.testing import eventually
+from qunzhu_common.testing import GatewayActorAuth, app_internal_key, eventually
 
 START = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 OWNER = "wecom:owner"
@@ -99,13 +99,16 @@ async def app(tmp_path: Path, bus: LocalBus, clock: FakeClock, migrated_template
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    """Talks to the app as the gateway would: a request's `X-Actor-Id` goes with a valid assertion."""
+    auth = GatewayActorAuth(lambda: app_internal_key(app))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", auth=auth) as client:
         yield client
 
 
 class Harness:
     def __init__(self, app: FastAPI, client: httpx.AsyncClient, clock: FakeClock) -> None:
         self.app, self.client, self.clock = app, client, clock
+        client.auth = GatewayActorAuth(lambda: app_internal_key(app))  # callers named as the gateway vouches
         self.runtime = app.state.runtime
         self._ids = itertools.count(1)
 

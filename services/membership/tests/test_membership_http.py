@@ -14,9 +14,14 @@ from qunzhu_common.events.topics import MEMBERSHIP_EVENTS
 
 PROBLEM = "application/problem+json"
 
+from qunzhu_common.testing import GatewayActorAuth, app_internal_key  # noqa: E402
+
+OPERATOR = {"X-Actor-Id": "platform-operator"}  # creates communities for the owner_id given
+
 
 async def test_created_community_can_be_read_and_listed(client, community_body):
-    created = await client.post("/communities", json=community_body(entry_policies=["paid", "invite_only"]))
+    created = await client.post("/communities", json=community_body(entry_policies=["paid", "invite_only"]),
+                                headers=OPERATOR)
     assert created.status_code == 201
     community = created.json()
     assert community["name"] == "晨读营"
@@ -28,7 +33,7 @@ async def test_created_community_can_be_read_and_listed(client, community_body):
     assert fetched.status_code == 200
     assert fetched.json() == community
 
-    await client.post("/communities", json=community_body(owner_id="wecom:owner-2", name="夜跑团"))
+    await client.post("/communities", json=community_body(owner_id="wecom:owner-2", name="夜跑团"), headers=OPERATOR)
     mine = (await client.get("/communities", params={"owner_id": "wecom:owner-1"})).json()
     everyone = (await client.get("/communities")).json()
     assert (mine["count"], [c["id"] for c in mine["data"]]) == (1, [community["id"]])
@@ -62,7 +67,7 @@ async def test_malformed_json_is_a_422_problem(client):
 async def test_schema_invalid_body_is_a_422_problem_naming_the_field(
     client, community_body, overrides, field
 ):
-    response = await client.post("/communities", json=community_body(**overrides))
+    response = await client.post("/communities", json=community_body(**overrides), headers=OPERATOR)
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     errors = response.json()["errors"]
@@ -73,7 +78,7 @@ async def test_schema_invalid_body_is_a_422_problem_naming_the_field(
 
 
 async def test_missing_fields_are_all_reported(client):
-    response = await client.post("/communities", json={})
+    response = await client.post("/communities", json={}, headers=OPERATOR)
     assert response.status_code == 422
     missing = {e["loc"][-1] for e in response.json()["errors"] if e["type"] == "missing"}
     assert missing == {"name", "positioning"}
@@ -108,7 +113,8 @@ async def test_not_ready_before_start(tmp_path):
     from membership.settings import MembershipSettings
 
     app = create_app(MembershipSettings(data_dir=tmp_path))  # lifespan never ran
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                                 auth=GatewayActorAuth(lambda: app_internal_key(app))) as client:
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
     assert ready.status_code == 503
@@ -117,7 +123,7 @@ async def test_not_ready_before_start(tmp_path):
 
 
 async def test_metrics_count_requests_by_route_template(client, community_body):
-    community_id = (await client.post("/communities", json=community_body())).json()["id"]
+    community_id = (await client.post("/communities", json=community_body(), headers=OPERATOR)).json()["id"]
     await client.get(f"/communities/{community_id}")
     await client.get(f"/communities/{community_id}")
     await client.get("/communities/unknown-id")
@@ -136,7 +142,7 @@ async def test_metrics_count_requests_by_route_template(client, community_body):
 async def test_request_id_is_echoed_and_becomes_the_event_correlation_id(
     client, bus, community_body, eventually
 ):
-    created = await client.post("/communities", json=community_body(), headers={"X-Request-ID": "req-7f3a"})
+    created = await client.post("/communities", json=community_body(), headers={"X-Request-ID": "req-7f3a", **OPERATOR})
     assert created.headers["x-request-id"] == "req-7f3a"
     community_id = created.json()["id"]
 

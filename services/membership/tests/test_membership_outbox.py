@@ -16,6 +16,9 @@ from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.events.envelope import Envelope
 from qunzhu_common.events.topics import MEMBERSHIP_EVENTS
 from qunzhu_common.outbox import OutboxRelay
+from qunzhu_common.testing import GatewayActorAuth, app_internal_key  # noqa: E402
+
+OPERATOR = {"X-Actor-Id": "platform-operator"}  # creates communities for the owner_id given
 
 
 class Abort(Exception):
@@ -52,7 +55,8 @@ async def test_each_created_community_is_published_once_and_marked(
     app, client, bus, community_body, eventually
 ):
     ids = [
-        (await client.post("/communities", json=community_body(name=f"c{i}"))).json()["id"] for i in range(5)
+        (await client.post("/communities", json=community_body(name=f"c{i}"), headers=OPERATOR)).json()["id"]
+        for i in range(5)
     ]
 
     async def published() -> list:
@@ -86,9 +90,9 @@ async def test_events_wait_in_the_outbox_while_the_bus_is_down(tmp_path, communi
     try:
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://t"
-            ) as client:
-                created = await client.post("/communities", json=community_body())
+                transport=httpx.ASGITransport(app=app), base_url="http://t",
+            auth=GatewayActorAuth(lambda: app_internal_key(app))) as client:
+                created = await client.post("/communities", json=community_body(), headers=OPERATOR)
             assert created.status_code == 201  # the write does not depend on the bus
             runtime = app.state.runtime
             relay = OutboxRelay(

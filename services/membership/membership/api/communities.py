@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from membership import permissions
-from membership.deps import ActorDep, CtxDep, OptionalActorDep, PersonDep, SessionDep
-from membership.errors import ActorRequired, PermissionDenied
+from membership.deps import ActorDep, CtxDep, PersonDep, SessionDep
+from membership.errors import PermissionDenied
 from membership.models import (
     CommunitiesPublic,
     CommunityCreate,
@@ -36,28 +36,24 @@ def _public(community) -> CommunityPublic:  # type: ignore[no-untyped-def]
 
 @router.post("/communities", status_code=status.HTTP_201_CREATED, response_model=CommunityPublic)
 async def create_community(body: CommunityCreate, session: SessionDep, ctx: CtxDep,
-                           actor: OptionalActorDep) -> CommunityPublic:
+                           actor: ActorDep) -> CommunityPublic:
     """Create a community; the acting person (`X-Actor-Id`) becomes its owner.
 
-    Emits `community.created` (and `community.template_applied` with a `template`). Until the gateway
-    authenticates, a request without `X-Actor-Id` may still name the owner in `owner_id` (deprecated);
-    with the header, `owner_id` must be absent or equal to it — except for the platform operator
-    (`X-Actor-Id: platform-operator`), who creates communities for the `owner_id` given.
+    Emits `community.created` (and `community.template_applied` with a `template`). `owner_id` must be
+    absent or equal to the acting person — except for the platform operator (`X-Actor-Id:
+    platform-operator`), who creates communities for the `owner_id` given. Nobody creates a community
+    anonymously (a caller reaching this port directly could otherwise name any owner).
     """
-    if actor is not None and actor.is_platform:
+    if actor.is_platform:
         if body.owner_id is None:
             raise PermissionDenied("the platform operator creates communities for an owner: send owner_id")
         owner = body.owner_id
-    elif actor is not None:
+    else:
         if actor.is_service or actor.is_api_key:
             raise PermissionDenied("a person creates communities, not a service or an API key")
         if body.owner_id is not None and body.owner_id != actor.id:
             raise PermissionDenied("owner_id must be the acting person (X-Actor-Id)")
         owner = actor.id
-    elif body.owner_id is not None:
-        owner = body.owner_id
-    else:
-        raise ActorRequired("X-Actor-Id is required to create a community")
     community = await svc.create_community(session, ctx=ctx, data=body, owner_id=owner)
     return _public(community)
 
