@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from engagement.scoring.rules import ScoringRules
+from qunzhu_common.timeutil import utcnow
+
+
+# A rule version takes effect within this window: history is re-scored from at most 2000-01-01 (nothing
+# older exists), and a version is planned at most a year ahead (year 9999 would be a version never in force).
+EARLIEST_EFFECTIVE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_EFFECTIVE_AHEAD = timedelta(days=366)
 
 
 class RuleSetCreate(BaseModel):
     rules: ScoringRules = Field(default_factory=ScoringRules)
-    effective_from: AwareDatetime | None = Field(default=None, description="Default: now.")
+    effective_from: AwareDatetime | None = Field(
+        default=None, description="Default: now. From 2000-01-01 to at most a year (366 days) ahead."
+    )
     note: str = Field(default="", max_length=500)
     recompute: bool = Field(default=False, description="Re-score history from effective_from under this version.")
+
+    @field_validator("effective_from")
+    @classmethod
+    def _within_window(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return value
+        if value < EARLIEST_EFFECTIVE_FROM:
+            raise ValueError(f"effective_from must not be before {EARLIEST_EFFECTIVE_FROM.date().isoformat()}")
+        if value > utcnow() + MAX_EFFECTIVE_AHEAD:
+            raise ValueError(f"effective_from must be at most {MAX_EFFECTIVE_AHEAD.days} days ahead")
+        return value
 
 
 class RuleSetPublic(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 # Every activity type the classifier can produce. Types missing from `points` score 0.
 RuleType = Literal[
@@ -75,18 +75,30 @@ DEFAULT_NOISE_PATTERNS: list[str] = [
 DEFAULT_AD_PATTERNS: list[str] = [r"加微信|加v|代理招募|兼职刷单|日赚|免费领取"]
 
 
+# Bounds a sane community stays far inside: points are summed into 64-bit totals over years of activity
+# (10⁴ points per activity, 10⁶ per member and type and day), and a number beyond them is a typo or an attack.
+MAX_POINTS = 10_000
+MAX_DAILY_CAP = 1_000_000
+MAX_LEVEL_THRESHOLD = 1_000_000_000
+_BOUNDS = {"points": MAX_POINTS, "daily_caps": MAX_DAILY_CAP, "grade_bonus": MAX_POINTS}
+
+
 class ScoringRules(BaseModel):
     """What counts, how much, how often. Validated whole: an inconsistent set is a 422 naming the field."""
 
     model_config = ConfigDict(extra="forbid")
 
-    points: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_POINTS))
+    points: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_POINTS),
+        description=f"Points per activity type, 0–{MAX_POINTS:_}; types left out keep their defaults.",
+    )
     daily_caps: dict[str, int] = Field(
         default_factory=lambda: dict(DEFAULT_DAILY_CAPS),
-        description="Most points one member can get from one activity type per local day.",
+        description=f"Most points one member can get from one activity type per local day, 0–{MAX_DAILY_CAP:_}.",
     )
     grade_bonus: dict[str, int] = Field(
-        default_factory=lambda: dict(DEFAULT_GRADE_BONUS), description="Extra homework points by grade 1–5."
+        default_factory=lambda: dict(DEFAULT_GRADE_BONUS),
+        description=f"Extra homework points by grade 1–5, 0–{MAX_POINTS:_} each.",
     )
     cooldown_s: int = Field(
         default=60, ge=0, le=86400,
@@ -103,7 +115,9 @@ class ScoringRules(BaseModel):
     noise_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_NOISE_PATTERNS))
     ad_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_AD_PATTERNS))
     level_thresholds: list[int] = Field(
-        default_factory=lambda: list(SKOOL_LEVELS), description="Points at which L1, L2, … start."
+        default_factory=lambda: list(SKOOL_LEVELS), max_length=100,
+        description=f"Points at which L1, L2, … start: from 0, increasing, at most {MAX_LEVEL_THRESHOLD:_}; "
+        "at most 100 levels.",
     )
     lurker_days: int = Field(default=14, ge=1, le=365)
     elimination_window_days: int = Field(default=60, ge=1, le=730)
@@ -117,10 +131,13 @@ class ScoringRules(BaseModel):
 
     @field_validator("points", "daily_caps", "grade_bonus")
     @classmethod
-    def _non_negative(cls, value: dict[str, int]) -> dict[str, int]:
+    def _within_bounds(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        highest = _BOUNDS[info.field_name or ""]
         for key, number in value.items():
             if number < 0:
                 raise ValueError(f"{key} must not be negative (got {number})")
+            if number > highest:
+                raise ValueError(f"{key} must be at most {highest:_} (got {number})")
         return value
 
     @field_validator("points", "daily_caps")
@@ -154,6 +171,8 @@ class ScoringRules(BaseModel):
     def _ordered_levels(cls, value: list[int]) -> list[int]:
         if not value or value[0] != 0:
             raise ValueError("the first level must start at 0 points")
+        if value[-1] > MAX_LEVEL_THRESHOLD:
+            raise ValueError(f"level thresholds must be at most {MAX_LEVEL_THRESHOLD:_} (got {value[-1]})")
         for lower, upper in zip(value, value[1:], strict=False):
             if upper <= lower:
                 raise ValueError(f"level thresholds must strictly increase ({lower} then {upper})")
