@@ -254,6 +254,9 @@ class Authorizer:
             return Authorized(actor=actor, community_id=community_id, role=role)
 
         dependency.__name__ = f"require_{minimum}"
+        # This module's annotations are strings, which FastAPI evaluates in the module's globals, where the
+        # closure's `session_dependency` is unknown (the parameter would become a query field `session`).
+        dependency.__annotations__["session"] = Annotated[AsyncSession, Depends(session_dependency)]
         return dependency
 
     async def check(self, session: AsyncSession, actor: Actor | None, community_id: str, minimum: str) -> str:
