@@ -1,27 +1,31 @@
-"""Content's request dependencies: the acting person and the service context."""
+"""Content's request dependencies: who may call a route (conventions rule 10) and the service context.
+
+The caller is the actor the gateway vouches for (`qunzhu_common.actor`); its role in the route's
+`{community_id}` comes from content's own projection of membership's roles (`community.roles`).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
+from content.community.roles import authorizer
 from content.context import ContentContext
-from qunzhu_common.errors import Unauthorized
-
-ACTOR_HEADER = "X-Actor-Id"
+from qunzhu_common.actor import Authorized, OptionalActor
 
 
 def get_context(request: Request) -> ContentContext:
     return request.app.state.content  # type: ignore[no-any-return]
 
 
-def get_actor(x_actor_id: Annotated[str | None, Header(alias=ACTOR_HEADER, max_length=200)] = None) -> str:
-    """The person acting (e.g. `telegram:123`), set by the gateway once it authenticated the caller."""
-    if not x_actor_id:
-        raise Unauthorized(f"the {ACTOR_HEADER} header names who is acting")
-    return x_actor_id
-
-
 ContextDep = Annotated[ContentContext, Depends(get_context)]
-ActorDep = Annotated[str, Depends(get_actor)]
+
+# Anyone, signed in or not: the route itself decides what each reader gets (posts: the paywall).
+Anyone = OptionalActor
+# Any role in the community: members, guests, admins, the owner (and API keys / the platform alike).
+MemberOf = Annotated[Authorized, Depends(authorizer.require("member"))]
+# Guests and up: those who author posts and answer questions.
+GuestOf = Annotated[Authorized, Depends(authorizer.require("guest"))]
+# The owner and admins (admin API keys, the platform operator): the community's operators.
+StaffOf = Annotated[Authorized, Depends(authorizer.require("admin"))]

@@ -50,7 +50,8 @@ async def test_broken_records_are_dead_lettered_and_later_records_still_processe
             OutgoingRecord(MEMBERSHIP_EVENTS, "c-garbage", good_event("c-garbage")),
         ]
     )
-    created = (await membership.client.post("/communities", json=community_body())).json()["id"]
+    platform = {"X-Actor-Id": "platform-operator"}  # creates communities for the owner it names
+    created = (await membership.client.post("/communities", json=community_body(), headers=platform)).json()["id"]
 
     for community_id in ("c-broken", "c-garbage", created):
         await eventually(lambda c=community_id: copy_of(content, c), what=f"copy of {community_id}")

@@ -9,8 +9,8 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from content.broadcasts import service
-from content.community.service import STAFF, Audience, require_role, resolve_audience
-from content.deps import ActorDep, ContextDep
+from content.community.service import Audience, get_community, resolve_audience
+from content.deps import ContextDep, StaffOf
 from qunzhu_common.deps import SessionDep
 
 router = APIRouter(prefix="/communities/{community_id}/broadcasts", tags=["broadcasts"])
@@ -58,10 +58,10 @@ async def _public(session, broadcast) -> BroadcastPublic:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BroadcastPublic)
 async def create_broadcast(
-    community_id: str, body: BroadcastCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, body: BroadcastCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> BroadcastPublic:
     """Broadcast now to the audience's groups (owner/admin): one bot command per group, tracked per group."""
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="broadcast")
+    await get_community(session, community_id=community_id)
     groups = await resolve_audience(session, community_id=community_id, audience=body.audience)
     broadcast = await service.create_broadcast(
         session,
@@ -73,14 +73,14 @@ async def create_broadcast(
         mention_all=body.mention_all,
         audience=body.audience.model_dump(),
         source="manual",
-        created_by=actor,
+        created_by=caller.actor.id,
         now=ctx.clock.now(),
     )
     return await _public(session, broadcast)
 
 
 @router.get("/{broadcast_id}", response_model=BroadcastPublic)
-async def get_broadcast(community_id: str, broadcast_id: str, session: SessionDep) -> BroadcastPublic:
+async def get_broadcast(community_id: str, broadcast_id: str, session: SessionDep, caller: StaffOf) -> BroadcastPublic:
     """A broadcast and the status of each group's delivery (pending / sent / failed), in fan-out order (owner/admin)."""
     broadcast = await service.get_broadcast(session, broadcast_id=broadcast_id, community_id=community_id)
     return await _public(session, broadcast)

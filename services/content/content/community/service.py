@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
+from content.community.roles import authorizer
 from content.errors import CommunityUnknown, GroupNotInCommunity, NotAllowed, UnknownGroup
 from content.models import ChatGroup, ChatGroupRegister, CommunityCopy, CommunityMember, GroupMember
+from qunzhu_common.actor import Actor
 from qunzhu_common.events.contracts.identity import GroupId
 
 STAFF = ("owner", "admin")
@@ -52,22 +54,27 @@ async def member_of(session: AsyncSession, *, community_id: str, person_id: str)
     return await session.get(CommunityMember, (community_id, person_id))
 
 
+async def role_of(session: AsyncSession, *, community_id: str, actor: Actor) -> str | None:
+    """The role `actor` acts with in the community: the platform operator as its owner, an API key with
+    its own role in its community, a person with their role in content's projection; None without one."""
+    return await authorizer.role_in(session, actor, community_id)
+
+
 async def require_role(
-    session: AsyncSession, *, community_id: str, person_id: str, roles: Sequence[str], doing: str
-) -> CommunityMember:
-    """The active membership of `person_id`, provided its role is one of `roles`; else 403."""
+    session: AsyncSession, *, community_id: str, actor: Actor, roles: Sequence[str], doing: str
+) -> str:
+    """The role of `actor` in a community content knows, provided it is one of `roles`; else 403."""
     await get_community(session, community_id=community_id)
-    member = await member_of(session, community_id=community_id, person_id=person_id)
-    if member is None or member.status != "active" or member.role not in roles:
-        role = "not a member" if member is None else f"{member.role} ({member.status})"
-        raise NotAllowed(f"{person_id} may not {doing}: {role}; needs an active {' or '.join(roles)}")
-    return member
+    role = await role_of(session, community_id=community_id, actor=actor)
+    if role not in roles:
+        raise NotAllowed(f"{actor.id} may not {doing}: {role or 'no role'}; needs {' or '.join(roles)}")
+    return role
 
 
 async def register_group(
-    session: AsyncSession, *, community_id: str, actor: str, data: ChatGroupRegister, now: datetime
+    session: AsyncSession, *, community_id: str, actor: Actor, data: ChatGroupRegister, now: datetime
 ) -> ChatGroup:
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="register groups")
+    await require_role(session, community_id=community_id, actor=actor, roles=STAFF, doing="register groups")
     group = await session.get(ChatGroup, data.group_id)
     if group is not None and group.community_id != community_id:
         raise GroupNotInCommunity(f"group {data.group_id} belongs to another community")
@@ -78,7 +85,7 @@ async def register_group(
             platform=data.group_id.split(":", 1)[0],
             role=data.role,
             title=data.title,
-            registered_by=actor,
+            registered_by=actor.id,
             registered_at=now,
         )
         session.add(group)

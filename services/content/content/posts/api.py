@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field, model_validator
 
-from content.community.service import STAFF, get_community, require_role
-from content.deps import ActorDep, ContextDep
+from content.community.service import get_community
+from content.deps import Anyone, ContextDep, GuestOf, MemberOf, StaffOf
 from content.posts import mix, service
 from content.posts.schemas import (
     CommentCreate,
@@ -33,24 +33,24 @@ def _public(post) -> PostPublic:
 
 @router.post("/posts", status_code=status.HTTP_201_CREATED, response_model=PostPublic)
 async def create_post(
-    community_id: str, body: PostCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, body: PostCreate, session: SessionDep, ctx: ContextDep, caller: GuestOf
 ) -> PostPublic:
     """Write a post (owner, admins, guests only): a draft, published now, or scheduled by `publish_at`."""
     return _public(
         await service.create_post(
-            session, ctx=ctx, community_id=community_id, actor=actor, data=body, now=ctx.clock.now()
+            session, ctx=ctx, community_id=community_id, actor=caller.actor, data=body, now=ctx.clock.now()
         )
     )
 
 
 @router.post("/questions", status_code=status.HTTP_201_CREATED, response_model=PostPublic)
 async def ask_question(
-    community_id: str, body: QuestionCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, body: QuestionCreate, session: SessionDep, ctx: ContextDep, caller: MemberOf
 ) -> PostPublic:
-    """A member asks a question; owner, admins and guests answer it with comments."""
+    """A member asks a question (members); owner, admins and guests answer it with comments."""
     return _public(
         await service.ask_question(
-            session, ctx=ctx, community_id=community_id, actor=actor, data=body, now=ctx.clock.now()
+            session, ctx=ctx, community_id=community_id, actor=caller.actor, data=body, now=ctx.clock.now()
         )
     )
 
@@ -59,13 +59,15 @@ async def ask_question(
 async def list_posts(
     community_id: str,
     session: SessionDep,
+    reader: Anyone,
     kind: Annotated[Literal["article", "question", "summary"] | None, Query()] = None,
     featured: bool | None = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PostsPublic:
-    """Public: published posts, newest first, as teasers (the body is read through the paywall)."""
+    """Public (anyone, signed in or not): published posts, newest first, as teasers (the body is read
+    through the paywall)."""
     await get_community(session, community_id=community_id)
     rows, count = await service.list_posts(
         session, community_id=community_id, kind=kind, featured=featured, tag=tag, offset=offset, limit=limit
@@ -76,80 +78,83 @@ async def list_posts(
 
 
 @router.get("/posts/{post_id}", response_model=PostPublic)
-async def read_post(community_id: str, post_id: str, session: SessionDep, actor: ActorDep) -> PostPublic:
-    """Read a post: drafts only for their editors; published ones through the paywall decision (402)."""
+async def read_post(community_id: str, post_id: str, session: SessionDep, reader: Anyone) -> PostPublic:
+    """Read a post (anyone may ask; 401 without a signed-in reader): drafts only for their editors;
+    published ones through the paywall decision (402)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
-    return _public(await service.read(session, post=post, reader_id=actor))
+    return _public(await service.read(session, post=post, reader=reader))
 
 
 @router.patch("/posts/{post_id}", response_model=PostPublic)
 async def update_post(
-    community_id: str, post_id: str, body: PostUpdate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, post_id: str, body: PostUpdate, session: SessionDep, ctx: ContextDep, caller: GuestOf
 ) -> PostPublic:
-    """Edit a post (its author or the owner/an admin)."""
+    """Edit a post (its author, still a guest or up, or the owner/an admin)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
-    return _public(await service.update_post(session, post=post, actor=actor, data=body, now=ctx.clock.now()))
+    return _public(await service.update_post(session, post=post, actor=caller.actor, data=body, now=ctx.clock.now()))
 
 
 @router.post("/posts/{post_id}/publish", response_model=PostPublic)
 async def publish_post(
-    community_id: str, post_id: str, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, post_id: str, session: SessionDep, ctx: ContextDep, caller: GuestOf
 ) -> PostPublic:
-    """Publish a draft (or a scheduled post) now."""
+    """Publish a draft (or a scheduled post) now (its author or the owner/an admin)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
-    return _public(await service.publish_by_actor(session, ctx=ctx, post=post, actor=actor, now=ctx.clock.now()))
+    return _public(await service.publish_by_actor(session, ctx=ctx, post=post, actor=caller.actor, now=ctx.clock.now()))
 
 
 @router.post("/posts/{post_id}/schedule", response_model=PostPublic)
 async def schedule_post(
-    community_id: str, post_id: str, body: ScheduleRequest, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, post_id: str, body: ScheduleRequest, session: SessionDep, ctx: ContextDep, caller: GuestOf
 ) -> PostPublic:
-    """Publish a draft at a set time (fires once, like every schedule)."""
+    """Publish a draft at a set time (fires once, like every schedule; its author or the owner/an admin)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
     return _public(
         await service.schedule_publication(
-            session, ctx=ctx, post=post, publish_at=body.publish_at, actor=actor, now=ctx.clock.now()
+            session, ctx=ctx, post=post, publish_at=body.publish_at, actor=caller.actor, now=ctx.clock.now()
         )
     )
 
 
 @router.post("/posts/{post_id}/archive", response_model=PostPublic)
 async def archive_post(
-    community_id: str, post_id: str, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, post_id: str, session: SessionDep, ctx: ContextDep, caller: GuestOf
 ) -> PostPublic:
-    """Archive a post (hidden from lists and the digest)."""
+    """Archive a post (hidden from lists and the digest; its author or the owner/an admin)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
-    return _public(await service.archive(session, ctx=ctx, post=post, actor=actor, now=ctx.clock.now()))
+    return _public(await service.archive(session, ctx=ctx, post=post, actor=caller.actor, now=ctx.clock.now()))
 
 
 @router.put("/posts/{post_id}/featured", response_model=PostPublic)
 async def feature_post(
-    community_id: str, post_id: str, body: FeatureRequest, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, post_id: str, body: FeatureRequest, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> PostPublic:
     """Mark or unmark a post as 精华 (owner/admin)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
     return _public(
         await service.set_featured(
-            session, ctx=ctx, post=post, actor=actor, featured=body.featured, now=ctx.clock.now()
+            session, ctx=ctx, post=post, actor=caller.actor, featured=body.featured, now=ctx.clock.now()
         )
     )
 
 
 @router.post("/posts/{post_id}/comments", status_code=status.HTTP_201_CREATED, response_model=CommentPublic)
 async def comment(
-    community_id: str, post_id: str, body: CommentCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, post_id: str, body: CommentCreate, session: SessionDep, ctx: ContextDep, caller: MemberOf
 ) -> CommentPublic:
-    """Comment on a post you may read; on a question, an owner/admin/guest's comment is an answer."""
+    """Comment on a post you may read (members); on a question, an owner/admin/guest's comment is an answer."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
-    row = await service.comment(session, ctx=ctx, post=post, actor=actor, body_md=body.body_md, now=ctx.clock.now())
+    row = await service.comment(
+        session, ctx=ctx, post=post, actor=caller.actor, body_md=body.body_md, now=ctx.clock.now()
+    )
     return CommentPublic(**row.model_dump(include=set(CommentPublic.model_fields)))
 
 
 @router.get("/posts/{post_id}/comments", response_model=list[CommentPublic])
-async def comments(community_id: str, post_id: str, session: SessionDep, actor: ActorDep) -> list[CommentPublic]:
-    """Comments and answers, oldest first (readers of the post only)."""
+async def comments(community_id: str, post_id: str, session: SessionDep, reader: Anyone) -> list[CommentPublic]:
+    """Comments and answers, oldest first (anyone may ask; readers of the post only, as `read_post`)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
-    await service.read(session, post=post, reader_id=actor)
+    await service.read(session, post=post, reader=reader)
     return [
         CommentPublic(**c.model_dump(include=set(CommentPublic.model_fields)))
         for c in await service.comments_of(session, post_id=post_id)
@@ -178,7 +183,11 @@ class MixReport(BaseModel):
 
 @router.get("/content-mix", response_model=MixReport)
 async def content_mix(
-    community_id: str, session: SessionDep, ctx: ContextDep, days: Annotated[int | None, Query(ge=1, le=365)] = None
+    community_id: str,
+    session: SessionDep,
+    ctx: ContextDep,
+    caller: StaffOf,
+    days: Annotated[int | None, Query(ge=1, le=365)] = None,
 ) -> MixReport:
     """Actual share of articles per level vs target over the last 4 weeks (default; owner/admin)."""
     await get_community(session, community_id=community_id)
@@ -194,10 +203,10 @@ async def content_mix(
 
 @router.put("/content-mix", response_model=MixTargets)
 async def set_content_mix(
-    community_id: str, body: MixTargets, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, body: MixTargets, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> MixTargets:
     """Set the target share per level (owner/admin); default 30 / 50 / 20."""
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="set the content mix")
+    await get_community(session, community_id=community_id)
     await mix.set_targets(
         session,
         community_id=community_id,

@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from content.community.service import AUTHORS, STAFF, get_community, member_of, require_role
+from content.community.service import AUTHORS, STAFF, get_community, require_role, role_of
 from content.context import ContentContext
 from content.errors import InvalidField, InvalidState, NotAllowed, PostNotFound
 from content.models import Post, PostComment
@@ -17,23 +17,24 @@ from content.posts.paywall import decide_read_access
 from content.posts.schemas import PostCreate, PostUpdate, QuestionCreate
 from content.scheduling.service import cancel as cancel_schedule
 from content.scheduling.service import create_schedule, get_schedule
-from qunzhu_common.errors import PaymentRequired
+from qunzhu_common.actor import Actor
+from qunzhu_common.errors import PaymentRequired, Unauthorized
 from qunzhu_common.events.contracts.content import CommentPosted, PostFeatured, PostPublished
 
 MEMBERS = ("owner", "admin", "guest", "member")
 
 
 async def create_post(
-    session: AsyncSession, *, ctx: ContentContext, community_id: str, actor: str, data: PostCreate, now: datetime
+    session: AsyncSession, *, ctx: ContentContext, community_id: str, actor: Actor, data: PostCreate, now: datetime
 ) -> Post:
     """Only the owner, admins and guests author posts (Knowledge Planet's rule, 003)."""
-    await require_role(session, community_id=community_id, person_id=actor, roles=AUTHORS, doing="author posts")
+    await require_role(session, community_id=community_id, actor=actor, roles=AUTHORS, doing="author posts")
     if data.publish and data.publish_at is not None:
         raise InvalidField("publish_at", "give either publish=true or publish_at, not both")
     post = Post(
         community_id=community_id,
         kind="article",
-        author_id=actor,
+        author_id=actor.id,
         title=data.title,
         body_md=data.body_md,
         attachments=[a.model_dump() for a in data.attachments],
@@ -59,16 +60,15 @@ async def get_post(session: AsyncSession, *, post_id: str, community_id: str | N
     return post
 
 
-async def _require_editor(session: AsyncSession, *, post: Post, actor: str, doing: str) -> None:
-    """The author (still an author-role member) or the owner/an admin."""
-    member = await member_of(session, community_id=post.community_id, person_id=actor)
-    if member is not None and member.status == "active":
-        if member.role in STAFF or (actor == post.author_id and member.role in AUTHORS):
-            return
-    raise NotAllowed(f"{actor} may not {doing} this post")
+async def _require_editor(session: AsyncSession, *, post: Post, actor: Actor, doing: str) -> None:
+    """The author (still in an author role) or the owner/an admin (admin API keys, the platform operator)."""
+    role = await role_of(session, community_id=post.community_id, actor=actor)
+    if role in STAFF or (actor.id == post.author_id and role in AUTHORS):
+        return
+    raise NotAllowed(f"{actor.id} may not {doing} this post")
 
 
-async def update_post(session: AsyncSession, *, post: Post, actor: str, data: PostUpdate, now: datetime) -> Post:
+async def update_post(session: AsyncSession, *, post: Post, actor: Actor, data: PostUpdate, now: datetime) -> Post:
     await _require_editor(session, post=post, actor=actor, doing="edit")
     if post.state == "archived":
         raise InvalidState("an archived post cannot be edited")
@@ -114,7 +114,7 @@ async def publish(
 
 
 async def publish_by_actor(
-    session: AsyncSession, *, ctx: ContentContext, post: Post, actor: str, now: datetime
+    session: AsyncSession, *, ctx: ContentContext, post: Post, actor: Actor, now: datetime
 ) -> Post:
     await _require_editor(session, post=post, actor=actor, doing="publish")
     if post.schedule_id is not None:
@@ -126,7 +126,7 @@ async def publish_by_actor(
 
 
 async def schedule_publication(
-    session: AsyncSession, *, ctx: ContentContext, post: Post, publish_at: datetime, actor: str, now: datetime
+    session: AsyncSession, *, ctx: ContentContext, post: Post, publish_at: datetime, actor: Actor, now: datetime
 ) -> Post:
     await _require_editor(session, post=post, actor=actor, doing="schedule")
     if post.state != "draft":
@@ -141,7 +141,7 @@ async def schedule_publication(
         kind="post_publish",
         starts_at=publish_at,
         timezone=community.timezone,
-        created_by=actor,
+        created_by=actor.id,
         now=now,
         title=post.title,
         payload={"post_id": post.id},
@@ -158,7 +158,7 @@ async def publish_scheduled(session: AsyncSession, *, ctx: ContentContext, post_
     await publish(session, ctx=ctx, post=post, now=now)
 
 
-async def archive(session: AsyncSession, *, ctx: ContentContext, post: Post, actor: str, now: datetime) -> Post:
+async def archive(session: AsyncSession, *, ctx: ContentContext, post: Post, actor: Actor, now: datetime) -> Post:
     await _require_editor(session, post=post, actor=actor, doing="archive")
     if post.state == "archived":
         return post
@@ -171,10 +171,10 @@ async def archive(session: AsyncSession, *, ctx: ContentContext, post: Post, act
 
 
 async def set_featured(
-    session: AsyncSession, *, ctx: ContentContext, post: Post, actor: str, featured: bool, now: datetime
+    session: AsyncSession, *, ctx: ContentContext, post: Post, actor: Actor, featured: bool, now: datetime
 ) -> Post:
     """精华: the owner and admins pick the best content for the digest."""
-    await require_role(session, community_id=post.community_id, person_id=actor, roles=STAFF, doing="feature posts")
+    await require_role(session, community_id=post.community_id, actor=actor, roles=STAFF, doing="feature posts")
     if post.state != "published":
         raise InvalidState("only a published post can be featured")
     if post.featured != featured:
@@ -188,7 +188,7 @@ async def set_featured(
                 post_id=post.id,
                 author_id=post.author_id,
                 featured=featured,
-                by_id=actor,
+                by_id=actor.id,
                 changed_at=now,
             ),
         )
@@ -196,14 +196,14 @@ async def set_featured(
 
 
 async def ask_question(
-    session: AsyncSession, *, ctx: ContentContext, community_id: str, actor: str, data: QuestionCreate, now: datetime
+    session: AsyncSession, *, ctx: ContentContext, community_id: str, actor: Actor, data: QuestionCreate, now: datetime
 ) -> Post:
     """Members ask (提问); the owner, admins and guests answer."""
-    await require_role(session, community_id=community_id, person_id=actor, roles=MEMBERS, doing="ask questions")
+    await require_role(session, community_id=community_id, actor=actor, roles=MEMBERS, doing="ask questions")
     post = Post(
         community_id=community_id,
         kind="question",
-        author_id=actor,
+        author_id=actor.id,
         title=data.title,
         body_md=data.body_md,
         tags=list(dict.fromkeys(data.tags)),
@@ -216,16 +216,14 @@ async def ask_question(
 
 
 async def comment(
-    session: AsyncSession, *, ctx: ContentContext, post: Post, actor: str, body_md: str, now: datetime
+    session: AsyncSession, *, ctx: ContentContext, post: Post, actor: Actor, body_md: str, now: datetime
 ) -> PostComment:
     """A comment by any active member; on a question, an owner/admin/guest's comment is an answer."""
-    await read(session, post=post, reader_id=actor)
-    member = await require_role(
-        session, community_id=post.community_id, person_id=actor, roles=MEMBERS, doing="comment"
-    )
-    kind = "answer" if post.kind == "question" and member.role in AUTHORS else "comment"
+    await read(session, post=post, reader=actor)
+    role = await require_role(session, community_id=post.community_id, actor=actor, roles=MEMBERS, doing="comment")
+    kind = "answer" if post.kind == "question" and role in AUTHORS else "comment"
     row = PostComment(
-        post_id=post.id, community_id=post.community_id, kind=kind, author_id=actor, body_md=body_md, created_at=now
+        post_id=post.id, community_id=post.community_id, kind=kind, author_id=actor.id, body_md=body_md, created_at=now
     )
     session.add(row)
     post.comments += 1
@@ -239,7 +237,7 @@ async def comment(
             comment_id=row.id,
             post_id=post.id,
             kind=kind,
-            author_id=actor,
+            author_id=actor.id,
             post_author_id=post.author_id,
             post_kind=post.kind,
             posted_at=now,
@@ -248,15 +246,22 @@ async def comment(
     return row
 
 
-async def read(session: AsyncSession, *, post: Post, reader_id: str) -> Post:
-    """The post if `reader_id` may read it: drafts only for editors, the rest through the paywall hook."""
+async def read(session: AsyncSession, *, post: Post, reader: Actor | None) -> Post:
+    """The post if `reader` may read it: drafts only for editors, the rest through the paywall hook.
+
+    A body is for a signed-in reader (401 without one): the paywall decides per reader.
+    """
+    if reader is None:
+        error = Unauthorized("sign in to read a post (anyone sees the teasers in the post list)")
+        error.headers["WWW-Authenticate"] = 'Bearer realm="qunzhu"'
+        raise error
     if post.state != "published":
         try:
-            await _require_editor(session, post=post, actor=reader_id, doing="read")
+            await _require_editor(session, post=post, actor=reader, doing="read")
         except NotAllowed:
             raise PostNotFound(f"post {post.id} does not exist") from None
         return post
-    decision = await decide_read_access(session, post=post, reader_id=reader_id)
+    decision = await decide_read_access(session, post=post, reader=reader)
     if not decision.allowed:
         if decision.needs_payment:
             raise PaymentRequired(f"{decision.reason}", required_tier=post.required_tier)

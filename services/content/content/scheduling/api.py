@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from content.community.service import STAFF, get_community, require_role, resolve_audience
+from content.community.service import get_community, resolve_audience
 from content.context import ContentContext
-from content.deps import ActorDep, ContextDep
+from content.deps import ContextDep, StaffOf
 from content.errors import InvalidField
 from content.models import Schedule
 from content.scheduling import rules, service
@@ -31,17 +31,11 @@ async def schedule_public(session: AsyncSession, ctx: ContentContext, schedule: 
     )
 
 
-async def _staff_schedule(session: AsyncSession, community_id: str, schedule_id: str, actor: str) -> Schedule:
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="change schedules")
-    return await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SchedulePublic)
 async def create_schedule(
-    community_id: str, body: ScheduleCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, body: ScheduleCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
     """Schedule a broadcast once or by RRULE (owner/admin); 422 names a bad rrule, timezone or audience."""
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="schedule broadcasts")
     community = await get_community(session, community_id=community_id)
     groups = await resolve_audience(session, community_id=community_id, audience=body.audience)
     if not groups:
@@ -57,7 +51,7 @@ async def create_schedule(
         timezone=body.timezone or community.timezone,
         until_at=body.until_at,
         misfire_grace_s=body.misfire_grace_s,
-        created_by=actor,
+        created_by=caller.actor.id,
         now=ctx.clock.now(),
         payload={
             "text": body.text,
@@ -74,6 +68,7 @@ async def list_schedules(
     community_id: str,
     session: SessionDep,
     ctx: ContextDep,
+    caller: StaffOf,
     kind: Annotated[str | None, Query(max_length=30)] = None,
 ) -> list[SchedulePublic]:
     """The community's schedules (owner/admin; all kinds: broadcasts, previews, rituals, digests, post publications)."""
@@ -85,7 +80,9 @@ async def list_schedules(
 
 
 @router.get("/{schedule_id}", response_model=SchedulePublic)
-async def get_schedule(community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep) -> SchedulePublic:
+async def get_schedule(
+    community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
+) -> SchedulePublic:
     """One schedule with its next occurrences and exception dates (owner/admin)."""
     schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     return await schedule_public(session, ctx, schedule)
@@ -93,62 +90,62 @@ async def get_schedule(community_id: str, schedule_id: str, session: SessionDep,
 
 @router.post("/{schedule_id}/pause", response_model=SchedulePublic)
 async def pause(
-    community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
     """Stop firing; occurrences due meanwhile are not made up on resume."""
-    schedule = await _staff_schedule(session, community_id, schedule_id, actor)
+    schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.pause(session, ctx=ctx, schedule=schedule, now=ctx.clock.now())
     return await schedule_public(session, ctx, schedule)
 
 
 @router.post("/{schedule_id}/resume", response_model=SchedulePublic)
 async def resume(
-    community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
     """Fire again from the next occurrence due from now."""
-    schedule = await _staff_schedule(session, community_id, schedule_id, actor)
+    schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.resume(session, ctx=ctx, schedule=schedule, now=ctx.clock.now())
     return await schedule_public(session, ctx, schedule)
 
 
 @router.delete("/{schedule_id}", response_model=SchedulePublic)
 async def cancel(
-    community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
     """Cancel for good (the history of fired and skipped occurrences stays)."""
-    schedule = await _staff_schedule(session, community_id, schedule_id, actor)
+    schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.cancel(session, ctx=ctx, schedule=schedule, now=ctx.clock.now())
     return await schedule_public(session, ctx, schedule)
 
 
 @router.put("/{schedule_id}/end", response_model=SchedulePublic)
 async def set_end(
-    community_id: str, schedule_id: str, body: EndDate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, schedule_id: str, body: EndDate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
     """Set or clear the end date."""
-    schedule = await _staff_schedule(session, community_id, schedule_id, actor)
+    schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.set_end(session, ctx=ctx, schedule=schedule, until_at=body.until_at, now=ctx.clock.now())
     return await schedule_public(session, ctx, schedule)
 
 
 @router.post("/{schedule_id}/exceptions", response_model=SchedulePublic)
 async def add_exception(
-    community_id: str, schedule_id: str, body: ExceptionCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, schedule_id: str, body: ExceptionCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
     """Do not fire this one occurrence (e.g. no session on a holiday Sunday)."""
-    schedule = await _staff_schedule(session, community_id, schedule_id, actor)
+    schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.add_exception(
-        session, ctx=ctx, schedule=schedule, occurs_at=body.occurs_at, actor=actor, now=ctx.clock.now()
+        session, ctx=ctx, schedule=schedule, occurs_at=body.occurs_at, actor=caller.actor.id, now=ctx.clock.now()
     )
     return await schedule_public(session, ctx, schedule)
 
 
 @router.delete("/{schedule_id}/exceptions", response_model=SchedulePublic)
 async def remove_exception(
-    community_id: str, schedule_id: str, body: ExceptionCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, schedule_id: str, body: ExceptionCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
     """Fire that occurrence after all (if it is not past yet)."""
-    schedule = await _staff_schedule(session, community_id, schedule_id, actor)
+    schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.remove_exception(session, schedule=schedule, occurs_at=body.occurs_at)
     return await schedule_public(session, ctx, schedule)
 
@@ -158,6 +155,7 @@ async def occurrences(
     community_id: str,
     schedule_id: str,
     session: SessionDep,
+    caller: StaffOf,
     status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[OccurrencePublic]:

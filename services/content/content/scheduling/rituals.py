@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from content.community.service import STAFF, get_community, require_role, resolve_audience
+from content.community.service import get_community, resolve_audience
 from content.context import ContentContext
-from content.deps import ActorDep, ContextDep
+from content.deps import ContextDep, StaffOf
 from content.errors import InvalidField, NotFound
 from content.models import Ritual
 from content.scheduling import service
@@ -35,10 +35,10 @@ async def _ritual(session: AsyncSession, community_id: str, ritual_id: str) -> R
 
 @router.post("/rituals", status_code=status.HTTP_201_CREATED, response_model=RitualPublic)
 async def create_ritual(
-    community_id: str, body: RitualCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, body: RitualCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> RitualPublic:
-    """A recurring themed event with countdown messages (default T-24h, T-1h) before each occurrence."""
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="create rituals")
+    """A recurring themed event with countdown messages (default T-24h, T-1h) before each occurrence
+    (owner/admin)."""
     community = await get_community(session, community_id=community_id)
     if not await resolve_audience(session, community_id=community_id, audience=body.audience):
         raise InvalidField("audience", "the audience has no groups")
@@ -50,7 +50,7 @@ async def create_ritual(
         community_id=community_id,
         title=body.title,
         text=body.text,
-        created_by=actor,
+        created_by=caller.actor.id,
         created_at=now,
         countdown_offsets_s=sorted(set(offsets), reverse=True),
     )
@@ -64,7 +64,7 @@ async def create_ritual(
         timezone=body.timezone or community.timezone,
         until_at=body.until_at,
         misfire_grace_s=body.misfire_grace_s,
-        created_by=actor,
+        created_by=caller.actor.id,
         now=now,
         owner_ref=f"ritual:{ritual.id}",
         title=body.title,
@@ -77,17 +77,18 @@ async def create_ritual(
 
 
 @router.get("/rituals/{ritual_id}", response_model=RitualPublic)
-async def get_ritual(community_id: str, ritual_id: str, session: SessionDep, ctx: ContextDep) -> RitualPublic:
+async def get_ritual(
+    community_id: str, ritual_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
+) -> RitualPublic:
     """A ritual and its schedules (the event itself and each countdown; owner/admin)."""
     return await _public(session, ctx, await _ritual(session, community_id, ritual_id))
 
 
 @router.post("/rituals/{ritual_id}/{change}", response_model=RitualPublic)
 async def change_ritual(
-    community_id: str, ritual_id: str, change: str, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, ritual_id: str, change: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> RitualPublic:
-    """`pause` or `resume` the ritual with all its countdowns."""
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="change rituals")
+    """`pause` or `resume` the ritual with all its countdowns (owner/admin)."""
     ritual = await _ritual(session, community_id, ritual_id)
     if change not in ("pause", "resume"):
         raise NotFound(f"no such change {change!r}; pause or resume")
@@ -103,10 +104,10 @@ async def change_ritual(
 
 @router.post("/digests", status_code=status.HTTP_201_CREATED, response_model=SchedulePublic)
 async def create_digest(
-    community_id: str, body: DigestCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, body: DigestCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
-    """A recurring digest (default every Monday 09:00) of the week's featured and most-discussed posts."""
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="schedule digests")
+    """A recurring digest (default every Monday 09:00) of the week's featured and most-discussed posts
+    (owner/admin)."""
     community = await get_community(session, community_id=community_id)
     if not await resolve_audience(session, community_id=community_id, audience=body.audience):
         raise InvalidField("audience", "the audience has no groups")
@@ -121,7 +122,7 @@ async def create_digest(
         timezone=body.timezone or community.timezone,
         until_at=body.until_at,
         misfire_grace_s=body.misfire_grace_s,
-        created_by=actor,
+        created_by=caller.actor.id,
         now=ctx.clock.now(),
         payload={"audience": body.audience.model_dump(), "action": "send_message"},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from content.deps import ActorDep, ContextDep
+from content.deps import ContextDep, MemberOf, StaffOf
 from content.errors import InvalidState
 from content.models import Post
 from content.posts import service as posts
@@ -22,24 +22,24 @@ def _public(shared) -> SessionPublic:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionPublic)
 async def create_session(
-    community_id: str, body: SessionCreate, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, body: SessionCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SessionPublic:
     """Schedule a guest sharing session (owner/admin): previews at T-48h/T-1h/T-5min, live relay in its window."""
     shared = await service.create_session(
-        session, ctx=ctx, community_id=community_id, actor=actor, data=body, now=ctx.clock.now()
+        session, ctx=ctx, community_id=community_id, actor=caller.actor, data=body, now=ctx.clock.now()
     )
     return _public(shared)
 
 
 @router.get("/{session_id}", response_model=SessionPublic)
-async def get_session(community_id: str, session_id: str, session: SessionDep) -> SessionPublic:
-    """A session, its status and (after the end) the summary draft."""
+async def get_session(community_id: str, session_id: str, session: SessionDep, caller: MemberOf) -> SessionPublic:
+    """A session, its status and (after the end) the summary draft (members)."""
     return _public(await service.get_session(session, session_id=session_id, community_id=community_id))
 
 
 @router.get("/{session_id}/questions", response_model=list[QuestionPublic])
-async def questions(community_id: str, session_id: str, session: SessionDep) -> list[QuestionPublic]:
-    """Questions collected for the Q&A part, in the order they were asked."""
+async def questions(community_id: str, session_id: str, session: SessionDep, caller: MemberOf) -> list[QuestionPublic]:
+    """Questions collected for the Q&A part, in the order they were asked (members)."""
     await service.get_session(session, session_id=session_id, community_id=community_id)
     rows = await service.questions_of(session, session_id=session_id)
     return [QuestionPublic(**q.model_dump(include=set(QuestionPublic.model_fields))) for q in rows]
@@ -47,21 +47,22 @@ async def questions(community_id: str, session_id: str, session: SessionDep) -> 
 
 @router.post("/{session_id}/cancel", response_model=SessionPublic)
 async def cancel_session(
-    community_id: str, session_id: str, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, session_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SessionPublic:
-    """Cancel a session not started yet, with its previews."""
+    """Cancel a session not started yet, with its previews (owner/admin)."""
     shared = await service.get_session(session, session_id=session_id, community_id=community_id)
-    await service.cancel(session, ctx=ctx, shared=shared, actor=actor, now=ctx.clock.now())
+    await service.cancel(session, ctx=ctx, shared=shared, actor=caller.actor, now=ctx.clock.now())
     return _public(shared)
 
 
 @router.post("/{session_id}/summary/approve", status_code=status.HTTP_201_CREATED, response_model=PostPublic)
 async def approve_summary(
-    community_id: str, session_id: str, body: SummaryApprove, session: SessionDep, ctx: ContextDep, actor: ActorDep
+    community_id: str, session_id: str, body: SummaryApprove, session: SessionDep, ctx: ContextDep, caller: MemberOf
 ) -> PostPublic:
-    """The host (or owner/admin) approves the summary: it is published as a post (沉淀), authored by the guest."""
+    """The host (a member of the community) or the owner/an admin approves the summary: it is published as a
+    post (沉淀), authored by the guest."""
     shared = await service.get_session(session, session_id=session_id, community_id=community_id)
-    await service.require_host_or_staff(session, shared=shared, actor=actor, doing="approve the summary")
+    await service.require_host_or_staff(session, shared=shared, actor=caller.actor, doing="approve the summary")
     if shared.status != "ended":
         raise InvalidState(f"the summary is approved after the session ends (it is {shared.status})")
     if shared.summary_post_id is not None:

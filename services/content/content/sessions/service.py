@@ -16,6 +16,7 @@ from content.scheduling import rules
 from content.scheduling.service import cancel as cancel_schedule
 from content.scheduling.service import create_schedule, schedules_of
 from content.sessions.schemas import SessionCreate
+from qunzhu_common.actor import Actor
 from qunzhu_common.events.contracts.content import (
     GroupAttendance,
     SessionAnnounced,
@@ -47,9 +48,9 @@ def local_time(s: SharingSession, moment: datetime) -> str:
 
 
 async def create_session(
-    session: AsyncSession, *, ctx: ContentContext, community_id: str, actor: str, data: SessionCreate, now: datetime
+    session: AsyncSession, *, ctx: ContentContext, community_id: str, actor: Actor, data: SessionCreate, now: datetime
 ) -> SharingSession:
-    await require_role(session, community_id=community_id, person_id=actor, roles=STAFF, doing="schedule sessions")
+    await require_role(session, community_id=community_id, actor=actor, roles=STAFF, doing="schedule sessions")
     community = await get_community(session, community_id=community_id)
     if data.starts_at <= now:
         raise InvalidField("starts_at", "a session must start in the future")
@@ -69,7 +70,7 @@ async def create_session(
         timezone=data.timezone or community.timezone,
         source_group_id=data.source_group_id,
         target_group_ids=targets,
-        created_by=actor,
+        created_by=actor.id,
         created_at=now,
     )
     session.add(shared)
@@ -78,7 +79,7 @@ async def create_session(
         ctx=ctx,
         community_id=community_id,
         timezone=shared.timezone,
-        created_by=actor,
+        created_by=actor.id,
         now=now,
         owner_ref=f"session:{shared.id}",
         misfire_grace_s=None,
@@ -265,9 +266,9 @@ def summary_draft(s: SharingSession, talk: list[SessionMessage], questions: list
 
 
 async def cancel(
-    session: AsyncSession, *, ctx: ContentContext, shared: SharingSession, actor: str, now: datetime
+    session: AsyncSession, *, ctx: ContentContext, shared: SharingSession, actor: Actor, now: datetime
 ) -> None:
-    await require_role(session, community_id=shared.community_id, person_id=actor, roles=STAFF, doing="cancel sessions")
+    await require_role(session, community_id=shared.community_id, actor=actor, roles=STAFF, doing="cancel sessions")
     if shared.status != "scheduled":
         raise InvalidState(f"a {shared.status} session cannot be cancelled")
     shared.status = "cancelled"
@@ -275,13 +276,13 @@ async def cancel(
         await cancel_schedule(session, ctx=ctx, schedule=schedule, now=now)
 
 
-async def require_host_or_staff(session: AsyncSession, *, shared: SharingSession, actor: str, doing: str) -> None:
-    if actor == shared.host_id:
+async def require_host_or_staff(session: AsyncSession, *, shared: SharingSession, actor: Actor, doing: str) -> None:
+    if actor.is_person and actor.id == shared.host_id:
         return
     try:
-        await require_role(session, community_id=shared.community_id, person_id=actor, roles=STAFF, doing=doing)
+        await require_role(session, community_id=shared.community_id, actor=actor, roles=STAFF, doing=doing)
     except NotAllowed:
-        raise NotAllowed(f"{actor} may not {doing}: only the host, the owner or an admin") from None
+        raise NotAllowed(f"{actor.id} may not {doing}: only the host, the owner or an admin") from None
 
 
 async def questions_of(session: AsyncSession, *, session_id: str) -> list[SessionQuestion]:
