@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, MultiFernet
 
 from gateway.settings import GatewaySettings
+from qunzhu_common.db.files import private_dir
 
 
 def sha256_hex(value: str | bytes) -> str:
@@ -48,7 +49,7 @@ def load_keys(settings: GatewaySettings) -> list[bytes]:
         return [k.strip().encode() for k in configured.split(",") if k.strip()]
     path = Path(settings.data_dir) / "gateway.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(Fernet.generate_key())

@@ -25,6 +25,7 @@ from qunzhu_common.bus.base import (
     Subscription,
 )
 from qunzhu_common.bus.delivery import RetryPolicy, deliver_all
+from qunzhu_common.db.files import private_file
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class LocalBus(Bus):
         if self._db is not None:
             return
         if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(self._path)  # the log holds every event: 0600 in a 0700 directory
         self._db = await aiosqlite.connect(self._path, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")

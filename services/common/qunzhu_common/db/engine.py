@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from qunzhu_common.db.files import private_sqlite_path
 
 
 def is_sqlite(url: str) -> bool:
@@ -19,9 +19,7 @@ def is_postgres(url: str) -> bool:
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_path(make_url(url).database)  # 0600 in a 0700 directory, whatever the umask
         # One connection per database: every transaction takes SQLite's write lock up front (BEGIN
         # IMMEDIATE), so a second connection could only wait for it in SQLite's busy handler, which
         # sleeps in steps of up to 100 ms (embedded mode spent most of its time there). The pool hands

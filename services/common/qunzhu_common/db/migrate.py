@@ -11,6 +11,8 @@ from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from qunzhu_common.db.files import private_sqlite_path
+
 _MIGRATION_LOCK = 7_246_118  # pg advisory lock: replicas starting together migrate one at a time
 
 
@@ -24,7 +26,7 @@ def alembic_config(migrations_dir: Path, url: str) -> Config:
 def upgrade_head(migrations_dir: Path, url: str) -> None:
     database = make_url(url).database
     if make_url(url).get_backend_name() == "sqlite" and database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_path(database)
     command.upgrade(alembic_config(migrations_dir, url), "head")
 
 

@@ -10,7 +10,6 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from engagement.scoring.rules import ScoringRules
 from qunzhu_common.timeutil import utcnow
 
-
 # A rule version takes effect within this window: history is re-scored from at most 2000-01-01 (nothing
 # older exists), and a version is planned at most a year ahead (year 9999 would be a version never in force).
 EARLIEST_EFFECTIVE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
