@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
 from qunzhu.services import DEFAULT_PORTS, SERVICE_NAMES
+from qunzhu_common.actor import INTERNAL_KEY_ENV
 from tests.deploy.support import (
     COMPOSE_FILE,
     DEPLOY,
     REPO,
+    MissingVariable,
     env_prefixes,
     env_problems,
     interpolate,
     load_compose,
+    render_compose,
 )
 
 QUNZHU_SERVICES = SERVICE_NAMES  # compose service names = service names
@@ -153,6 +159,48 @@ def test_each_database_url_names_a_database_the_init_script_creates() -> None:
             used.add(url.path.lstrip("/"))
     assert used == created
     assert len(used) == len(QUNZHU_SERVICES)  # one database per service
+
+
+def test_every_service_requires_the_one_shared_internal_key() -> None:
+    # Each container has its own filesystem: a generated <data_dir>/internal.key would differ per service and
+    # every actor assertion would be refused. So the variable is required (`:?`, no default) by all four.
+    compose = load_compose()
+    for name in QUNZHU_SERVICES:
+        value = compose["services"][name]["environment"][INTERNAL_KEY_ENV]
+        assert re.fullmatch(rf"\$\{{{INTERNAL_KEY_ENV}:\?[^}}]+\}}", value), f"{name}: {value}"
+    key = "k" * 64
+    rendered = render_compose({INTERNAL_KEY_ENV: key})
+    assert {rendered["services"][name]["environment"][INTERNAL_KEY_ENV] for name in QUNZHU_SERVICES} == {key}
+
+
+@pytest.mark.parametrize("env", [{}, {INTERNAL_KEY_ENV: ""}], ids=["unset", "empty"])
+def test_compose_refuses_to_render_without_the_internal_key(env: dict[str, str]) -> None:
+    with pytest.raises(MissingVariable, match=f"{INTERNAL_KEY_ENV}.*deploy/README.md"):
+        render_compose(env)
+
+
+def test_the_interpolation_helper_follows_compose() -> None:
+    assert interpolate("${A:-x}/${A-y}/${B}", {"A": ""}) == "x//"
+    assert interpolate("${A:?no A}", {"A": "1"}) == "1"
+    assert interpolate("${A?no A}", {"A": ""}) == ""
+    with pytest.raises(MissingVariable, match="no A"):
+        interpolate("${A?no A}", {})
+
+
+def test_docker_compose_requires_the_internal_key(tmp_path: Path) -> None:
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True,
+                                        timeout=30, check=False).returncode != 0:
+        pytest.skip("docker compose not available")
+    env_file = tmp_path / "empty.env"  # not deploy/.env, which may hold an operator's key
+    env_file.write_text("")
+    base = {k: v for k, v in os.environ.items() if k != INTERNAL_KEY_ENV}
+    command = [docker, "compose", "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "--quiet"]
+    refused = subprocess.run(command, env=base, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and INTERNAL_KEY_ENV in refused.stderr, refused.stderr
+    accepted = subprocess.run(command, env={**base, INTERNAL_KEY_ENV: "k" * 64}, capture_output=True,
+                              text=True, timeout=60, check=False)
+    assert accepted.returncode == 0, accepted.stderr
 
 
 def test_gateway_reaches_the_services_by_compose_name_and_port() -> None:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from qunzhu.services import DEFAULT_PORTS, SERVICE_NAMES
+from qunzhu_common.actor import INTERNAL_KEY_ENV
 from tests.deploy.support import K8S_DIR, env_prefixes, env_problems, k8s_documents
 
 # A Kubernetes version whose schemas kubernetes-validate ships (it never downloads any).
@@ -168,6 +169,20 @@ def test_gateway_reaches_the_services_by_service_name_and_port() -> None:
         url = urlsplit(env[f"GATEWAY_{name.upper()}_URL"]["value"])
         assert (url.hostname, url.port) == (name, DEFAULT_PORTS[name])
     assert "optional" not in env["GATEWAY_SECRET_KEY"]["valueFrom"]["secretKeyRef"]  # replicas share one key
+
+
+def test_every_deployment_requires_the_shared_internal_key() -> None:
+    # Pods have their own filesystems: without one shared key each would generate its own internal.key and
+    # refuse the gateway's actor assertions. So: one required Secret key, referenced by every Deployment.
+    deployments = _of_kind("Deployment")
+    services = {_env(_containers(d)[0])["SERVICE"]["value"] for d in deployments}
+    assert services == set(SERVICE_NAMES)
+    for deployment in deployments:
+        item = _env(_containers(deployment)[0]).get(INTERNAL_KEY_ENV)
+        assert item is not None, deployment["metadata"]["name"]
+        ref = item["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == ("qunzhu-secrets", "internal-key"), deployment["metadata"]["name"]
+        assert not ref.get("optional", False), deployment["metadata"]["name"]
 
 
 def test_manifests_are_plain_yaml_files() -> None:
