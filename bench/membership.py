@@ -100,6 +100,7 @@ async def measure(url: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
     from qunzhu_common.events.contracts.payments import PaymentSucceeded
     from qunzhu_common.events.envelope import new_envelope
     from qunzhu_common.inbox import EventConsumer
+    from qunzhu_common.testing import GatewayActorAuth, app_internal_key
 
     clock = FakeClock(START)
     bus = LocalBus(tmp / "bus.sqlite3")
@@ -111,7 +112,9 @@ async def measure(url: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
     try:
         async with app.router.lifespan_context(app):
             runtime, ctx = app.state.runtime, app.state.membership
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client:
+            signer = GatewayActorAuth(lambda: app_internal_key(app))  # callers as the gateway vouches for them
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b",
+                                         auth=signer) as client:
                 headers = {"X-Actor-Id": OWNER}
                 cid = (await client.post("/communities", headers=headers, json={
                     "name": "bench", "positioning": "p", "entry_policies": ["paid"]})).json()["id"]

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from tests.integration.probes import eventually
-from tests.integration.stack import GATEWAY_OPERATOR_KEY
+from tests.integration.stack import ACTOR_AUTH, GATEWAY_OPERATOR_KEY, operator_client
 
 OWNER = "telegram:10001"
 
@@ -32,14 +32,20 @@ def community_body(**overrides: str) -> dict[str, str]:
 async def create_community(client: httpx.AsyncClient, base_url: str, path: str = "/communities") -> dict:
     """Create a community as its owner (X-Actor-Id is what the gateway sets after authentication)."""
     # Through the gateway the platform operator creates it for OWNER; a service directly takes X-Actor-Id.
-    headers = {"X-API-Key": GATEWAY_OPERATOR_KEY} if path.startswith("/api/") else {"X-Actor-Id": OWNER}
-    response = await client.post(base_url + path, json=community_body(), headers=headers)
+    if path.startswith("/api/"):
+        response = await client.post(base_url + path, json=community_body(),
+                                     headers={"X-API-Key": GATEWAY_OPERATOR_KEY})
+    else:
+        async with httpx.AsyncClient(timeout=client.timeout, auth=ACTOR_AUTH) as signed:
+            response = await signed.post(base_url + path, json=community_body(), headers={"X-Actor-Id": OWNER})
     assert response.status_code == 201, response.text
     return response.json()
 
 
 async def copy_status(client: httpx.AsyncClient, base_url: str, community_id: str) -> int:
-    return (await client.get(f"{base_url}/communities/{community_id}")).status_code
+    """A service's copy of a community, as the platform operator sees it (the read needs a caller)."""
+    async with operator_client(timeout=client.timeout) as signed:
+        return (await signed.get(f"{base_url}/communities/{community_id}")).status_code
 
 
 # -- the gateway as chat platforms, payment providers and front ends reach it ---------------------------

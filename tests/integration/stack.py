@@ -17,11 +17,25 @@ from typing import ClassVar
 
 import httpx
 
+from qunzhu_common.testing import GatewayActorAuth
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
 SERVICES = ("membership", "content", "engagement", "gateway")
 # The platform operator's API key of the gateway under test (it authenticates every write).
 GATEWAY_OPERATOR_KEY = "integration-platform-operator-key"
+# The key of the gateway's actor assertions, shared by every service of a stack. Tests that call a service's
+# port directly name their caller as the gateway would: `httpx.AsyncClient(auth=ACTOR_AUTH)` signs a
+# request's X-Actor-Id with it.
+INTERNAL_KEY = "integration-internal-key-" + uuid.uuid4().hex
+ACTOR_AUTH = GatewayActorAuth(lambda: INTERNAL_KEY.encode())
+OPERATOR_CALLER = {"X-Actor-Id": "platform-operator"}
+
+
+def operator_client(**kwargs: object) -> httpx.AsyncClient:
+    """A client calling the services' ports directly as the platform operator (owner everywhere), signed as
+    the gateway would: for tests about scoring, flows and metrics, not about who may call what."""
+    return httpx.AsyncClient(auth=ACTOR_AUTH, headers=OPERATOR_CALLER, **kwargs)  # type: ignore[arg-type]
 # The Stripe webhook signing secret the gateway under test verifies payment webhooks with.
 STRIPE_WEBHOOK_SECRET = "whsec_integration_stripe"
 # Engagement's periodic jobs (lurkers, elimination, key people, group health, the members-by-level gauge).
@@ -221,6 +235,7 @@ class Stack:
                 f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
                 f"{prefix}_DATA_DIR": str(log_dir),
                 f"{prefix}_MAX_DELIVERY_ATTEMPTS": "3",
+                f"{prefix}_INTERNAL_KEY": INTERNAL_KEY,
             }
             self.services[name] = ServiceProcess(name, env, log_dir)
         gateway = self.services["gateway"]

@@ -19,7 +19,7 @@ from qunzhu_common.events.contracts.membership import CommunityCreated
 from qunzhu_common.events.envelope import new_envelope
 from qunzhu_common.events.registry import default_registry
 from tests.integration.probes import eventually, metric, produce, query, read_topic
-from tests.integration.stack import ServiceProcess, Stack
+from tests.integration.stack import ACTOR_AUTH, ServiceProcess, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ async def _seed_community(stack: Stack, client: httpx.AsyncClient) -> tuple[str,
     await produce(stack.kafka.bootstrap, topic, [(key.encode(), envelope.to_bytes())])
     url = stack["content"].url
     await eventually(
-        lambda: client.get(f"{url}/communities/{community_id}"),
+        lambda: client.get(f"{url}/communities/{community_id}", headers={"X-Actor-Id": OWNER}),
         until=lambda r: r.status_code == 200,
         what="content's copy of the community",
     )
@@ -75,7 +75,7 @@ async def test_three_replicas_fire_every_occurrence_exactly_once(stack: Stack, t
         for replica in replicas:
             replica.start()
         await asyncio.gather(*(asyncio.to_thread(r.wait_ready) for r in replicas))
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, auth=ACTOR_AUTH) as client:
             community_id, groups = await _seed_community(stack, client)
             due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
             limit = asyncio.Semaphore(16)

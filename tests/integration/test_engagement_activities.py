@@ -13,7 +13,6 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from qunzhu_common.events.contracts.chat import ChatCommandIssued, ChatMemberJoined, ChatMessagePosted
@@ -21,7 +20,7 @@ from qunzhu_common.events.contracts.membership import CommunityCreated, MemberCh
 from qunzhu_common.events.envelope import new_envelope
 from qunzhu_common.events.registry import default_registry
 from tests.integration.probes import eventually, produce, query, read_topic
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, operator_client
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +67,7 @@ async def test_a_lottery_entered_in_chat_and_api_is_drawn_once_and_verifiable(st
     people = [f"telegram:88{i:02d}" for i in range(1, 7)]
     cid = await community_with(stack, people)
     url = stack["engagement"].url
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with operator_client(timeout=10) as client:
         created = await client.post(f"{url}/communities/{cid}/lotteries", json={
             "title": "周五福利夜", "prize": "《增长黑客》一本", "group_id": GROUP, "winners_count": 2,
             "keyword": "我要抽奖", "closes_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()})
@@ -95,7 +94,8 @@ async def test_a_lottery_entered_in_chat_and_api_is_drawn_once_and_verifiable(st
         # The window ends (moved on the database: nobody waits an hour in a test).
         await query(stack.postgres.url("engagement"),
                     "UPDATE lottery SET closes_at = now() - interval '1 second' WHERE id = $1", lid)
-        late = await client.post(f"{url}/communities/{cid}/lotteries/{lid}/entries", json={"person_id": "x"})
+        late = await client.post(f"{url}/communities/{cid}/lotteries/{lid}/entries",
+                                 json={"person_id": "telegram:8899"})
         assert late.status_code == 409 and late.headers["content-type"] == "application/problem+json"
         draws = await asyncio.gather(*(client.post(f"{url}/communities/{cid}/lotteries/{lid}/draw") for _ in range(3)))
         assert sorted(r.status_code for r in draws) == [200, 409, 409]
@@ -127,7 +127,7 @@ async def test_concurrent_signups_on_postgres_never_lose_or_duplicate_a_line(sta
     people = [f"telegram:89{i:02d}" for i in range(30)]
     cid = await community_with(stack, people)
     url = stack["engagement"].url
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with operator_client(timeout=30) as client:
         chain = (await client.post(f"{url}/communities/{cid}/chains", json={
             "title": "周六线下聚会", "group_id": GROUP, "capacity": 12})).json()
         responses = await asyncio.gather(*(client.post(f"{url}/communities/{cid}/chains/{chain['id']}/signups",
@@ -160,7 +160,7 @@ async def test_a_level_reached_is_congratulated_through_engagements_own_topic(st
             command="checkin", sent_at=now + timedelta(seconds=1)), cid),
     ])
     url = stack["engagement"].url
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with operator_client(timeout=10) as client:
         async def congratulations() -> list:
             response = await client.get(f"{url}/communities/{cid}/celebrations")
             return response.json() if response.status_code == 200 else []

@@ -6,7 +6,6 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from qunzhu_common.events.contracts.chat import ChatCommandIssued, ChatMessagePosted
@@ -14,7 +13,7 @@ from qunzhu_common.events.contracts.membership import CommunityCreated, MemberCh
 from qunzhu_common.events.envelope import new_envelope
 from qunzhu_common.events.registry import default_registry
 from tests.integration.probes import eventually, produce, query, read_topic
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, operator_client
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +53,7 @@ async def test_chat_activity_is_scored_on_postgres_and_replay_agrees(stack: Stac
     await send(stack, chat[:2])  # redelivered: no second effect
 
     url = stack["engagement"].url
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with operator_client(timeout=10) as client:
         async def board() -> list:
             response = await client.get(f"{url}/communities/{cid}/leaderboard", params={"window": "all"})
             return response.json().get("data", []) if response.status_code == 200 else []

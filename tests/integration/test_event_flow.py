@@ -6,12 +6,11 @@ import asyncio
 import json
 import uuid
 
-import httpx
 import pytest
 
 from tests.integration.actions import copy_status, create_community
 from tests.integration.probes import eventually, metric, produce, query, read_topic
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, operator_client
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +18,7 @@ MEMBERSHIP_EVENTS = "membership.events.v1"
 
 
 async def test_every_service_is_ready(stack: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with operator_client(timeout=10) as client:
         for svc in stack.services.values():
             response = await client.get(svc.url + "/readyz")
             assert response.status_code == 200, (svc.name, response.text)
@@ -29,7 +28,7 @@ async def test_every_service_is_ready(stack: Stack) -> None:
 
 
 async def test_community_created_through_gateway_reaches_content_and_engagement(stack: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with operator_client(timeout=10) as client:
         created = await create_community(client, stack["gateway"].url, "/api/v1/communities")
         for name in ("content", "engagement"):
             await eventually(
@@ -48,7 +47,7 @@ async def test_community_created_through_gateway_reaches_content_and_engagement(
 
 async def test_record_delivered_twice_has_exactly_one_effect(stack: Stack) -> None:
     content = stack["content"]
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with operator_client(timeout=10) as client:
         created = await create_community(client, stack["membership"].url)
         await eventually(lambda: copy_status(client, content.url, created["id"]), until=lambda s: s == 200)
 
@@ -76,7 +75,7 @@ async def test_record_delivered_twice_has_exactly_one_effect(stack: Stack) -> No
 async def test_consumer_killed_mid_stream_resumes_with_exactly_once_effects(stack: Stack) -> None:
     content = stack["content"]
     total = 150
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with operator_client(timeout=30) as client:
         first = [await create_community(client, stack["membership"].url) for _ in range(total // 2)]
         # Kill the consumer while it works through the stream, keep producing, then bring it back.
         dsn = stack.postgres.url("content")
@@ -127,7 +126,7 @@ async def test_poison_records_are_dead_lettered_and_do_not_block_the_partition(s
         (key, b"{not json"),
         (key, json.dumps(bad_payload).encode()),
     ])
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with operator_client(timeout=10) as client:
         created = await create_community(client, stack["membership"].url)
         await eventually(lambda: copy_status(client, content.url, created["id"]), until=lambda s: s == 200)
 
@@ -147,7 +146,7 @@ async def test_events_wait_in_the_outbox_while_the_broker_is_down(stack: Stack) 
     membership, content = stack["membership"], stack["content"]
     stack.kafka.stop()
     try:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with operator_client(timeout=30) as client:
             # The write succeeds without the bus: the event waits in the same transaction's outbox.
             created = await create_community(client, membership.url)
             backlog = await query(
@@ -159,7 +158,7 @@ async def test_events_wait_in_the_outbox_while_the_broker_is_down(stack: Stack) 
             assert await copy_status(client, content.url, created["id"]) == 404
     finally:
         stack.kafka.start()
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with operator_client(timeout=10) as client:
         await eventually(
             lambda: copy_status(client, content.url, created["id"]),
             until=lambda s: s == 200,

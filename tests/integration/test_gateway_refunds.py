@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.actions import OWNER, community_body, pay_with_stripe
 from tests.integration.probes import eventually, read_topic
-from tests.integration.stack import STRIPE_WEBHOOK_SECRET, Stack
+from tests.integration.stack import ACTOR_AUTH, STRIPE_WEBHOOK_SECRET, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ async def test_a_self_service_refund_is_executed_at_stripe_and_revokes_the_membe
     gateway, membership = stack["gateway"].url, stack["membership"].url
     payer = f"telegram:{uuid.uuid4().int % 10**9}"
     owner = {"X-Actor-Id": OWNER}
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, auth=ACTOR_AUTH) as client:
         created = await client.post(f"{membership}/communities", headers=owner,
                                     json=community_body(entry_policies=["paid"]))  # the refund removes the member
         assert created.status_code == 201, created.text

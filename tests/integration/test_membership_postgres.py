@@ -23,6 +23,7 @@ from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.db.engine import create_engine, create_session_maker
 from qunzhu_common.events.contracts.payments import PaymentSucceeded
 from qunzhu_common.events.envelope import Envelope, new_envelope
+from qunzhu_common.testing import GatewayActorAuth, app_internal_key
 from tests.integration.probes import query
 from tests.integration.stack import Postgres, run_script
 
@@ -67,8 +68,8 @@ async def service(database: str, tmp_path: Path) -> AsyncIterator[Service]:
     app = create_app(settings, bus=bus, clock=clock)
     try:
         async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
-                                         timeout=30) as client:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=30,
+                                         auth=GatewayActorAuth(lambda: app_internal_key(app))) as client:
                 yield Service(app, client, clock)
     finally:
         await bus.stop()

@@ -41,7 +41,7 @@ from tests.integration.actions import (
     webhook_secret,
 )
 from tests.integration.probes import eventually, metric, produce
-from tests.integration.stack import GATEWAY_OPERATOR_KEY, ROOT, STRIPE_WEBHOOK_SECRET, Stack, free_port
+from tests.integration.stack import GATEWAY_OPERATOR_KEY, ROOT, STRIPE_WEBHOOK_SECRET, Stack, free_port, operator_client
 
 pytestmark = pytest.mark.integration
 
@@ -228,7 +228,7 @@ def test_community_life_reaches_every_service(stack: Stack, community_life: Comm
 
         wanted = community_life.conversions_before + 2
         await eventually(applied, until=lambda f: f["paid_conversions"] >= wanted, what="two paid conversions")
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with operator_client(timeout=10) as client:
             async def recommended() -> list:
                 answer = await client.get(f"{engagement}/communities/{cid}/removal-recommendations")
                 return answer.json() if answer.is_success else []

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from tests.integration.actions import OWNER, register_connector, webhook_secret
-from tests.integration.stack import GATEWAY_OPERATOR_KEY, STRIPE_WEBHOOK_SECRET, Stack
+from tests.integration.stack import ACTOR_AUTH, GATEWAY_OPERATOR_KEY, STRIPE_WEBHOOK_SECRET, Stack
 
 ZONE = ZoneInfo("Asia/Shanghai")  # the communities' default time zone: local days decide the caps
 PRICE_FEN = 99_900
@@ -97,7 +97,7 @@ async def create_communities(stack: Stack, count: int, *, tag: str) -> list[Comm
     membership, gateway = stack["membership"].url, stack["gateway"].url
     owner = {"X-Actor-Id": OWNER}
     made = []
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, auth=ACTOR_AUTH) as client:
         for index in range(count):
             response = await client.post(f"{membership}/communities", headers=owner, json={
                 "name": f"故障实验 {tag} {index}", "positioning": "每天一个增长实验", "entry_policies": ["paid"]})

@@ -25,6 +25,7 @@ from gateway.paths import non_canonical_reason
 from qunzhu_common import actor as actors
 from tests import summary
 from tests.integration.actions import bearer, bot_bridge, owner_token, webhook_secret
+from tests.integration.stack import INTERNAL_KEY
 from tests.security import effects, routes
 from tests.security.harness import ROLES, Cast, SecurityStack, _eventually
 
@@ -101,7 +102,7 @@ async def test_a_service_port_reached_directly_believes_no_unsigned_or_forged_ac
     secure_stack: SecurityStack, cast: Cast
 ):
     a, owner = cast.a.id, cast.a.owner
-    key = (secure_stack.data_dir / actors.INTERNAL_KEY_FILE).read_bytes().strip()
+    key = INTERNAL_KEY.encode()
     wrong_key = b"not-the-internal-key-" + uuid.uuid4().hex.encode()
     platform = actors.Actor(id=actors.PLATFORM_OPERATOR, kind="platform")
     writes = {
