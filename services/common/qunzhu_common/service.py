@@ -34,6 +34,7 @@ from qunzhu_common.metrics import HttpMetricsMiddleware, ServiceMetrics, metrics
 from qunzhu_common.outbox import OutboxRelay, OutboxWriter
 from qunzhu_common.requestctx import RequestContextMiddleware
 from qunzhu_common.settings import ServiceSettings
+from qunzhu_common.transaction_retry import TransactionRetryMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,8 @@ def build_app(
     app = FastAPI(title=spec.title, description=spec.description, version=spec.version, lifespan=lifespan)
     app.state.runtime = runtime
     install_problem_handlers(app)
+    # Innermost: a request whose transaction lost a race (deadlock, serialization failure) runs again.
+    app.add_middleware(TransactionRetryMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     app.include_router(_health_router(runtime))

@@ -12,6 +12,11 @@ Anyone holding the published entrant list can check `sha256(seed) == commitment`
 winners (`draw_winners`); `entrants_sha256` (sha256 of the sorted ids joined by newlines) pins the list.
 A lottery is drawn once: the draw claims the row (`status open → drawn`) before reading the entries, and
 an entry only counts while the row is still open, so no entry slips in after the draw.
+
+Lock order. Every path takes its locks in one order — the community row, then the lottery row, then the
+entry: an entry locks the community (which scoring its participation needs anyway, and which a chat
+batch already holds) before it locks the lottery, so concurrent entries queue instead of deadlocking
+(taking the lottery first and the community in `participated` was the reverse of a chat batch's order).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from engagement.context import EngagementContext
 from engagement.db_insert import insert_ignore
 from engagement.errors import ThingNotFound
 from engagement.models import Lottery, LotteryEntry
+from engagement.scoring.engine import locked_community
 from qunzhu_common.events.contracts.engagement import LotteryDrawn, LotteryOpened
 from qunzhu_common.timeutil import utcnow
 
@@ -132,6 +138,10 @@ async def enter(
     if existing is not None:
         return existing, False
     check_window(what=f"lottery {lottery.title!r}", at=at, opens_at=lottery.opens_at, closes_at=lottery.closes_at)
+    await locked_community(session, lottery.community_id)
+    await session.get(Lottery, lottery.id, with_for_update=True, populate_existing=True)  # refreshes `lottery`
+    if lottery.status != "open":
+        raise ActivityClosed(f"lottery {lottery.title!r} was already drawn")
     await check_eligible(session, lottery=lottery, person_id=person_id, at=at)
     inserted = await insert_ignore(session, LotteryEntry, {
         "lottery_id": lottery.id, "person_id": person_id, "source": source, "entered_at": at,
