@@ -87,7 +87,8 @@ class TransactionRetryMiddleware:
                 if started or not guard.allowed or attempt == self.attempts or not is_concurrency_conflict(exc):
                     raise
                 delay = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
-                log.info("transaction conflict on %s %s (attempt %d/%d), running it again: %s",
+                # A warning: a deadlock that recurs means two paths take their locks in different orders.
+                log.warning("transaction conflict on %s %s (attempt %d/%d), running it again: %s",
                          scope.get("method"), scope.get("path"), attempt, self.attempts, _first_line(exc))
                 await asyncio.sleep(delay)
 
