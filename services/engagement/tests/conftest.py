@@ -1,5 +1,9 @@
 """Fixtures for engagement's tests: the real app on SQLite in tmp_path, fed events the way the bus does.
 
+Engagement authorizes every route from the caller the gateway vouches for: the test client names the
+platform operator by default (`X-Actor-Id`, signed as the gateway would); a test acting as someone else
+passes its own `X-Actor-Id` header.
+
 `engagement.feed(...)` hands an envelope to the service's own consumer (registry validation, inbox,
 handler, one transaction), exactly what a bus delivery does, without the bus's polling delay; the
 wiring through a real LocalBus is tested separately.
@@ -23,6 +27,7 @@ from sqlalchemy import select
 
 from engagement.app import create_app
 from engagement.settings import EngagementSettings
+from qunzhu_common.actor import ACTOR_HEADER, PLATFORM_OPERATOR
 from qunzhu_common.bus.base import Record
 from qunzhu_common.bus.local import LocalBus
 from qunzhu_common.events.contracts.chat import ChatCommandIssued, ChatMessagePosted
@@ -106,8 +111,11 @@ class Driver:
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: FastAPI, *, caller: str | None = PLATFORM_OPERATOR) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process; requests name `caller` (signed as the gateway would) unless they name another."""
     async with serving(app) as client:
+        if caller is not None:
+            client.headers[ACTOR_HEADER] = caller
         yield client
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from engagement.activities import campaigns as service
 from engagement.activities.schemas import CampaignCreate, CampaignPublic, PaidBody, RewardPublic
-from engagement.api.deps import ContextDep
+from engagement.api.deps import ContextDep, MemberOf, StaffOf
 from engagement.models import Campaign, CampaignReward
 from qunzhu_common.deps import SessionDep
 
@@ -20,14 +20,14 @@ async def _public(session: SessionDep, campaign: Campaign) -> CampaignPublic:
 
 
 @router.post("", response_model=CampaignPublic, status_code=status.HTTP_201_CREATED)
-async def create_campaign(community_id: str, body: CampaignCreate, session: SessionDep, ctx: ContextDep
-                          ) -> CampaignPublic:
+async def create_campaign(community_id: str, caller: StaffOf, body: CampaignCreate, session: SessionDep,
+                          ctx: ContextDep) -> CampaignPublic:
     """Start a campaign: group size reaches N, a check-in streak of N days, or the first right answer."""
     return await _public(session, await service.create(session, ctx, community_id=community_id, data=body))
 
 
 @router.get("", response_model=list[CampaignPublic])
-async def list_campaigns(community_id: str, session: SessionDep) -> list[CampaignPublic]:
+async def list_campaigns(community_id: str, caller: MemberOf, session: SessionDep) -> list[CampaignPublic]:
     """Campaigns, newest first, with the group size so far for group-size ones."""
     rows = await session.execute(select(Campaign).where(Campaign.community_id == community_id)
                                  .order_by(Campaign.created_at.desc()))
@@ -35,13 +35,13 @@ async def list_campaigns(community_id: str, session: SessionDep) -> list[Campaig
 
 
 @router.get("/{campaign_id}", response_model=CampaignPublic)
-async def get_campaign(community_id: str, campaign_id: str, session: SessionDep) -> CampaignPublic:
+async def get_campaign(community_id: str, campaign_id: str, caller: MemberOf, session: SessionDep) -> CampaignPublic:
     """One campaign."""
     return await _public(session, await service.get(session, community_id=community_id, campaign_id=campaign_id))
 
 
 @router.get("/{campaign_id}/rewards", response_model=list[RewardPublic])
-async def rewards(community_id: str, campaign_id: str, session: SessionDep) -> list[CampaignReward]:
+async def rewards(community_id: str, campaign_id: str, caller: StaffOf, session: SessionDep) -> list[CampaignReward]:
     """The rewards to pay out (and those paid), in the order they were earned (owner/admin)."""
     campaign = await service.get(session, community_id=community_id, campaign_id=campaign_id)
     rows = await session.execute(select(CampaignReward).where(CampaignReward.campaign_id == campaign.id)
@@ -50,8 +50,8 @@ async def rewards(community_id: str, campaign_id: str, session: SessionDep) -> l
 
 
 @router.post("/{campaign_id}/rewards/{reward_id}/paid", response_model=RewardPublic)
-async def mark_paid(community_id: str, campaign_id: str, reward_id: str, body: PaidBody, session: SessionDep
-                    ) -> CampaignReward:
+async def mark_paid(community_id: str, campaign_id: str, reward_id: str, caller: StaffOf, body: PaidBody,
+                    session: SessionDep) -> CampaignReward:
     """Record that the operator paid this reward (Qunzhu never moves money); again changes nothing."""
     campaign = await service.get(session, community_id=community_id, campaign_id=campaign_id)
     return await service.mark_paid(session, campaign=campaign, reward_id=reward_id, paid_by=body.paid_by,

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from engagement.activities import celebrations as service
 from engagement.activities.common import get_community
 from engagement.activities.schemas import CelebrationPublic, CelebrationSettingsBody, CelebrationSettingsPublic
+from engagement.api.deps import StaffOf
 from engagement.models import Celebration
 from qunzhu_common.deps import SessionDep
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/communities/{community_id}/celebrations", tags=["act
 
 
 @router.get("/settings", response_model=CelebrationSettingsPublic)
-async def get_settings(community_id: str, session: SessionDep) -> CelebrationSettingsPublic:
+async def get_settings(community_id: str, caller: StaffOf, session: SessionDep) -> CelebrationSettingsPublic:
     """The community's celebration settings (the defaults until changed; owner/admin)."""
     await get_community(session, community_id)
     conf = await service.settings_of(session, community_id)
@@ -23,7 +24,7 @@ async def get_settings(community_id: str, session: SessionDep) -> CelebrationSet
 
 
 @router.put("/settings", response_model=CelebrationSettingsPublic)
-async def put_settings(community_id: str, body: CelebrationSettingsBody, session: SessionDep
+async def put_settings(community_id: str, caller: StaffOf, body: CelebrationSettingsBody, session: SessionDep
                        ) -> CelebrationSettingsPublic:
     """Switch kinds on or off, reword them ({name} {level} {title} {days} {rank} {years}), set the limits."""
     conf = await service.save_settings(session, community_id=community_id, body=body)
@@ -31,7 +32,8 @@ async def put_settings(community_id: str, body: CelebrationSettingsBody, session
 
 
 @router.get("", response_model=list[CelebrationPublic])
-async def list_celebrations(community_id: str, session: SessionDep, limit: int = 100) -> list[Celebration]:
+async def list_celebrations(community_id: str, caller: StaffOf, session: SessionDep, limit: int = 100
+                            ) -> list[Celebration]:
     """Congratulations posted or skipped (with the reason), newest first (owner/admin)."""
     rows = await session.execute(select(Celebration).where(Celebration.community_id == community_id)
                                  .order_by(Celebration.created_at.desc(), Celebration.id.desc())

@@ -7,8 +7,9 @@ from sqlalchemy import select
 
 from engagement.activities import surveys as service
 from engagement.activities.schemas import ResponseBody, ResponsePublic, SurveyCreate, SurveyPublic
-from engagement.api.deps import ContextDep
+from engagement.api.deps import ContextDep, MemberOf, StaffOf
 from engagement.models import Survey, SurveyResponse
+from qunzhu_common.actor import require_self_unless_staff
 from qunzhu_common.deps import SessionDep
 from qunzhu_common.timeutil import utcnow
 
@@ -20,14 +21,14 @@ async def _public(session: SessionDep, survey: Survey) -> SurveyPublic:
 
 
 @router.post("", response_model=SurveyPublic, status_code=status.HTTP_201_CREATED)
-async def create_survey(community_id: str, body: SurveyCreate, session: SessionDep, ctx: ContextDep
-                        ) -> SurveyPublic:
+async def create_survey(community_id: str, caller: StaffOf, body: SurveyCreate, session: SessionDep,
+                        ctx: ContextDep) -> SurveyPublic:
     """Create a survey of choice, multiple-choice, scale and text questions."""
     return await _public(session, await service.create(session, ctx, community_id=community_id, data=body))
 
 
 @router.get("", response_model=list[SurveyPublic])
-async def list_surveys(community_id: str, session: SessionDep) -> list[SurveyPublic]:
+async def list_surveys(community_id: str, caller: MemberOf, session: SessionDep) -> list[SurveyPublic]:
     """Surveys, newest first, with their response counts."""
     rows = await session.execute(select(Survey).where(Survey.community_id == community_id)
                                  .order_by(Survey.created_at.desc()))
@@ -35,15 +36,16 @@ async def list_surveys(community_id: str, session: SessionDep) -> list[SurveyPub
 
 
 @router.get("/{survey_id}", response_model=SurveyPublic)
-async def get_survey(community_id: str, survey_id: str, session: SessionDep) -> SurveyPublic:
+async def get_survey(community_id: str, survey_id: str, caller: MemberOf, session: SessionDep) -> SurveyPublic:
     """One survey with its questions."""
     return await _public(session, await service.get(session, community_id=community_id, survey_id=survey_id))
 
 
 @router.post("/{survey_id}/responses", response_model=ResponsePublic, status_code=status.HTTP_201_CREATED)
-async def respond(community_id: str, survey_id: str, body: ResponseBody, session: SessionDep, ctx: ContextDep,
-                  response: Response) -> SurveyResponse:
+async def respond(community_id: str, survey_id: str, caller: MemberOf, body: ResponseBody, session: SessionDep,
+                  ctx: ContextDep, response: Response) -> SurveyResponse:
     """Answer (201); answering again before the deadline replaces the answers (200)."""
+    require_self_unless_staff(caller, body.person_id, "person_id")
     survey = await service.get(session, community_id=community_id, survey_id=survey_id)
     row, new = await service.respond(session, ctx, survey=survey, person_id=body.person_id, answers=body.answers,
                                      at=utcnow())
@@ -53,7 +55,8 @@ async def respond(community_id: str, survey_id: str, body: ResponseBody, session
 
 
 @router.get("/{survey_id}/responses", response_model=list[ResponsePublic])
-async def list_responses(community_id: str, survey_id: str, session: SessionDep) -> list[SurveyResponse]:
+async def list_responses(community_id: str, survey_id: str, caller: StaffOf, session: SessionDep
+                         ) -> list[SurveyResponse]:
     """Every response, in the order they came (owner/admin)."""
     survey = await service.get(session, community_id=community_id, survey_id=survey_id)
     rows = await session.execute(select(SurveyResponse).where(SurveyResponse.survey_id == survey.id)
@@ -63,7 +66,7 @@ async def list_responses(community_id: str, survey_id: str, session: SessionDep)
 
 @router.get("/{survey_id}/export.csv", response_class=Response,
             responses={200: {"content": {"text/csv": {}}, "description": "One row per response."}})
-async def export(community_id: str, survey_id: str, session: SessionDep) -> Response:
+async def export(community_id: str, survey_id: str, caller: StaffOf, session: SessionDep) -> Response:
     """The responses as CSV (UTF-8 with BOM; owner/admin): person, times, one column per question."""
     survey = await service.get(session, community_id=community_id, survey_id=survey_id)
     body = await service.export_csv(session, survey=survey)

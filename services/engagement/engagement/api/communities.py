@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from engagement.api.deps import MemberOf, StaffOf
 from engagement.api.schemas import ReplayPublic
 from engagement.errors import CommunityNotFound
 from engagement.models import CommunityCopy, CommunityCopyPublic
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/communities", tags=["communities"])
 
 
 @router.get("/{community_id}", response_model=CommunityCopyPublic)
-async def get_community(community_id: str, session: SessionDep) -> CommunityCopy:
+async def get_community(community_id: str, caller: MemberOf, session: SessionDep) -> CommunityCopy:
     """Engagement's copy of a community (present once `community.created` was consumed)."""
     community = await session.get(CommunityCopy, community_id)
     if community is None:
@@ -24,7 +25,8 @@ async def get_community(community_id: str, session: SessionDep) -> CommunityCopy
 
 @router.post("/{community_id}/replay", response_model=ReplayPublic, tags=["operations"])
 async def replay_community(
-    community_id: str, session: SessionDep, apply: bool = Query(False, description="Keep the rebuilt state.")
+    community_id: str, caller: StaffOf, session: SessionDep,
+    apply: bool = Query(False, description="Keep the rebuilt state."),
 ) -> ReplayPublic:
     """Rebuild the community's ledger and figures from its activity history and compare with the live state.
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 from sqlalchemy import select
 
-from engagement.api.deps import ContextDep
+from engagement.api.deps import ContextDep, StaffOf
 from engagement.errors import ThingNotFound
 from engagement.jobs.ab import ab_candidates, core_groups
 from engagement.jobs.health import community_health
@@ -27,7 +27,7 @@ AsOf = Annotated[AwareDatetime | None, Query(description="Evaluate as of this ti
 
 @router.post("/jobs/{name}")
 async def run(
-    community_id: str, name: Literal["lurkers", "elimination", "key_people", "group_health"],
+    community_id: str, name: Literal["lurkers", "elimination", "key_people", "group_health"], caller: StaffOf,
     session: SessionDep, ctx: ContextDep, as_of: AsOf = None,
 ) -> dict[str, Any]:
     """Run one periodic job now for this community (they also run on a schedule)."""
@@ -36,7 +36,7 @@ async def run(
 
 
 @router.get("/lurkers")
-async def lurkers(community_id: str, session: SessionDep) -> list[dict[str, Any]]:
+async def lurkers(community_id: str, caller: StaffOf, session: SessionDep) -> list[dict[str, Any]]:
     """Members flagged for no effective activity, newest first (owner/admin)."""
     rows = await session.execute(select(LurkerFlag).where(LurkerFlag.community_id == community_id)
                                  .order_by(LurkerFlag.flagged_at.desc()))
@@ -44,7 +44,7 @@ async def lurkers(community_id: str, session: SessionDep) -> list[dict[str, Any]
 
 
 @router.get("/removal-recommendations")
-async def removal_recommendations(community_id: str, session: SessionDep) -> list[dict[str, Any]]:
+async def removal_recommendations(community_id: str, caller: StaffOf, session: SessionDep) -> list[dict[str, Any]]:
     """Removal recommendations with their evidence, newest first (owner/admin)."""
     rows = await session.execute(select(RemovalRecommendation).where(RemovalRecommendation.community_id == community_id)
                                  .order_by(RemovalRecommendation.recommended_at.desc()))
@@ -52,7 +52,7 @@ async def removal_recommendations(community_id: str, session: SessionDep) -> lis
 
 
 @router.get("/key-people")
-async def key_people(community_id: str, session: SessionDep) -> dict[str, Any]:
+async def key_people(community_id: str, caller: StaffOf, session: SessionDep) -> dict[str, Any]:
     """The latest opinion leaders and connectors, with scores and reasons (owner/admin)."""
     row = (await session.execute(select(KeyPeopleSnapshot).where(KeyPeopleSnapshot.community_id == community_id)
                                  .order_by(KeyPeopleSnapshot.computed_at.desc()).limit(1))).scalar_one_or_none()
@@ -63,7 +63,8 @@ async def key_people(community_id: str, session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/groups/health")
-async def groups_health(community_id: str, session: SessionDep, as_of: AsOf = None) -> list[dict[str, Any]]:
+async def groups_health(community_id: str, caller: StaffOf, session: SessionDep, as_of: AsOf = None
+                        ) -> list[dict[str, Any]]:
     """Per chat group (owner/admin): daily active ratio, effective share, joins/leaves, KOL/active/reply-1/silent,
     dead-group risk."""
     c = await community(session, community_id)
@@ -74,7 +75,7 @@ async def groups_health(community_id: str, session: SessionDep, as_of: AsOf = No
 
 @router.get("/groups/{group_id}/ab-candidates")
 async def ab(
-    community_id: str, group_id: str, session: SessionDep,
+    community_id: str, group_id: str, caller: StaffOf, session: SessionDep,
     core_group_id: Annotated[str | None, Query(
         max_length=200, description="Core group (default: the community's B groups from membership).",
     )] = None,

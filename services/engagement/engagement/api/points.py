@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
+from engagement.api.deps import MemberOf
 from engagement.api.schemas import (
     ActivityPublic,
     LeaderboardEntryPublic,
@@ -29,6 +30,7 @@ GroupQ = Annotated[str | None, Query(max_length=200, description="Only points ea
 async def member_points(
     community_id: str,
     person_id: str,
+    caller: MemberOf,
     session: SessionDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -58,6 +60,7 @@ async def member_points(
 async def member_activities(
     community_id: str,
     person_id: str,
+    caller: MemberOf,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ActivityPublic]:
@@ -72,6 +75,7 @@ async def member_activities(
 @router.get("/leaderboard", response_model=LeaderboardPublic)
 async def leaderboard(
     community_id: str,
+    caller: MemberOf,
     session: SessionDep,
     window: WindowQ = "all",
     group_id: GroupQ = None,
@@ -91,7 +95,8 @@ async def leaderboard(
 
 @router.get("/members/{person_id}/standing", response_model=StandingPublic)
 async def standing(
-    community_id: str, person_id: str, session: SessionDep, window: WindowQ = "all", group_id: GroupQ = None
+    community_id: str, person_id: str, caller: MemberOf, session: SessionDep, window: WindowQ = "all",
+    group_id: GroupQ = None,
 ) -> StandingPublic:
     """Where a member stands: rank, points, points to the next level and to the top 10."""
     result = await service.standing(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from engagement.api.deps import ContextDep
+from engagement.api.deps import ContextDep, MemberOf, StaffOf
 from engagement.api.schemas import RuleSetCreate, RuleSetPublic, RuleSetsPublic
 from engagement.leaderboard.service import community
 from engagement.scoring import replay, ruleset
@@ -27,7 +27,7 @@ async def _all(session: SessionDep, community_id: str) -> RuleSetsPublic:
 
 
 @router.get("", response_model=RuleSetsPublic)
-async def get_rules(community_id: str, session: SessionDep) -> RuleSetsPublic:
+async def get_rules(community_id: str, caller: MemberOf, session: SessionDep) -> RuleSetsPublic:
     """The rules in force now and every version (version 0 is the built-in defaults)."""
     await community(session, community_id)
     return await _all(session, community_id)
@@ -35,7 +35,7 @@ async def get_rules(community_id: str, session: SessionDep) -> RuleSetsPublic:
 
 @router.post("", response_model=RuleSetsPublic, status_code=status.HTTP_201_CREATED)
 async def add_rules(
-    community_id: str, body: RuleSetCreate, session: SessionDep, ctx: ContextDep, request: Request
+    community_id: str, caller: StaffOf, body: RuleSetCreate, session: SessionDep, ctx: ContextDep, request: Request
 ) -> RuleSetsPublic:
     """Add a rule version effective from a time (default now); an inconsistent set is a 422 naming the field.
 

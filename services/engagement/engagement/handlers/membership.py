@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.context import EngagementContext
@@ -14,6 +16,7 @@ from engagement.scoring.ruleset import add_version
 from qunzhu_common.events.contracts.membership import (
     CommunityCreated,
     CommunityTemplateApplied,
+    CommunityUpdated,
     GroupChanged,
     MemberChanged,
 )
@@ -44,14 +47,40 @@ async def on_community_created(session: AsyncSession, event: Event[CommunityCrea
             synced_at=utcnow(),
         )
     )
-    session.add(
-        MemberCopy(
-            community_id=data.community_id, person_id=data.owner_id, role="owner", status="active",
-            joined_at=data.created_at, changed_at=data.created_at,
-        )
-    )
+    await _project_owner(session, community_id=data.community_id, owner_id=data.owner_id, status="active",
+                         changed_at=data.created_at)
     await session.flush()
     await score_pending(session, ctx, community_id=data.community_id, person_id=data.owner_id)
+
+
+async def _project_owner(
+    session: AsyncSession, *, community_id: str, owner_id: str, status: str, changed_at: datetime
+) -> bool:
+    """The owner named by a community event holds the owner role (authorization reads it): the newest
+    `changed_at` wins, so a member.* event about the owner that came first or comes later is respected.
+    True when the owner was not known before."""
+    member = await session.get(MemberCopy, (community_id, owner_id))
+    if member is None:
+        session.add(MemberCopy(community_id=community_id, person_id=owner_id, role="owner", status=status,
+                               joined_at=changed_at, changed_at=changed_at))
+        return True
+    if changed_at >= member.changed_at:  # an older state arriving late must not overwrite a newer one
+        member.role, member.status, member.changed_at = "owner", status, changed_at
+    return False
+
+
+async def on_community_changed(session: AsyncSession, event: Event[CommunityUpdated], ctx: EngagementContext
+                               ) -> None:
+    """community.updated / community.dissolved carry the whole community, owner included: a new owner
+    holds the owner role, and a dissolved community's owner role lapses."""
+    data = event.data
+    await lock_member(session, community_id=data.community_id, person_id=data.owner_id)
+    new = await _project_owner(session, community_id=data.community_id, owner_id=data.owner_id,
+                               status="active" if data.status == "active" else "dissolved",
+                               changed_at=data.changed_at)
+    if new:  # what the new owner did before engagement knew them is scored now
+        await session.flush()
+        await score_pending(session, ctx, community_id=data.community_id, person_id=data.owner_id)
 
 
 async def on_member_changed(session: AsyncSession, event: Event[MemberChanged], ctx: EngagementContext) -> None:
@@ -116,6 +145,8 @@ HANDLERS = {
     "community.created": on_community_created,
     "group.registered": on_group_changed,
     "group.updated": on_group_changed,
+    "community.updated": on_community_changed,
+    "community.dissolved": on_community_changed,
     "community.template_applied": on_template_applied,
     **{
         type_: on_member_changed
