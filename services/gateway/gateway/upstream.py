@@ -17,6 +17,7 @@ from qunzhu_common import actor as actors
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.errors import ServiceUnavailable
 from qunzhu_common.requestctx import REQUEST_ID_HEADER
+from qunzhu_common.transaction_retry import forbid_replay
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Upstreams:
         never acts for a caller on a path other than the one the gateway saw.
         """
         target = path if isinstance(path, ServicePath) else ServicePath(path)
+        forbid_replay(request)  # the service acts on this call: a conflict here later must not call it again
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS}
         query = list(request.query_params.multi_items())
         if principal is not None:
