@@ -92,6 +92,12 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def app_error_response(exc: AppError, instance: str | None = None) -> JSONResponse:
+    """The problem response of a domain error, for ASGI middleware that runs outside the exception handlers."""
+    return problem_response(status=exc.status, title=exc.title, detail=exc.detail, slug=exc.slug,
+                            instance=instance, headers=exc.headers or None, **exc.extra)
+
+
 def _json_safe_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     safe = []
     for err in errors:

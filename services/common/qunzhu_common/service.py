@@ -29,6 +29,7 @@ from qunzhu_common.events.asyncapi import asyncapi_document
 from qunzhu_common.events.registry import EventRegistry, default_registry
 from qunzhu_common.events.topics import ALL_TOPICS
 from qunzhu_common.inbox import EventConsumer, Handler
+from qunzhu_common.jsonbody import JsonBodyGuard
 from qunzhu_common.logging import configure_logging
 from qunzhu_common.metrics import HttpMetricsMiddleware, ServiceMetrics, metrics_endpoint
 from qunzhu_common.outbox import OutboxRelay, OutboxWriter
@@ -57,6 +58,9 @@ class ServiceSpec:
     # Services behind the gateway take their caller from its signed actor assertion; the gateway
     # authenticates callers itself.
     trusts_gateway_actor: bool = True
+    # Paths whose JSON bodies JsonBodyGuard leaves alone: a signed webhook is verified first, and a payload
+    # that breaks the JSON rules is quarantined (and acknowledged), never refused.
+    raw_body_prefixes: Sequence[str] = ("/webhooks/",)
 
 
 def build_bus(settings: ServiceSettings) -> Bus:
@@ -244,6 +248,8 @@ def build_app(
     install_problem_handlers(app)
     # Innermost: a request whose transaction lost a race (deadlock, serialization failure) runs again.
     app.add_middleware(TransactionRetryMiddleware)
+    # Deep, oversized or unstorable JSON is a 4xx before FastAPI parses it (and before any transaction).
+    app.add_middleware(JsonBodyGuard, max_bytes=settings.json_max_body_bytes, skip_prefixes=spec.raw_body_prefixes)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     app.include_router(_health_router(runtime))

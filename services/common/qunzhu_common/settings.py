@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     auto_migrate: bool = Field(default=True, description="Run alembic upgrade head at startup.")
     run_consumers: bool = Field(default=True, description="Consume events in this process.")
     run_relay: bool = Field(default=True, description="Publish the outbox from this process.")
+    json_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="JSON request bodies over this are a 413 (jsonbody.JsonBodyGuard)."
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = Field(default="json", description="JSON lines, or text for humans.")
     internal_key: SecretStr = Field(

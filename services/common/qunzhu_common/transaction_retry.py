@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qunzhu_common.db.transient import is_concurrency_conflict
+from qunzhu_common.errors import AppError, app_error_response
 
 DEFAULT_ATTEMPTS = 4
 DEFAULT_BACKOFF_S = 0.02
@@ -65,7 +66,11 @@ class TransactionRetryMiddleware:
         if scope["type"] != "http" or self.attempts == 1:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive)
+        except AppError as exc:  # an outer limit refused the body (size, read deadline): its answer, not a 500
+            await app_error_response(exc, scope["path"])(scope, receive, send)
+            return
         for attempt in range(1, self.attempts + 1):
             started = False
 

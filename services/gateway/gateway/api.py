@@ -14,6 +14,7 @@ from gateway.auth.deps import CurrentPrincipal, OptionalPrincipal, rate_limit
 from gateway.paths import ServicePath
 from gateway.state import GatewayState, state_of
 from gateway.upstream import UPSTREAMS, Upstreams, upstreams_of
+from qunzhu_common import jsonbody
 from qunzhu_common.deps import SessionDep
 from qunzhu_common.errors import AppError, Forbidden, InvalidInput, Unauthorized, problem_response
 
@@ -41,7 +42,7 @@ async def create_community(request: Request, upstreams: UpstreamsDep, principal:
             raise Forbidden(f"this token acts only inside community {principal.community_id}; "
                             "log in with a person-wide login (e.g. Telegram) to create communities")
         try:
-            data = json.loads(body or b"{}")
+            data = jsonbody.loads(body or b"{}")
         except ValueError:
             raise InvalidInput("the body is not JSON") from None
         if not isinstance(data, dict):

@@ -10,13 +10,13 @@ person below admin may only name themself in the body.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.principal import ROLE_RANK, Principal, require_role
+from qunzhu_common import jsonbody
 from qunzhu_common.errors import Forbidden
 
 _COMMUNITY = r"^communities/(?P<community_id>[^/]+)"
@@ -47,7 +47,7 @@ async def authorize_write(session: AsyncSession, principal: Principal, path: str
 
 def _field(body: bytes, field: str) -> Any:
     try:
-        data = json.loads(body or b"{}")
-    except ValueError:
+        data = jsonbody.loads(body or b"{}")
+    except ValueError:  # InvalidJson included
         return None  # not JSON: engagement refuses it (422)
     return data.get(field) if isinstance(data, dict) else None

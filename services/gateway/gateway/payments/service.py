@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +13,8 @@ from gateway.payments import stripe_hook, wechatpay
 from gateway.state import GatewayState
 from gateway.webhooks.adapters import body_digest
 from gateway.webhooks.commands import Unnormalisable
-from gateway.webhooks.ingest import Outcome, Staged, record_delivery, stage
+from gateway.webhooks.ingest import MAX_DELIVERY_ID, Outcome, Staged, record_delivery, stage
+from qunzhu_common import jsonbody
 from qunzhu_common.db.upsert import insert_if_absent
 from qunzhu_common.outbox import OutboxWriter
 
@@ -32,12 +32,19 @@ async def _record(
     session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, provider: str, delivery_id: str,
     payment_ids: Sequence[str], mapper: Mapper, payload: bytes,
 ) -> Outcome:
+    if len(delivery_id) > MAX_DELIVERY_ID:  # an absurd provider id: the body's digest still deduplicates
+        delivery_id = body_digest(payload)
+    community_of = await _communities(session, payment_ids)  # a database failure is a 503, not a quarantine
+    reason: str | None = None
     try:
-        community_of = await _communities(session, payment_ids)
         staged = [stage(outbox.registry, t, c, d) for t, c, d in mapper(community_of)]
     except Unnormalisable as exc:
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a verified notification that breaks the mapping is quarantined
+        reason = str(Unnormalisable(f"{type(exc).__name__}: {exc}"))
+    if reason is not None:
         outcome = await record_delivery(session, outbox=outbox, source=provider, platform=provider,
-                                        delivery_id=delivery_id, quarantine_reason=str(exc), payload=payload)
+                                        delivery_id=delivery_id, quarantine_reason=reason, payload=payload)
     else:
         outcome = await record_delivery(session, outbox=outbox, source=provider, platform=provider,
                                         delivery_id=delivery_id, events=staged)
@@ -85,9 +92,9 @@ async def receive_wechatpay(
         state.metrics.refused("wechatpay", getattr(exc, "reason", "error"))
         raise
     try:
-        notification = json.loads(body)
+        notification = jsonbody.loads(body)
         delivery_id = str(notification["id"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # InvalidJson (deep, a lone surrogate…) is a ValueError
         notification, delivery_id = None, body_digest(body)
     resource: dict[str, Any] = {}
     problem: str | None = None

@@ -12,6 +12,7 @@ import stripe
 
 from gateway.errors import WebhookUnauthorized
 from gateway.webhooks.commands import Unnormalisable
+from qunzhu_common import jsonbody
 
 TOLERANCE_S = 300
 
@@ -22,6 +23,8 @@ def verify(body: bytes, signature: str | None, secrets: Sequence[str]) -> dict[s
         raise WebhookUnauthorized("missing")
     if not secrets:
         raise WebhookUnauthorized("not_configured", "no Stripe webhook secret is configured")
+    if jsonbody.too_deep(body):  # construct_event parses before it verifies: json.loads would recurse away
+        raise WebhookUnauthorized("payload", f"the body nests deeper than {jsonbody.MAX_DEPTH} levels")
     reason = "signature"
     for secret in secrets:  # several during a rotation
         try:

@@ -5,7 +5,6 @@ APIv3 key. The order's `attach` (JSON) names {community_id, plan_id, payer_id, r
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import WebhookUnauthorized
 from gateway.webhooks.commands import Unnormalisable
+from qunzhu_common import jsonbody
 
 
 def load_certificates(pem: str) -> list[x509.Certificate]:
@@ -59,15 +59,15 @@ def decrypt_resource(resource: Mapping[str, Any], apiv3_key: str) -> dict[str, A
             str(resource["nonce"]).encode(), base64.b64decode(resource["ciphertext"]),
             str(resource.get("associated_data") or "").encode() or None,
         )
-        return json.loads(plain)
+        return jsonbody.loads(plain)
     except (InvalidTag, KeyError, ValueError) as exc:
         raise Unnormalisable(f"cannot decrypt the resource: {type(exc).__name__}") from None
 
 
 def _attach(transaction: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        attach = json.loads(transaction.get("attach") or "{}")
-    except ValueError:
+        attach = jsonbody.loads(transaction.get("attach") or "{}")
+    except (ValueError, TypeError):
         raise Unnormalisable("attach is not JSON") from None
     missing = [k for k in ("community_id", "plan_id", "payer_id") if not attach.get(k)]
     if missing:

@@ -6,8 +6,8 @@ verified payload we cannot understand (acknowledged and quarantined).
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +18,7 @@ from gateway.webhooks import telegram, wecom
 from gateway.webhooks.commands import RawEvent, Unnormalisable, message_event
 from gateway.webhooks.verify import verify_standard, verify_telegram
 from gateway.webhooks.wecom_crypto import WecomCryptoError, check_signature, decrypt
+from qunzhu_common import jsonbody
 from qunzhu_common.timeutil import utcnow
 
 
@@ -52,14 +53,44 @@ def body_digest(body: bytes) -> str:
 
 
 def parse_time(value: Any) -> datetime:
-    if value in (None, ""):
+    """Unix seconds or ISO 8601 with a zone, as an aware UTC datetime; anything else is Unnormalisable."""
+    if value is None or value == "":
         return utcnow()
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise Unnormalisable(f"timestamp {value!r} has no time zone")
-    return parsed
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise TypeError(f"a {type(value).__name__}")
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
+            parsed = datetime.fromtimestamp(value, UTC)
+        if parsed.tzinfo is None:
+            raise Unnormalisable(f"timestamp {_shown(value)} has no time zone")
+        return parsed.astimezone(UTC)  # also finds offsets that push it past year 9999
+    except (TypeError, ValueError, OverflowError, OSError) as exc:  # "9999-99-99", 1e20, nan, {}
+        if isinstance(exc, Unnormalisable):
+            raise
+        raise Unnormalisable(f"timestamp {_shown(value)} is not a time ({exc})") from None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def normaliser(normalise: Callable[[bytes, Any], list[RawEvent]]) -> Callable[[bytes, Any], list[RawEvent]]:
+    """Every failure to read a verified payload (a type, a range, an overflow, a missing field) becomes
+    Unnormalisable, so it is quarantined and acknowledged instead of answered 500 and redelivered forever."""
+
+    @functools.wraps(normalise)
+    def guarded(payload: bytes, connector: Any) -> list[RawEvent]:
+        try:
+            return normalise(payload, connector)
+        except Unnormalisable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other failure on a verified payload is the sender's
+            raise Unnormalisable(f"{type(exc).__name__}: {exc}") from None
+
+    return guarded
 
 
 # -- generic JSON, Standard Webhooks ----------------------------------------------------------------
@@ -74,8 +105,8 @@ def verify_generic(incoming: Incoming, connector: ConnectorView, *, tolerance_s:
 def normalise_generic(payload: bytes, connector: ConnectorView) -> list[RawEvent]:
     """Our documented JSON: {"type": "message"|"member_joined"|…, "group_id": "<chat id>", …}."""
     try:
-        body = json.loads(payload)
-    except ValueError as exc:
+        body = jsonbody.loads(payload)
+    except ValueError as exc:  # not JSON, too deep, a lone surrogate or a NUL
         raise Unnormalisable(f"not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise Unnormalisable("the payload is not a JSON object")
@@ -89,45 +120,76 @@ def normalise_generic(payload: bytes, connector: ConnectorView) -> list[RawEvent
 def _generic_event(item: Any, prefix: str) -> RawEvent:
     if not isinstance(item, dict):
         raise Unnormalisable("an event is not an object")
-    kind, chat = item.get("type"), item.get("group_id")
-    if not isinstance(chat, str | int) or chat == "":
+    kind, chat = item.get("type"), _id(item, "group_id")
+    if chat is None:
         raise Unnormalisable("group_id is missing")
-    chat = str(chat)
 
-    def person(key: str) -> str | None:
+    def person(key: str, source: dict[str, Any] = item) -> str | None:
+        value = _id(source, key)
+        return None if value is None else prefix + value
+
+    def text(key: str, default: str = "") -> str:
         value = item.get(key)
-        return None if value in (None, "") else prefix + str(value)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise Unnormalisable(f"{key} is a {type(value).__name__}, not a string")
+        return value
 
     at = parse_time(item.get("timestamp"))
     if kind == "message":
-        reply = item.get("reply_to") or {}
+        reply, mentions = item.get("reply_to") or {}, item.get("mentions") or []
+        if not isinstance(reply, dict):
+            raise Unnormalisable("reply_to is not an object")
+        if not isinstance(mentions, list):
+            raise Unnormalisable("mentions is not a list")
         return message_event(
-            chat_id=chat, message_id=str(item.get("message_id", "")), sender_id=person("sender_id") or "",
-            sender_name=str(item.get("sender_name", "")), text=str(item.get("text", "")), sent_at=at,
-            mentions=[prefix + str(m) for m in item.get("mentions", [])],
+            chat_id=chat, message_id=_id(item, "message_id") or "", sender_id=person("sender_id") or "",
+            sender_name=text("sender_name"), text=text("text"), sent_at=at,
+            mentions=[prefix + m for m in (_id({"mentions": m}, "mentions") for m in mentions) if m is not None],
             mentions_all=bool(item.get("mentions_all", False)),
-            reply_to_message_id=str(reply["message_id"]) if reply.get("message_id") else None,
-            reply_to_sender_id=prefix + str(reply["sender_id"]) if reply.get("sender_id") else None,
-            media_kind=str(item.get("media_kind", "none")), forwarded=bool(item.get("forwarded", False)),
+            reply_to_message_id=_id(reply, "message_id"), reply_to_sender_id=person("sender_id", reply),
+            media_kind=text("media_kind", "none"), forwarded=bool(item.get("forwarded", False)),
         )
     if kind == "member_joined":
         return RawEvent("chat.member.joined", chat, dict(
-            member_id=person("member_id"), display_name=str(item.get("display_name", "")),
+            member_id=person("member_id"), display_name=text("display_name"),
             inviter_id=person("inviter_id"), joined_at=at))
     if kind == "member_left":
         return RawEvent("chat.member.left", chat, dict(
             member_id=person("member_id"), removed_by=person("removed_by"), left_at=at))
     if kind == "member_renamed":
         return RawEvent("chat.member.renamed", chat, dict(
-            member_id=person("member_id"), display_name=str(item.get("display_name", "")), renamed_at=at))
+            member_id=person("member_id"), display_name=text("display_name"), renamed_at=at))
     if kind == "reaction":
         return RawEvent("chat.reaction.added", chat, dict(
-            message_id=str(item.get("message_id", "")), reactor_id=person("reactor_id"),
-            target_sender_id=person("target_sender_id"), emoji=str(item.get("emoji", "")), reacted_at=at))
+            message_id=_id(item, "message_id") or "", reactor_id=person("reactor_id"),
+            target_sender_id=person("target_sender_id"), emoji=text("emoji"), reacted_at=at))
     if kind == "red_packet":
         return RawEvent("chat.red_packet.sent", chat, dict(
-            sender_id=person("sender_id"), amount_fen=item.get("amount_fen"), count=item.get("count"), sent_at=at))
-    raise Unnormalisable(f"unknown event type {kind!r}")
+            sender_id=person("sender_id"), amount_fen=_count(item, "amount_fen"), count=_count(item, "count"),
+            sent_at=at))
+    raise Unnormalisable(f"unknown event type {_shown(kind)}")
+
+
+def _id(item: dict[str, Any], key: str) -> str | None:
+    """An id as a string (platforms send them as strings or integers); absent or empty → None."""
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Unnormalisable(f"{key} is a {type(value).__name__}, not a string or an integer")
+    return str(value)
+
+
+def _count(item: dict[str, Any], key: str) -> int | None:
+    """A whole number the services can store (red packet amounts and counts); absent → None."""
+    value = item.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        raise Unnormalisable(f"{key} {_shown(value)} is not a whole number from 0 to 2**53")
+    return value
 
 
 # -- Telegram -------------------------------------------------------------------------------------
@@ -178,7 +240,7 @@ class Adapter:
 
 
 ADAPTERS: dict[str, Adapter] = {
-    "generic": Adapter(verify_generic, normalise_generic, body_digest),
-    "telegram": Adapter(verify_telegram_update, telegram.normalise, telegram.delivery_id),
-    "wecom": Adapter(verify_wecom, wecom.normalise, wecom.delivery_id),
+    "generic": Adapter(verify_generic, normaliser(normalise_generic), body_digest),
+    "telegram": Adapter(verify_telegram_update, normaliser(telegram.normalise), telegram.delivery_id),
+    "wecom": Adapter(verify_wecom, normaliser(wecom.normalise), wecom.delivery_id),
 }

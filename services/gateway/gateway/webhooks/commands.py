@@ -79,3 +79,7 @@ def message_event(
 
 class Unnormalisable(ValueError):
     """A verified payload we cannot turn into events; it goes to quarantine with this reason."""
+
+    def __init__(self, reason: str) -> None:
+        # The reason is stored as text: no NUL or lone surrogate from the payload may ride along in it.
+        super().__init__(reason.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")[:2000])

@@ -19,6 +19,7 @@ from qunzhu_common.outbox import OutboxWriter
 from qunzhu_common.timeutil import utcnow
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d4a52-9a51-4c1e-8d0b-7d0f1a0c2a11")
+MAX_DELIVERY_ID = 200  # webhook_delivery.delivery_id; a longer platform id is replaced by the body's digest
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -9,12 +11,14 @@ from gateway.errors import TooManyRequests, WebhookUnauthorized
 from gateway.models import QuarantinedWebhook
 from gateway.ratelimit import TokenBuckets
 from gateway.state import GatewayState
-from gateway.webhooks.adapters import ADAPTERS, ConnectorView, Incoming, open_wecom
+from gateway.webhooks.adapters import ADAPTERS, ConnectorView, Incoming, body_digest, open_wecom
 from gateway.webhooks.batch import Delivery
 from gateway.webhooks.commands import Unnormalisable
-from gateway.webhooks.ingest import Outcome, stage_chat_events
+from gateway.webhooks.ingest import MAX_DELIVERY_ID, Outcome, stage_chat_events
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.outbox import OutboxWriter
+
+log = logging.getLogger(__name__)
 
 
 async def connector_view(*, state: GatewayState, connector_id: str) -> ConnectorView:
@@ -44,6 +48,8 @@ async def receive_chat(
         raise TooManyRequests(f"connector {connector.id} is over {state.settings.webhook_rate_per_s:g} deliveries/s",
                               retry_after_s=TokenBuckets.retry_after(wait))
     delivery_id = verified.delivery_id or adapter.delivery_id(verified.payload)
+    if len(delivery_id) > MAX_DELIVERY_ID:  # an absurd platform id: the body's digest still deduplicates
+        delivery_id = body_digest(verified.payload)
     source = f"chat:{connector.id}"
     try:
         raw = adapter.normalise(verified.payload, connector)
@@ -53,6 +59,9 @@ async def receive_chat(
         )
     except Unnormalisable as exc:
         reason, staged = str(exc), []
+    except Exception as exc:  # noqa: BLE001 - a verified payload that breaks staging is quarantined, never a 500
+        log.warning("unexpected failure normalising delivery %s of %s", delivery_id, source, exc_info=True)
+        reason, staged = str(Unnormalisable(f"{type(exc).__name__}: {exc}")), []
     else:
         reason = None
 

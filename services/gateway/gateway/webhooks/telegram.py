@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gateway.webhooks.commands import RawEvent, Unnormalisable, message_event
+from qunzhu_common import jsonbody
 
 _MEDIA = (
     ("photo", "image"), ("sticker", "sticker"), ("video", "video"), ("video_note", "video"),
@@ -18,8 +18,8 @@ _IGNORED = ("edited_message", "edited_channel_post", "channel_post", "callback_q
 
 def _load(payload: bytes) -> dict[str, Any]:
     try:
-        update = json.loads(payload)
-    except ValueError as exc:
+        update = jsonbody.loads(payload)
+    except ValueError as exc:  # not JSON, too deep, a lone surrogate or a NUL
         raise Unnormalisable(f"not JSON: {exc}") from None
     if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
         raise Unnormalisable("not a Telegram update (no integer update_id)")
