@@ -107,7 +107,7 @@ class CommunitySettings(SQLModel):
         description="Renewal reminders, days before expiry.",
     )
     reminder_local_time: str = Field(
-        default="10:00", max_length=5, regex=r"^([01]\d|2[0-3]):[0-5]\d$",
+        default="10:00", max_length=5,  # HH:MM, checked on CommunitySettingsUpdate
         description="Local time (community zone) at which reminders go out.",
     )
     guest_limit: int = Field(default=50, ge=0, le=10000)
@@ -121,17 +121,18 @@ class CommunitySettings(SQLModel):
     removal_policy: RemovalPolicy = Field(default="review", sa_type=String(10))
     referral_commission_bps: int = Field(default=0, ge=0, le=5000, description="Referrer's share, basis points.")
     term_anniversary: str | None = Field(
-        default=None, max_length=5, regex=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$",
+        default=None, max_length=5,  # MM-DD, checked on CommunitySettingsUpdate
         description="MM-DD on which fixed_term memberships end; default: the community's creation date.",
     )
 
 
 class CommunitySettingsUpdate(Body):
+    # SQLModel hands `regex=` to pydantic v2, which ignores it: patterns go in `schema_extra`.
     reading_limit_days: int | None = Field(default=None, ge=7, le=100)
     reading_limit_off: bool = Field(default=False, description="Turn the reading limit off.")
     grace_period_days: int | None = Field(default=None, ge=0, le=60)
     reminder_days: list[int] | None = Field(default=None, max_length=5)
-    reminder_local_time: str | None = Field(default=None, regex=r"^([01]\d|2[0-3]):[0-5]\d$")
+    reminder_local_time: str | None = Field(default=None, schema_extra={"pattern": r"^([01]\d|2[0-3]):[0-5]\d$"})
     guest_limit: int | None = Field(default=None, ge=0, le=10000)
     tiers: list[str] | None = Field(default=None, min_length=1, max_length=10)
     member_list_visible: bool | None = None
@@ -139,7 +140,9 @@ class CommunitySettingsUpdate(Body):
     unpaid_join_policy: UnpaidJoinPolicy | None = None
     removal_policy: RemovalPolicy | None = None
     referral_commission_bps: int | None = Field(default=None, ge=0, le=5000)
-    term_anniversary: str | None = Field(default=None, regex=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+    term_anniversary: str | None = Field(
+        default=None, schema_extra={"pattern": r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"}
+    )
 
     @field_validator("reminder_days")
     @classmethod

@@ -43,7 +43,7 @@ class ChatGroup(MembershipModel, table=True):
 
 class GroupCreate(Body):
     platform: Platform
-    external_id: str = Field(min_length=1, max_length=180, regex=r"^\S+$")
+    external_id: str = Field(min_length=1, max_length=180, schema_extra={"pattern": r"^\S+$"})
     name: str = Field(default="", max_length=200)
     capacity: int = Field(default=DEFAULT_CAPACITY, ge=1, le=100000)
     role: GroupRole = "A"

@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from membership.models.base import Body, MembershipModel, new_id
 from qunzhu_common.db.types import AwareDateTime
+from qunzhu_common.events.contracts.fields import Currency
 from qunzhu_common.timeutil import utcnow
 
 TermType = Literal["fixed_term", "fixed_duration"]
@@ -20,7 +21,7 @@ DEFAULT_REFUND_WINDOW_HOURS = 72
 class PlanFields(SQLModel):
     name: str = Field(min_length=1, max_length=100)
     price_fen: int = Field(ge=0, le=100_000_000)
-    currency: str = Field(default="CNY", min_length=3, max_length=3, regex=r"^[A-Z]{3}$")
+    currency: str = Field(default="CNY", min_length=3, max_length=3)  # the pattern is checked on PlanCreate
     term_type: str = Field(max_length=20)
     duration_days: int | None = Field(default=None, ge=1, le=3660)
     trial_days: int = Field(default=0, ge=0, le=90)
@@ -42,7 +43,7 @@ class Plan(PlanFields, MembershipModel, table=True):
 class PlanCreate(Body):
     name: str = Field(min_length=1, max_length=100)
     price_fen: int = Field(ge=0, le=100_000_000)
-    currency: str = Field(default="CNY", regex=r"^[A-Z]{3}$")
+    currency: Currency = Field(default="CNY", description="ISO 4217 code, upper case (as in plan.changed).")
     term_type: TermType
     duration_days: int | None = Field(default=None, ge=1, le=3660, description="fixed_duration only.")
     trial_days: int = Field(default=0, ge=0, le=90)
