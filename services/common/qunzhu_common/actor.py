@@ -245,8 +245,11 @@ class Authorizer:
             raise ValueError(f"unknown role {minimum!r}")
         session_dependency = self._session
 
-        async def dependency(request: Request, actor: RequiredActor,
-                             session: Annotated[AsyncSession, Depends(session_dependency)]) -> Authorized:
+        # scope="function" as in qunzhu_common.deps.SessionDep: the same cache key, so the route's own session
+        # is reused instead of opening a second one (one pooled SQLite connection would wait for itself).
+        session_param = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
+
+        async def dependency(request: Request, actor: RequiredActor, session: session_param) -> Authorized:
             community_id = request.path_params["community_id"]
             role = await self.role_in(session, actor, community_id)
             if role is None or ROLE_RANK[role] < ROLE_RANK[minimum]:
@@ -256,7 +259,7 @@ class Authorizer:
         dependency.__name__ = f"require_{minimum}"
         # This module's annotations are strings, which FastAPI evaluates in the module's globals, where the
         # closure's `session_dependency` is unknown (the parameter would become a query field `session`).
-        dependency.__annotations__["session"] = Annotated[AsyncSession, Depends(session_dependency)]
+        dependency.__annotations__["session"] = session_param
         return dependency
 
     async def check(self, session: AsyncSession, actor: Actor | None, community_id: str, minimum: str) -> str:
