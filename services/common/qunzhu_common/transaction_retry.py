@@ -87,15 +87,23 @@ class TransactionRetryMiddleware:
                 attempt_scope["state"] = dict(scope["state"])
             try:
                 await self.app(attempt_scope, _replay(body, receive), tracking_send)
+                _hand_back(scope, attempt_scope)
                 return
             except Exception as exc:
                 if started or not guard.allowed or attempt == self.attempts or not is_concurrency_conflict(exc):
+                    _hand_back(scope, attempt_scope)
                     raise
                 delay = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
                 # A warning: a deadlock that recurs means two paths take their locks in different orders.
                 log.warning("transaction conflict on %s %s (attempt %d/%d), running it again: %s",
                          scope.get("method"), scope.get("path"), attempt, self.attempts, _first_line(exc))
                 await asyncio.sleep(delay)
+
+
+def _hand_back(scope: Scope, attempt_scope: dict[str, Any]) -> None:
+    """What routing wrote into the attempt's scope (the matched route, path params) is read by outer
+    middleware (the HTTP metrics label requests by route template): give it back to the outer scope."""
+    scope.update({k: v for k, v in attempt_scope.items() if k != _GUARD})
 
 
 async def _read_body(receive: Receive) -> list[Message]:
