@@ -7,7 +7,12 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from qunzhu_common.events.contracts.identity import PersonId
+from qunzhu_common.events.contracts.identity import GroupId, PersonId
+
+# A request names people and groups with the types of the events it causes (activity.participated,
+# lottery.opened, chat.action.requested…), so what those would refuse is a 422 here, never a 500 at emit time.
+# '' = no particular group: any group takes part and nothing is announced.
+GroupOrAny = GroupId | Literal[""]
 
 
 class _Body(BaseModel):
@@ -24,7 +29,7 @@ class PersonBody(_Body):
 class LotteryCreate(_Body):
     title: str = Field(min_length=1, max_length=200)
     prize: str = Field(default="", max_length=500)
-    group_id: str = Field(default="", max_length=200, description="Announced and entered there ('' any group).")
+    group_id: GroupOrAny = Field(default="", description="Announced and entered there ('' any group).")
     keyword: str = Field(default="抽奖", min_length=1, max_length=50, description="The chat message that enters.")
     winners_count: int = Field(default=1, ge=1, le=1000)
     opens_at: AwareDatetime | None = Field(default=None, description="Default: now.")
@@ -77,7 +82,7 @@ class EntrantsPublic(BaseModel):
 class PollCreate(_Body):
     question: str = Field(min_length=1, max_length=500)
     options: list[str] = Field(min_length=2, max_length=20)
-    group_id: str = Field(default="", max_length=200)
+    group_id: GroupOrAny = ""
     multiple: bool = False
     max_choices: int | None = Field(default=None, ge=1, le=20, description="Multiple choice: at most this many.")
     anonymous: bool = False
@@ -101,7 +106,7 @@ class PollCreate(_Body):
 
 
 class VoteBody(_Body):
-    person_id: str = Field(min_length=1, max_length=200)
+    person_id: PersonId
     choices: list[int] = Field(min_length=1, max_length=20, description="1-based option numbers.")
 
 
@@ -167,7 +172,7 @@ class Question(_Body):
 
 class SurveyCreate(_Body):
     title: str = Field(min_length=1, max_length=200)
-    group_id: str = Field(default="", max_length=200)
+    group_id: GroupOrAny = ""
     questions: list[Question] = Field(min_length=1, max_length=30)
     closes_at: AwareDatetime | None = None
     created_by: str = Field(default="", max_length=200)
@@ -184,7 +189,7 @@ class SurveyPublic(BaseModel):
 
 
 class ResponseBody(_Body):
-    person_id: str = Field(min_length=1, max_length=200)
+    person_id: PersonId
     answers: list[Any] = Field(description="One per question: an option number (choice), a list of them "
                                            "(multi_choice), an integer (scale), a string (text), or null.")
 
@@ -203,14 +208,14 @@ class ResponsePublic(BaseModel):
 class ChainCreate(_Body):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
-    group_id: str = Field(default="", max_length=200)
+    group_id: GroupOrAny = ""
     capacity: int | None = Field(default=None, ge=1, le=10000, description="None: no limit, nobody waits.")
     closes_at: AwareDatetime | None = None
     created_by: str = Field(default="", max_length=200)
 
 
 class SignupBody(_Body):
-    person_id: str = Field(min_length=1, max_length=200)
+    person_id: PersonId
     line: str = Field(default="", max_length=500, description="What to show on the member's line.")
 
 
@@ -253,7 +258,7 @@ Trigger = Literal["group_size", "checkin_streak", "first_answer"]
 class CampaignCreate(_Body):
     title: str = Field(min_length=1, max_length=200)
     trigger: Trigger
-    group_id: str = Field(default="", max_length=200, description="group_size: whose size ('' the community's).")
+    group_id: GroupOrAny = Field(default="", description="group_size: whose size ('' the community's).")
     threshold: int = Field(default=0, ge=0, le=100000, description="Group size, or check-in streak in days.")
     answer: str = Field(default="", max_length=200, description="first_answer: the answer that wins.")
     reward_fen: int = Field(ge=0, le=100_000_000, description="Per recipient, integer fen (¥500 = 50000).")
@@ -320,7 +325,7 @@ class PaidBody(_Body):
 class MeetupCreate(_Body):
     title: str = Field(min_length=1, max_length=200)
     venue: str = Field(min_length=1, max_length=300)
-    group_id: str = Field(default="", max_length=200)
+    group_id: GroupOrAny = ""
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     capacity: int = Field(ge=1, le=10000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
+from typing import Literal
 
 from pydantic import model_validator
 from sqlalchemy import UniqueConstraint
@@ -11,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from engagement.models.base import EngagementModel
 from qunzhu_common.db.types import AwareDateTime
+from qunzhu_common.events.contracts.identity import GroupId
 
 
 class ChallengeBase(SQLModel):
@@ -27,6 +29,12 @@ class ChallengeBase(SQLModel):
 
 
 class ChallengeCreate(ChallengeBase):
+    # A chat check-in always carries a contract group id: any other value could never match one (422, not a
+    # challenge nobody can check in to). Stored rows and responses keep the loose base type.
+    group_id: GroupId | Literal[""] | None = Field(
+        default=None, description="Only check-ins in this chat group ('' or null: any group)."
+    )
+
     @model_validator(mode="after")
     def _window(self) -> ChallengeCreate:
         if (self.window_start is None) != (self.window_end is None):

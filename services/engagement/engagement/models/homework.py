@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from engagement.models.base import EngagementModel
 from qunzhu_common.db.types import AwareDateTime
+from qunzhu_common.events.contracts.identity import PersonId
 
 
 class AssignmentCreate(SQLModel):
@@ -37,7 +38,7 @@ class AssignmentPublic(AssignmentCreate):
 
 
 class SubmissionCreate(SQLModel):
-    person_id: str = Field(min_length=3, max_length=200)
+    person_id: PersonId = Field(description="`<platform>:<user id>`, as in scholarship.awarded.")
     content: str = Field(min_length=1, max_length=20000)
 
 
