@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from membership.models.base import Body, MembershipModel
 from qunzhu_common.db.types import AwareDateTime
-from qunzhu_common.events.contracts.identity import Platform
+from qunzhu_common.events.contracts.identity import GroupId, Platform
 from qunzhu_common.timeutil import utcnow
 
 GroupRole = Literal["A", "B"]
@@ -85,4 +85,4 @@ class Seat(MembershipModel, table=True):
 
 
 class SeatAssign(Body):
-    group_id: str = Field(min_length=3, max_length=200)
+    group_id: GroupId = Field(description="`<platform>:<chat id>`, as in member.groups_changed.")

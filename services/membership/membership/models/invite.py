@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from membership.models.base import Body, MembershipModel, new_id
 from qunzhu_common.db.types import AwareDateTime
+from qunzhu_common.events.contracts.identity import GroupId
 from qunzhu_common.timeutil import utcnow
 
 
@@ -107,7 +108,7 @@ class CampaignCreate(Body):
     title: str = Field(min_length=1, max_length=200)
     reward: str = Field(min_length=1, max_length=500, description="e.g. 群主发 ¥500 红包, 第一名 ¥10,000")
     goal: int | None = Field(default=None, ge=1, le=1_000_000, description="member_goal: members to reach.")
-    group_id: str | None = Field(default=None, max_length=200, description="member_goal of one group.")
+    group_id: GroupId | None = Field(default=None, description="member_goal of one group (as in campaign.changed).")
     places: int = Field(default=1, ge=1, le=100, description="invite_contest: how many places win.")
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None

@@ -23,7 +23,8 @@ PERSON_ID = re.compile(r"^[a-z]+:[^\s\x00-\x1f\x7f-\x9f]{1,190}$")
 
 def require_person_id(value: str) -> str:
     """Memberships are keyed by person ids (`<platform>:<user id>`), as every event publishes them."""
-    if not PERSON_ID.fullmatch(value) or value.startswith(("service:", "apikey:")):
+    # 200 characters at most, as PersonId: a long platform prefix would otherwise pass the pattern.
+    if len(value) > 200 or not PERSON_ID.fullmatch(value) or value.startswith(("service:", "apikey:")):
         from membership.errors import BadInput
 
         raise BadInput(f"{value!r} is not a person id (<platform>:<user id>)")
