@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-Level = Literal["beginner", "intermediate", "advanced"]
+# post.published carries the level: the request takes exactly the contract's values.
+from qunzhu_common.events.contracts.content import Level
 
 
 class Attachment(BaseModel):

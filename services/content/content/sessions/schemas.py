@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from content.scheduling import rules
+from qunzhu_common.events.contracts.content import Level
 from qunzhu_common.events.contracts.identity import GroupId, PersonId
 
 
@@ -53,7 +54,7 @@ class SummaryApprove(BaseModel):
 
     title: str | None = Field(default=None, max_length=200)
     body_md: str | None = Field(default=None, max_length=100000, description="The edited summary; default the draft.")
-    level: str | None = Field(default=None, pattern="^(beginner|intermediate|advanced)$")
+    level: Level | None = None
     required_tier: str = Field(default="", max_length=50)
     tags: list[str] = Field(default_factory=list, max_length=20)
 
