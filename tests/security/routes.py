@@ -99,10 +99,10 @@ def allowed(need: str, role: str, service: str = "gateway", method: str = "GET")
     if role in ("anonymous", "outsider"):
         return False
     if role == "bot":
-        # An admin-role API key acts as an admin where the gateway authorizes (its own routes, engagement,
-        # content's reads); membership and content's writes know persons only and refuse `apikey:…` actors
-        # (a gap, not a hole).
-        if service == "membership" or (service == "content" and method != "GET"):
+        # An admin-role API key acts as an admin in its community: in the gateway's own routes, and in
+        # content and engagement, which authorize it themselves from its signed actor (kind, scope, role).
+        # Membership knows persons only and refuses `apikey:…` actors (a gap, not a hole).
+        if service == "membership":
             return False
         role = "admin"
     return need != "platform" and RANK[role] >= RANK[need]

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 
 from content.community.roles import authorizer
 from content.context import ContentContext
-from qunzhu_common.actor import Authorized, OptionalActor
+from qunzhu_common.actor import Authorized, OptionalActor, RequiredActor
 
 
 def get_context(request: Request) -> ContentContext:
@@ -23,6 +23,9 @@ ContextDep = Annotated[ContentContext, Depends(get_context)]
 
 # Anyone, signed in or not: the route itself decides what each reader gets (posts: the paywall).
 Anyone = OptionalActor
+# A signed-in reader, whoever they are: 401 before anything is looked up (a post's existence is the
+# paywall's business only once someone asks who may read it).
+SignedIn = RequiredActor
 # Any role in the community: members, guests, admins, the owner (and API keys / the platform alike).
 MemberOf = Annotated[Authorized, Depends(authorizer.require("member"))]
 # Guests and up: those who author posts and answer questions.

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from content.app import SPEC
 from content.models import Broadcast, Schedule
-from qunzhu_common.actor import ACTOR_HEADER, ASSERTION_HEADER, Actor, actor_of, sign
+from qunzhu_common.actor import ACTOR_HEADER, ASSERTION_HEADER, Actor, actor_of, require_actor, sign
 from qunzhu_common.testing import app_internal_key
 
 # Who may call each route (the rule table; reads were the gateway's, writes keep content's role rules):
@@ -28,14 +28,14 @@ RULES = {
     ("POST", "/communities/{community_id}/posts"): "guest",
     ("POST", "/communities/{community_id}/questions"): "member",
     ("GET", "/communities/{community_id}/posts"): "anyone",
-    ("GET", "/communities/{community_id}/posts/{post_id}"): "anyone",
+    ("GET", "/communities/{community_id}/posts/{post_id}"): "signed-in",
     ("PATCH", "/communities/{community_id}/posts/{post_id}"): "guest",
     ("POST", "/communities/{community_id}/posts/{post_id}/publish"): "guest",
     ("POST", "/communities/{community_id}/posts/{post_id}/schedule"): "guest",
     ("POST", "/communities/{community_id}/posts/{post_id}/archive"): "guest",
     ("PUT", "/communities/{community_id}/posts/{post_id}/featured"): "admin",
     ("POST", "/communities/{community_id}/posts/{post_id}/comments"): "member",
-    ("GET", "/communities/{community_id}/posts/{post_id}/comments"): "anyone",
+    ("GET", "/communities/{community_id}/posts/{post_id}/comments"): "signed-in",
     ("GET", "/communities/{community_id}/content-mix"): "admin",
     ("PUT", "/communities/{community_id}/content-mix"): "admin",
     ("POST", "/communities/{community_id}/schedules"): "admin",
@@ -63,10 +63,13 @@ RULES = {
 
 
 def _who_may_call(route: APIRoute) -> str | None:
-    """The rule a route's own signature states: `Anyone` (the verified optional actor) or an authorizer."""
+    """The rule a route's own signature states: `Anyone` (the verified optional actor), `SignedIn` (any
+    verified actor) or an authorizer."""
     for dependency in route.dependant.dependencies:
         if dependency.call is actor_of:
             return "anyone"
+        if dependency.call is require_actor:
+            return "signed-in"
         name = getattr(dependency.call, "__name__", "")
         if name.startswith("require_"):
             return name.removeprefix("require_")

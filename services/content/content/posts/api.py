@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field, model_validator
 
 from content.community.service import get_community
-from content.deps import Anyone, ContextDep, GuestOf, MemberOf, StaffOf
+from content.deps import Anyone, ContextDep, GuestOf, MemberOf, SignedIn, StaffOf
 from content.posts import mix, service
 from content.posts.schemas import (
     CommentCreate,
@@ -78,8 +78,8 @@ async def list_posts(
 
 
 @router.get("/posts/{post_id}", response_model=PostPublic)
-async def read_post(community_id: str, post_id: str, session: SessionDep, reader: Anyone) -> PostPublic:
-    """Read a post (anyone may ask; 401 without a signed-in reader): drafts only for their editors;
+async def read_post(community_id: str, post_id: str, session: SessionDep, reader: SignedIn) -> PostPublic:
+    """Read a post (any signed-in reader may ask; 401 without one): drafts only for their editors;
     published ones through the paywall decision (402)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
     return _public(await service.read(session, post=post, reader=reader))
@@ -151,8 +151,9 @@ async def comment(
 
 
 @router.get("/posts/{post_id}/comments", response_model=list[CommentPublic])
-async def comments(community_id: str, post_id: str, session: SessionDep, reader: Anyone) -> list[CommentPublic]:
-    """Comments and answers, oldest first (anyone may ask; readers of the post only, as `read_post`)."""
+async def comments(community_id: str, post_id: str, session: SessionDep, reader: SignedIn) -> list[CommentPublic]:
+    """Comments and answers, oldest first (any signed-in reader may ask; readers of the post only, as
+    `read_post`)."""
     post = await service.get_post(session, post_id=post_id, community_id=community_id)
     await service.read(session, post=post, reader=reader)
     return [
