@@ -33,6 +33,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from qunzhu_common.errors import Forbidden, Unauthorized
+from qunzhu_common.events.contracts.identity import PERSON_ID_PATTERN
 
 ACTOR_HEADER = "X-Actor-Id"
 ASSERTION_HEADER = "X-Actor-Assertion"
@@ -47,7 +48,10 @@ ROLE_RANK = {"member": 1, "guest": 2, "admin": 3, "owner": 4}
 # Statuses in which a member's role grants anything; a removed or expired member's role is void.
 ACTIVE_STATUSES = frozenset({"active", "pending_ritual"})
 PLATFORM_OPERATOR = "platform-operator"
-_ACTOR_ID = re.compile(r"^(?:[a-z]+:[^\s\x00-\x1f\x7f]{1,190}|platform-operator)$")
+# A person id as every event names one (contracts.identity), an API key (`apikey:<id>`), a service
+# (`service:<name>`) or the platform operator.
+_ACTOR_ID = re.compile(f"(?:{PERSON_ID_PATTERN.strip('^$')}|{PLATFORM_OPERATOR})")
+ACTOR_ID_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,8 @@ def verify(key: bytes, *, actor_id: str | None, assertion: str | None, method: s
         actor = Actor(id=str(claims["id"]), kind=claims["kind"], scope=claims.get("scope"), role=claims.get("role"))
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise Unauthorized(f"{ASSERTION_HEADER} is malformed") from None
-    if actor.id != actor_id or actor.kind not in ACTOR_KINDS or not _ACTOR_ID.match(actor.id):
+    if (actor.id != actor_id or actor.kind not in ACTOR_KINDS or len(actor.id) > ACTOR_ID_MAX
+            or not _ACTOR_ID.fullmatch(actor.id)):
         raise Unauthorized(f"{ASSERTION_HEADER} does not vouch for {ACTOR_HEADER}")
     return actor
 

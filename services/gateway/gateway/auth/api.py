@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import JSONResponse
@@ -15,9 +15,10 @@ from gateway.auth.principal import require_role
 from gateway.errors import InvalidCredentials
 from qunzhu_common.deps import SessionDep
 from qunzhu_common.errors import NotFound, problem_response
+from qunzhu_common.events.contracts.identity import PersonId
 
 router = APIRouter(prefix="/api/v1", tags=["auth"], dependencies=[Depends(rate_limit)])
-PersonIdStr = Annotated[str, Field(min_length=3, max_length=200, pattern=r"^[a-z]+:.+$")]
+PersonIdStr = PersonId  # as every event names a person: no whitespace or control characters
 
 
 class CodeRequest(BaseModel):
