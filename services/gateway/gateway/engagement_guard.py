@@ -1,5 +1,6 @@
-"""Authorization of engagement's write routes, which the gateway must do: engagement has no notion of a
-caller (no X-Actor-Id) and trusts the people its bodies name (`person_id`, `graded_by`, `created_by`).
+"""An early reject of engagement's writes. Engagement authorizes every route itself from the signed actor
+(its own role projection, and a person below admin may name only themself); this guard refuses the same
+requests one hop earlier, from the gateway's projection.
 
 Every write needs a role in the community of the path, from the gateway's role projection: members take
 part (submit homework, enter lotteries, vote, sign up, register, check in, answer surveys, cancel their

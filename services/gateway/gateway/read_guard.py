@@ -1,5 +1,6 @@
-"""Authorization of content's and engagement's reads, which the gateway must do: neither service knows who
-reads (engagement has no caller at all; content only decides a post body's paywall from X-Actor-Id).
+"""An early reject of content's and engagement's reads: each service authorizes every route itself from
+the signed actor (qunzhu_common.actor), so this is a first wall, not the only one. It saves a hop for the
+obvious refusals and keeps the gateway's answers the same as the services'.
 
 Inside a community, reading needs a role there, from the gateway's role projection:
 - operators' tooling — lurkers, removal recommendations, key people, group health and A/B candidates,
