@@ -217,14 +217,29 @@ class Authorized:
         return ROLE_RANK[self.role] >= ROLE_RANK["admin"]
 
 
+def projection_lookup(model: Any) -> RoleLookup:
+    """The lookup over a service's projection table keyed (community_id, member_id) with role and status."""
+
+    async def lookup(session: AsyncSession, community_id: str, person_id: str) -> tuple[str, str] | None:
+        row = await session.get(model, (community_id, person_id))
+        return None if row is None else (row.role, row.status)
+
+    return lookup
+
+
 class Authorizer:
     """Role checks against one service's projection of membership's roles.
 
     `require("admin")` is a dependency for routes whose path has `{community_id}`:
-    `OwnerOrAdmin = Annotated[Authorized, Depends(authorizer.require("admin"))]`.
+    `OwnerOrAdmin = Annotated[Authorized, Depends(authorizer.require("admin"))]`. The check reads in the
+    route's own transaction (the request's session dependency unless another is given).
     """
 
-    def __init__(self, lookup: RoleLookup, session_dependency: Callable[..., Any]) -> None:
+    def __init__(self, lookup: RoleLookup, session_dependency: Callable[..., Any] | None = None) -> None:
+        if session_dependency is None:
+            from qunzhu_common.deps import get_session  # not at import time: deps → service → actor
+
+            session_dependency = get_session
         self._lookup = lookup
         self._session = session_dependency
 

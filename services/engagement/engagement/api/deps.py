@@ -19,12 +19,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.context import EngagementContext
 from engagement.models import MemberCopy
-from qunzhu_common.actor import Authorized, Authorizer
-from qunzhu_common.deps import SessionDep
+from qunzhu_common.actor import Authorized, Authorizer, projection_lookup
 
 
 def get_context(request: Request) -> EngagementContext:
@@ -34,19 +32,7 @@ def get_context(request: Request) -> EngagementContext:
 ContextDep = Annotated[EngagementContext, Depends(get_context)]
 
 
-async def member_role(session: AsyncSession, community_id: str, person_id: str) -> tuple[str, str] | None:
-    """(role, status) of a person in a community from engagement's projection; None if unknown."""
-    member = await session.get(MemberCopy, (community_id, person_id))
-    return None if member is None else (member.role, member.status)
-
-
-def _route_session(session: SessionDep) -> AsyncSession:
-    # Through SessionDep (scope="function") so the check reads in the route's own transaction: a bare
-    # Depends(get_session) is another cache key, hence a second session (and on SQLite a second writer).
-    return session
-
-
-authorizer = Authorizer(member_role, _route_session)
+authorizer = Authorizer(projection_lookup(MemberCopy))  # engagement's own copy of membership's roles
 
 MemberOf = Annotated[Authorized, Depends(authorizer.require("member"))]
 """Any member of the community of the path (and guests, admins, owners, member API keys)."""
