@@ -29,7 +29,7 @@ async def test_friday_welfare_night_with_countdowns_at_t_minus_24h_and_1h(
             a["data"]["text"] for a in await outbox_events(content, "chat.action.requested") if a["key"] == c.groups[0]
         ]
         assert texts == [
-            "【倒计时】距离「福利夜」还有 24 小时！",
+            "【倒计时】距离「福利夜」还有 1 天！",
             "【倒计时】距离「福利夜」还有 1 小时！",
             "【福利夜】抽奖开始！",
         ]

@@ -13,6 +13,7 @@ from content.errors import InvalidState
 from content.models import Ritual, Schedule, ScheduleOccurrence
 from content.posts import service as posts
 from content.posts.digest import digest_posts, digest_text
+from content.scheduling.countdown import countdown
 from content.sessions import service as sessions
 
 
@@ -74,6 +75,7 @@ async def fire_session_preview(session, ctx, *, schedule, occurrence, now) -> No
         before_s=int(schedule.payload["before_s"]),
         occurrence_id=occurrence.id,
         now=now,
+        catch_up=bool(schedule.payload.get("catch_up")),
     )
 
 
@@ -108,11 +110,7 @@ async def fire_ritual(session, ctx, *, schedule, occurrence, now) -> None:
 
 
 def countdown_text(title: str, before_s: int) -> str:
-    hours, minutes = divmod(before_s // 60, 60)
-    left = (
-        f"{hours} 小时" if hours and not minutes else (f"{hours} 小时 {minutes} 分钟" if hours else f"{minutes} 分钟")
-    )
-    return f"【倒计时】距离「{title}」还有 {left}！"
+    return f"【倒计时】距离「{title}」{countdown(before_s)}！"
 
 
 async def fire_ritual_countdown(session, ctx, *, schedule, occurrence, now) -> None:
