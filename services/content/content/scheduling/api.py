@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -21,13 +22,23 @@ router = APIRouter(prefix="/communities/{community_id}/schedules", tags=["schedu
 
 
 async def schedule_public(session: AsyncSession, ctx: ContentContext, schedule: Schedule) -> SchedulePublic:
+    """What will happen, not the scheduler's bookmark: only occurrences that will fire are shown.
+
+    `upcoming` leaves out exception dates and anything past the end date; a paused (or finished) schedule
+    has no upcoming times and no `next_occurs_at`/`next_due_at` until it is resumed.
+    """
+    exceptions = await service.exceptions_of(session, schedule_id=schedule.id)
     upcoming = []
-    if schedule.status in ("active", "paused") and schedule.next_occurs_at is not None:
-        upcoming = rules.upcoming(schedule, after=schedule.next_occurs_at, count=5)
+    if schedule.status == "active" and schedule.next_occurs_at is not None:
+        upcoming = rules.upcoming(schedule, after=schedule.next_occurs_at, count=5, exceptions=exceptions)
+    next_occurs_at = upcoming[0] if upcoming else None
+    shown = set(SchedulePublic.model_fields) - {"upcoming", "exceptions", "next_occurs_at", "next_due_at"}
     return SchedulePublic(
-        **schedule.model_dump(include=set(SchedulePublic.model_fields) - {"upcoming", "exceptions"}),
+        **schedule.model_dump(include=shown),
+        next_occurs_at=next_occurs_at,
+        next_due_at=next_occurs_at + timedelta(seconds=schedule.offset_s) if next_occurs_at else None,
         upcoming=upcoming,
-        exceptions=await service.exceptions_of(session, schedule_id=schedule.id),
+        exceptions=exceptions,
     )
 
 
@@ -83,7 +94,8 @@ async def list_schedules(
 async def get_schedule(
     community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
-    """One schedule with its next occurrences and exception dates (owner/admin)."""
+    """One schedule with the occurrences that will fire (`upcoming`: no exception dates, nothing past the end
+    date, none while paused) and its exception dates (owner/admin)."""
     schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     return await schedule_public(session, ctx, schedule)
 
@@ -92,7 +104,11 @@ async def get_schedule(
 async def pause(
     community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
-    """Stop firing; occurrences due meanwhile are not made up on resume."""
+    """Stop firing; occurrences due meanwhile are not made up on resume.
+
+    While paused the schedule reads `status: "paused"` with no `upcoming` times and no `next_occurs_at`
+    (nothing will fire); its pending occurrences are recorded as skipped with reason `paused`.
+    """
     schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.pause(session, ctx=ctx, schedule=schedule, now=ctx.clock.now())
     return await schedule_public(session, ctx, schedule)
@@ -102,7 +118,7 @@ async def pause(
 async def resume(
     community_id: str, schedule_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
-    """Fire again from the next occurrence due from now."""
+    """Fire again from the next occurrence due from now (listed again in `upcoming`)."""
     schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.resume(session, ctx=ctx, schedule=schedule, now=ctx.clock.now())
     return await schedule_public(session, ctx, schedule)
@@ -132,7 +148,8 @@ async def set_end(
 async def add_exception(
     community_id: str, schedule_id: str, body: ExceptionCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
-    """Do not fire this one occurrence (e.g. no session on a holiday Sunday)."""
+    """Do not fire this one occurrence (e.g. no session on a holiday Sunday): listed in `exceptions`, no longer
+    in `upcoming`, and recorded as skipped with reason `exception` when its time comes."""
     schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.add_exception(
         session, ctx=ctx, schedule=schedule, occurs_at=body.occurs_at, actor=caller.actor.id, now=ctx.clock.now()
@@ -144,7 +161,7 @@ async def add_exception(
 async def remove_exception(
     community_id: str, schedule_id: str, body: ExceptionCreate, session: SessionDep, ctx: ContextDep, caller: StaffOf
 ) -> SchedulePublic:
-    """Fire that occurrence after all (if it is not past yet)."""
+    """Fire that occurrence after all (if it is not past yet); it is listed in `upcoming` again."""
     schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.remove_exception(session, schedule=schedule, occurs_at=body.occurs_at)
     return await schedule_public(session, ctx, schedule)
@@ -159,7 +176,11 @@ async def occurrences(
     status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[OccurrencePublic]:
-    """Fired, skipped (with the reason) and failed occurrences, newest first (owner/admin)."""
+    """Fired, skipped (with the reason) and failed occurrences, newest first (owner/admin).
+
+    This is the history; what will fire is the schedule's `upcoming`. An occurrence never reads `pending`
+    once it will not fire: pausing, cancelling or an exception date marks it skipped with that reason.
+    """
     await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     rows = await service.occurrences_of(session, schedule_id=schedule_id, status=status_, limit=limit)
     return [OccurrencePublic(**o.model_dump(include=set(OccurrencePublic.model_fields))) for o in rows]

@@ -7,12 +7,13 @@ with the offset before the change (fold=0), i.e. it fires an hour later on the w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import rrule, rrulestr
+from dateutil.rrule import rrule, rrulebase, rruleset, rrulestr
 
 _FORBIDDEN = ("DTSTART", "FREQ=SECONDLY", "\n", "\r")
 
@@ -78,7 +79,7 @@ def _in_range(schedule: ScheduleLike, occurrence: datetime | None) -> datetime |
 _DST_MARGIN = timedelta(hours=3)
 
 
-def _after(rule: rrule, moment: datetime, tz: str, *, inc: bool) -> datetime | None:
+def _after(rule: rrulebase, moment: datetime, tz: str, *, inc: bool) -> datetime | None:
     """The first occurrence after (or at, with `inc`) the instant `moment`.
 
     dateutil compares its local occurrences by wall clock (Python ignores the offset and `fold` of two
@@ -116,13 +117,42 @@ def is_occurrence(schedule: ScheduleLike, moment: datetime) -> bool:
     return first_at_or_after(schedule, moment) == moment.astimezone(UTC)
 
 
-def upcoming(schedule: ScheduleLike, *, after: datetime, count: int) -> list[datetime]:
-    """The next `count` occurrences at or after `after` (for previews in the API)."""
+def without_exceptions(schedule: ScheduleLike, exceptions: Iterable[datetime]) -> rruleset:
+    """The schedule's rule as an rruleset with each exception date as an EXDATE.
+
+    dateutil matches an EXDATE against the rule's local occurrences by wall clock, so each exception (an
+    instant in UTC) is entered as the rule's own local occurrence at that instant: a date in a DST gap
+    (01:30 that resolves to 01:30 GMT, i.e. 02:30 BST on the wall) still cancels itself.
+    """
+    if schedule.rrule is None:
+        raise ValueError("a one-off schedule has no rule")
+    rule = compile_rule(schedule.rrule, schedule.starts_at, schedule.timezone)
+    result = rruleset(cache=False)
+    result.rrule(rule)
+    for exception in exceptions:
+        own = _after(rule, exception, schedule.timezone, inc=True)
+        if own is not None and own.astimezone(UTC) == exception.astimezone(UTC):
+            result.exdate(own)
+    return result
+
+
+def upcoming(
+    schedule: ScheduleLike, *, after: datetime, count: int, exceptions: Iterable[datetime] = ()
+) -> list[datetime]:
+    """The next `count` occurrences at or after `after` that will fire (for the API).
+
+    Exception dates are left out (EXDATEs of an rruleset) and nothing past the end date is listed.
+    """
+    excluded = [e.astimezone(UTC) for e in exceptions]
+    if schedule.rrule is None:
+        first = first_at_or_after(schedule, after)
+        return [first] if first is not None and first not in excluded and count > 0 else []
+    ruleset = without_exceptions(schedule, excluded)
     found: list[datetime] = []
-    occurrence = first_at_or_after(schedule, after)
+    occurrence = _in_range(schedule, _after(ruleset, after, schedule.timezone, inc=True))
     while occurrence is not None and len(found) < count:
         found.append(occurrence)
-        occurrence = next_after(schedule, occurrence)
+        occurrence = _in_range(schedule, _after(ruleset, occurrence, schedule.timezone, inc=False))
     return found
 
 

@@ -94,11 +94,21 @@ class SchedulePublic(BaseModel):
     status: str
     payload: dict[str, Any]
     owner_ref: str | None
-    next_occurs_at: datetime | None
-    next_due_at: datetime | None
+    next_occurs_at: datetime | None = Field(
+        description="The next occurrence that will fire (the first of `upcoming`); null while paused or finished."
+    )
+    next_due_at: datetime | None = Field(
+        description="When that occurrence's action runs (`next_occurs_at` + `offset_s`); null while paused."
+    )
     created_at: datetime
-    upcoming: list[datetime] = Field(default_factory=list, description="Next occurrences (rule times).")
-    exceptions: list[datetime] = Field(default_factory=list)
+    upcoming: list[datetime] = Field(
+        default_factory=list,
+        description=(
+            "Up to 5 next occurrences that will fire (rule times): exception dates and anything past `until_at` "
+            "are left out, and a paused schedule (`status: paused`) has none until it is resumed."
+        ),
+    )
+    exceptions: list[datetime] = Field(default_factory=list, description="Occurrences that will not fire.")
 
 
 class OccurrencePublic(BaseModel):
