@@ -27,8 +27,16 @@ class ContentSettings(ServiceSettings):
     )
     default_rate_per_s: float = Field(default=20.0, gt=0)
     rate_burst_s: float = Field(default=1.0, gt=0, description="Bucket size, in seconds' worth of commands.")
-    delivery_max_attempts: int = Field(default=3, ge=1)
-    delivery_retry_backoff_s: float = Field(default=10.0, ge=0)
+    delivery_gives_up_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Content sends each group's bot command once; the gateway's bot-action worker is the one place "
+            "that retries. A delivery with no final answer from the gateway this long after it was sent is "
+            "failed. The default covers the gateway's default budget: 5 attempts of at most 10 s each plus "
+            "backoffs of 1+2+4+8 s (+25 % jitter), about 70 s, with room for its per-group rate limit."
+        ),
+    )
 
     # -- sessions, rituals, digest, content mix --------------------------------------------------------
     session_preview_offsets_s: list[int] = Field(

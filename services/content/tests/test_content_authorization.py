@@ -59,6 +59,7 @@ RULES = {
     ("POST", "/communities/{community_id}/sessions/{session_id}/summary/approve"): "member",
     ("POST", "/communities/{community_id}/broadcasts"): "admin",
     ("GET", "/communities/{community_id}/broadcasts/{broadcast_id}"): "admin",
+    ("GET", "/communities/{community_id}/broadcasts"): "admin",
 }
 
 

@@ -78,7 +78,9 @@ class GatewaySettings(ServiceSettings):
     telegram_api_base: str = "https://api.telegram.org"
     wecom_robot_base: str = "https://qyapi.weixin.qq.com"
     action_poll_interval_s: float = Field(default=0.5, gt=0)
-    action_max_attempts: int = Field(default=5, ge=1)
+    action_max_attempts: int = Field(default=5, ge=1, description=(
+        "Calls per bot action before chat.action.failed: the one retry budget (content sends a broadcast's "
+        "command once and waits for this answer; keep CONTENT_DELIVERY_GIVES_UP_AFTER_S above its duration)."))
     action_backoff_s: float = Field(default=1.0, ge=0)
     action_timeout_s: float = Field(default=10.0, gt=0)
     action_group_rate_per_s: float = Field(default=1.0, gt=0, description="Bot actions per chat group.")

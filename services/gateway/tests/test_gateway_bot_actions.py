@@ -137,6 +137,27 @@ async def test_wecom_robot_and_signed_bridge(ask, gw, fake_platform, admin_heade
     assert json.loads(bridged["body"])["data"]["text"] == "直播第 3 段"
 
 
+async def test_a_failing_bridge_is_called_exactly_the_one_retry_budget(
+    ask, gw, fake_platform, admin_headers, outbox_events, eventually, metric_value
+):
+    # Content sends a broadcast group's command once and waits for this final answer: the gateway's
+    # action_max_attempts (3 here) is the whole budget of bridge calls for a failing group.
+    await connector(gw, admin_headers, "generic", {
+        "signing_secrets": ["whsec_" + base64.b64encode(os.urandom(24)).decode()],
+        "outbound_url": fake_platform.url + "/bridge",
+        "outbound_secret": "whsec_" + base64.b64encode(os.urandom(24)).decode()}, ["qq-group-9"])
+    fake_platform.script.extend([(500, {})] * 10)
+
+    await ask(action_id="content:b-1:0:1", action="send_message", group_id="generic:qq-group-9", text="福利夜")
+    (failed,) = await settled(gw, outbox_events, eventually, 1)
+    assert (failed.type, failed.data["attempts"], failed.data["error"]) == ("chat.action.failed", 3, "bridge: HTTP 500")
+    assert len(fake_platform.calls("/bridge")) == gw.app.state.gateway.settings.action_max_attempts == 3
+    assert {c["headers"]["idempotency-key"] for c in fake_platform.calls("/bridge")} == {"content:b-1:0:1"}
+    assert await gw.app.state.action_worker.run_once() == 0  # settled: never called again
+    assert len(fake_platform.calls("/bridge")) == 3
+    assert len(fake_platform.script) == 7
+
+
 async def test_per_group_rate_limit_spaces_actions_in_order(
     publish, tmp_path, standalone_gateway, fake_platform, admin_headers, outbox_events, eventually
 ):

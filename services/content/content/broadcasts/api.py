@@ -1,12 +1,19 @@
-"""Broadcast routes: send one message to many groups now, and see each group's delivery."""
+"""Broadcast routes: send one message to many groups now, list them, and see each group's delivery.
+
+A broadcast's status adds up its groups' final answers: `sending` while a group has none yet, then
+`delivered` (every group confirmed), `partially_delivered` (some confirmed, the others failed for good)
+or `failed` (every group failed). Content sends each group's bot command once; the gateway retries it
+within its own budget, and a group still unanswered `gives_up_after_s` after its command went out is
+counted failed.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from content.broadcasts import service
 from content.community.service import Audience, get_community, resolve_audience
@@ -25,33 +32,68 @@ class BroadcastCreate(BaseModel):
     mention_all: bool = False
 
 
+BroadcastStatus = Literal["sending", "delivered", "partially_delivered", "failed"]
+MAX_LIMIT = 200
+
+
 class DeliveryPublic(BaseModel):
     group_id: str
     position: int
-    status: str
-    attempts: int
+    status: str = Field(description="pending | sent (awaiting the gateway's final answer) | confirmed | failed")
+    attempts: int = Field(description="Commands content issued for this group (one; the gateway retries it).")
     last_error: str
     sent_at: datetime | None
     confirmed_at: datetime | None
 
 
-class BroadcastPublic(BaseModel):
+class BroadcastCounts(BaseModel):
+    groups_total: int
+    delivered: int = Field(description="Groups whose delivery the gateway confirmed.")
+    failed: int = Field(description="Groups whose delivery failed for good.")
+    pending: int = Field(description="Groups without a final answer yet.")
+
+
+class BroadcastSummary(BroadcastCounts):
     id: str
     community_id: str
     action: str
     text: str
     source: str
     source_ref: str | None
-    status: str
+    status: BroadcastStatus
     created_at: datetime
-    delivered_at: datetime | None
+    delivered_at: datetime | None = Field(description="When every group had given its final answer.")
+    gives_up_after_s: float = Field(
+        description="A group without a final answer this long after its command went out counts as failed."
+    )
+
+
+class BroadcastPublic(BroadcastSummary):
     deliveries: list[DeliveryPublic]
 
 
-async def _public(session, broadcast) -> BroadcastPublic:
+class BroadcastsPublic(BaseModel):
+    data: list[BroadcastSummary]
+    count: int = Field(description="Broadcasts matching the filters (all pages).")
+    offset: int
+    limit: int
+
+
+def _summary(broadcast, counts: dict[str, int], gives_up_after_s: float) -> dict:
+    fields = set(BroadcastSummary.model_fields) - set(BroadcastCounts.model_fields) - {"status", "gives_up_after_s"}
+    return dict(
+        **broadcast.model_dump(include=fields),
+        **counts,
+        status=service.status_of(counts),
+        gives_up_after_s=gives_up_after_s,
+    )
+
+
+async def _public(session, ctx, broadcast) -> BroadcastPublic:
     deliveries = await service.deliveries_of(session, broadcast_id=broadcast.id)
+    counts = service.counts_of([d.status for d in deliveries])
     return BroadcastPublic(
-        **broadcast.model_dump(include=set(BroadcastPublic.model_fields) - {"deliveries"}),
+        **_summary(broadcast, counts, ctx.settings.delivery_gives_up_after_s),
         deliveries=[DeliveryPublic(**d.model_dump(include=set(DeliveryPublic.model_fields))) for d in deliveries],
     )
 
@@ -76,11 +118,47 @@ async def create_broadcast(
         created_by=caller.actor.id,
         now=ctx.clock.now(),
     )
-    return await _public(session, broadcast)
+    return await _public(session, ctx, broadcast)
+
+
+@router.get("", response_model=BroadcastsPublic)
+async def list_broadcasts(
+    community_id: str,
+    session: SessionDep,
+    ctx: ContextDep,
+    caller: StaffOf,
+    status_: Annotated[BroadcastStatus | None, Query(alias="status")] = None,
+    created_from: Annotated[
+        AwareDatetime | None, Query(description="Created at or after (ISO 8601 with offset).")
+    ] = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="Created before.")] = None,
+    sent_from: Annotated[AwareDatetime | None, Query(description="A group's command went out at or after.")] = None,
+    sent_to: Annotated[AwareDatetime | None, Query(description="A group's command went out before.")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT}.")] = 50,
+) -> BroadcastsPublic:
+    """The community's broadcasts, newest first, with their status and counts (owner/admin); filter by
+    status and by created / sent time windows ([from, to)); page with offset/limit (limit at most 200)."""
+    await get_community(session, community_id=community_id)
+    window = {"created_from": created_from, "created_to": created_to, "sent_from": sent_from, "sent_to": sent_to}
+    rows, count = await service.list_broadcasts(
+        session, community_id=community_id, status=status_, offset=offset, limit=limit, **window
+    )
+    counts = await service.counts_for(session, broadcast_ids=[b.id for b in rows])
+    after = ctx.settings.delivery_gives_up_after_s
+    return BroadcastsPublic(
+        data=[BroadcastSummary(**_summary(b, counts[b.id], after)) for b in rows],
+        count=count,
+        offset=offset,
+        limit=limit,
+    )
 
 
 @router.get("/{broadcast_id}", response_model=BroadcastPublic)
-async def get_broadcast(community_id: str, broadcast_id: str, session: SessionDep, caller: StaffOf) -> BroadcastPublic:
-    """A broadcast and the status of each group's delivery (pending / sent / failed), in fan-out order (owner/admin)."""
+async def get_broadcast(
+    community_id: str, broadcast_id: str, session: SessionDep, ctx: ContextDep, caller: StaffOf
+) -> BroadcastPublic:
+    """A broadcast, its counts, and each group's delivery (pending / sent / confirmed / failed) in fan-out
+    order (owner/admin)."""
     broadcast = await service.get_broadcast(session, broadcast_id=broadcast_id, community_id=community_id)
-    return await _public(session, broadcast)
+    return await _public(session, ctx, broadcast)

@@ -5,7 +5,10 @@ One dispatcher publishes at a time across replicas (a PostgreSQL advisory lock, 
 does), so the in-memory token buckets are the platform-wide rate; rows are also claimed with
 `FOR UPDATE SKIP LOCKED`. A replica taking over starts with full buckets (one burst at most).
 A command and its delivery's `sent` status commit together with the outbox row, so a crash neither
-loses nor doubles a command; the gateway's settlement events drive retries (see service.settle).
+loses nor doubles a command. Content sends each group's command once: the gateway's bot-action worker
+is the one place that retries, and its final `chat.action.completed` / `chat.action.failed` settles the
+delivery (service.settle). A sent delivery's `next_attempt_at` becomes its give-up time; a pass also fails
+the deliveries still unanswered then (service.give_up_unanswered).
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from content.broadcasts.service import complete_settled
+from content.broadcasts.service import give_up_unanswered
 from content.context import ContentContext
 from content.models import Broadcast, BroadcastDelivery
 from qunzhu_common.background import BackgroundLoop
@@ -28,6 +31,12 @@ from qunzhu_common.events.contracts.chat import ChatActionRequested
 log = logging.getLogger(__name__)
 
 _LOCK_KEY = zlib.crc32(b"qunzhu-content-dispatcher")
+
+
+def post_id_of(broadcast: Broadcast) -> str | None:
+    """A broadcast about a post (source_ref `post:<id>`, a published summary) names it in its commands."""
+    ref = broadcast.source_ref or ""
+    return ref.removeprefix("post:") if ref.startswith("post:") else None
 
 
 class TokenBucket:
@@ -87,6 +96,7 @@ class Dispatcher:
                     )
                 ).scalars()
             )
+            await give_up_unanswered(session, ctx=ctx, now=now)
             if not rows:
                 return 0
             broadcasts = {
@@ -95,6 +105,7 @@ class Dispatcher:
                     await session.execute(select(Broadcast).where(Broadcast.id.in_({r.broadcast_id for r in rows})))
                 ).scalars()
             }
+            give_up_after = timedelta(seconds=ctx.settings.delivery_gives_up_after_s)
             budget = {p: self.bucket(p).available(now) for p in {r.platform for r in rows}}
             commands = ctx.batch()
             for delivery in rows:
@@ -107,6 +118,7 @@ class Dispatcher:
                 delivery.attempts += 1
                 delivery.action_id = f"content:{delivery.broadcast_id}:{delivery.position}:{delivery.attempts}"
                 delivery.status, delivery.sent_at = "sent", now
+                delivery.next_attempt_at = now + give_up_after
                 commands.emit(
                     type="chat.action.requested",
                     community_id=delivery.community_id,
@@ -118,14 +130,13 @@ class Dispatcher:
                         mention_all=broadcast.mention_all,
                         relay_of_message_id=broadcast.relay_of_message_id,
                         requested_by="content",
+                        post_id=post_id_of(broadcast),
                     ),
                 )
                 sent.append(delivery)
                 if broadcast.origin_sent_at is not None:
                     latencies.append(max(0.0, (now - broadcast.origin_sent_at).total_seconds()))
             await commands.write(session)
-            touched = list(dict.fromkeys(d.broadcast_id for d in sent))
-            await complete_settled(session, ctx=ctx, broadcasts=[broadcasts[b] for b in touched], now=now)
         for delivery in sent:
             ctx.metrics.deliveries.labels(delivery.platform, "sent").inc()
         for platform, n in limited.items():

@@ -27,10 +27,11 @@ class Broadcast(ContentModel, table=True):
     occurrence_id: str | None = Field(default=None, max_length=36, unique=True)
     relay_of_message_id: str | None = Field(default=None, max_length=200)
     origin_sent_at: datetime | None = Field(default=None, sa_type=AwareDateTime, description="Relayed message's time.")
-    status: str = Field(default="delivering", max_length=20)  # delivering | delivered
+    # sending | delivered (every group confirmed) | partially_delivered | failed (see broadcasts.service)
+    status: str = Field(default="sending", max_length=20)
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=AwareDateTime)
-    delivered_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=AwareDateTime)  # when every group answered
 
 
 class BroadcastDelivery(ContentModel, table=True):
@@ -45,9 +46,9 @@ class BroadcastDelivery(ContentModel, table=True):
     group_id: str = Field(max_length=200)
     platform: str = Field(max_length=20)
     position: int
-    status: str = Field(default="pending", max_length=20)  # pending | sent | failed
+    status: str = Field(default="pending", max_length=20)  # pending | sent | confirmed | failed
     attempts: int = 0
-    next_attempt_at: datetime = Field(sa_type=AwareDateTime)
+    next_attempt_at: datetime = Field(sa_type=AwareDateTime)  # pending: when to send; sent: when to give up
     action_id: str | None = Field(default=None, max_length=200, unique=True)
     last_error: str = Field(default="", max_length=2000)
     sent_at: datetime | None = Field(default=None, sa_type=AwareDateTime)

@@ -141,16 +141,19 @@ class SessionEnded(_Session):
 
 
 class BroadcastDelivered(_Content):
-    """Every group of a broadcast was handed its command or gave up after its retries."""
+    """Every group of a broadcast gave its final answer: confirmed, or failed for good (once per broadcast)."""
 
     broadcast_id: str = Field(max_length=36)
     source: Literal["manual", "schedule", "session", "relay", "ritual", "digest"]
     source_ref: str | None = Field(default=None, max_length=100)
     group_ids: list[GroupId]
-    sent: int = Field(ge=0)
-    failed: int = Field(ge=0)
+    sent: int = Field(ge=0, description="Groups whose delivery the gateway confirmed.")
+    failed: int = Field(ge=0, description="Groups whose delivery failed for good.")
     failed_group_ids: list[GroupId] = Field(default_factory=list)
     delivered_at: AwareDatetime
+    status: Literal["delivered", "partially_delivered", "failed"] | None = Field(
+        default=None, description="What the answers add up to (absent from producers before it was added)."
+    )
 
 
 class LevelShare(BaseModel):
