@@ -1,9 +1,18 @@
 """Content's settings (env prefix CONTENT_). Numbers from the domain are defaults, never constants."""
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from qunzhu_common.settings import ServiceSettings
+
+
+class MessageLimit(BaseModel):
+    """The longest text one bot message may carry on a platform, and how the platform counts it."""
+
+    max: int = Field(gt=16)
+    unit: Literal["chars", "bytes", "utf16"] = "chars"  # bytes: UTF-8; utf16: code units (Telegram)
 
 
 class ContentSettings(ServiceSettings):
@@ -36,6 +45,22 @@ class ContentSettings(ServiceSettings):
             "failed. The default covers the gateway's default budget: 5 attempts of at most 10 s each plus "
             "backoffs of 1+2+4+8 s (+25 % jitter), about 70 s, with room for its per-group rate limit."
         ),
+    )
+    message_limits: dict[str, MessageLimit] = Field(
+        default_factory=lambda: {
+            "telegram": MessageLimit(max=4096, unit="utf16"),
+            "wecom": MessageLimit(max=2048, unit="bytes"),
+            "discord": MessageLimit(max=2000, unit="chars"),
+        },
+        description="Longest bot message per platform (JSON); a longer text (a summary) is sent in numbered parts.",
+    )
+    default_message_limit: MessageLimit = Field(
+        default_factory=lambda: MessageLimit(max=4000, unit="chars"), description="Other platforms (bridges)."
+    )
+    post_url_template: str = Field(
+        default="",
+        description="Public address of a post, e.g. https://example.org/c/{community_id}/posts/{post_id}; "
+        "when set, a summary sent to the groups ends with its link.",
     )
 
     # -- sessions, rituals, digest, content mix --------------------------------------------------------

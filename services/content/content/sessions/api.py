@@ -9,7 +9,7 @@ from content.errors import InvalidState
 from content.models import Post
 from content.posts import service as posts
 from content.posts.schemas import PostPublic
-from content.sessions import service
+from content.sessions import service, summary
 from content.sessions.schemas import QuestionPublic, SessionCreate, SessionPublic, SummaryApprove
 from qunzhu_common.deps import SessionDep
 
@@ -33,8 +33,11 @@ async def create_session(
 
 @router.get("/{session_id}", response_model=SessionPublic)
 async def get_session(community_id: str, session_id: str, session: SessionDep, caller: MemberOf) -> SessionPublic:
-    """A session, its status and (after the end) the summary draft (members)."""
-    return _public(await service.get_session(session, session_id=session_id, community_id=community_id))
+    """A session, its status and (after the end) the summary draft and its delivery to the groups (members)."""
+    shared = await service.get_session(session, session_id=session_id, community_id=community_id)
+    shown = _public(shared)
+    shown.summary_delivery = await summary.summary_delivery(session, shared=shared)
+    return shown
 
 
 @router.get("/{session_id}/questions", response_model=list[QuestionPublic])
@@ -60,9 +63,12 @@ async def approve_summary(
     community_id: str, session_id: str, body: SummaryApprove, session: SessionDep, ctx: ContextDep, caller: MemberOf
 ) -> PostPublic:
     """The host (a member of the community) or the owner/an admin approves the summary: it is published as a
-    post (沉淀), authored by the guest."""
+    post (沉淀), authored by the guest, and posted to the source and target groups (in numbered parts within
+    each platform's message limit; see the session's `summary_delivery`). Approving again is refused (409)
+    and sends nothing."""
     shared = await service.get_session(session, session_id=session_id, community_id=community_id)
     await service.require_host_or_staff(session, shared=shared, actor=caller.actor, doing="approve the summary")
+    await summary.lock_session(session, shared=shared)  # two approvals at once: one post, one series of messages
     if shared.status != "ended":
         raise InvalidState(f"the summary is approved after the session ends (it is {shared.status})")
     if shared.summary_post_id is not None:
@@ -85,4 +91,6 @@ async def approve_summary(
     await session.flush()
     await posts.publish(session, ctx=ctx, post=post, now=now, guest_id=shared.guest_id)
     shared.summary_post_id = post.id
+    # Posted to the source and target groups in the same transaction: split within each platform's limit.
+    await summary.send_summary(session, ctx=ctx, shared=shared, post=post, now=now)
     return PostPublic(**post.model_dump(include=set(PostPublic.model_fields)))

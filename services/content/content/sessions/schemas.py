@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,6 +60,27 @@ class SummaryApprove(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=20)
 
 
+class SummaryGroupDelivery(BaseModel):
+    group_id: str
+    status: Literal["delivering", "delivered", "failed"]
+    parts: int = Field(description="Messages the summary was split into for this group's platform.")
+    delivered_parts: int
+    failed_parts: int
+    attempts: int
+    last_error: str
+    part_statuses: list[Literal["pending", "sending", "delivered", "failed"]] = Field(description="In order.")
+
+
+class SummaryDelivery(BaseModel):
+    """The approved summary on its way to the groups, tracked like a broadcast (one per part and platform)."""
+
+    status: Literal["none", "delivering", "delivered", "partially_delivered", "failed"]
+    post_id: str
+    delivered: int = 0
+    failed: int = 0
+    groups: list[SummaryGroupDelivery]
+
+
 class SessionPublic(BaseModel):
     id: str
     community_id: str
@@ -77,6 +99,9 @@ class SessionPublic(BaseModel):
     summary_post_id: str | None
     started_at: datetime | None
     ended_at: datetime | None
+    summary_delivery: SummaryDelivery | None = Field(
+        default=None, description="After the summary is approved: its delivery to each group (on one session)."
+    )
 
 
 class QuestionPublic(BaseModel):

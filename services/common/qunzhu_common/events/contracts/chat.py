@@ -100,6 +100,11 @@ class ChatActionRequested(BaseModel):
     relay_of_message_id: str | None = Field(default=None, max_length=200)
     requested_by: str = Field(max_length=50, description="The service asking.")
     not_before: AwareDatetime | None = None
+    post_id: str | None = Field(
+        default=None,
+        max_length=36,
+        description="The published post this message carries (a session summary), for a bridge to attach or link.",
+    )
 
 
 class ChatActionSettled(BaseModel):
