@@ -67,6 +67,10 @@ class ContentSettings(ServiceSettings):
     session_preview_offsets_s: list[int] = Field(
         default_factory=lambda: [48 * 3600, 3600, 300], description="Previews before a session (T-48h, T-1h, T-5min)."
     )
+    session_catch_up_preview: bool = Field(
+        default=True,
+        description="A session created after some of its preview times: send one catch-up preview at once.",
+    )
     ritual_countdown_offsets_s: list[int] = Field(default_factory=lambda: [24 * 3600, 3600])
     digest_top_posts: int = Field(default=5, ge=1)
     content_mix_window_days: int = Field(default=28, ge=1)

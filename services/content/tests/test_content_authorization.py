@@ -53,6 +53,7 @@ RULES = {
     ("POST", "/communities/{community_id}/rituals/{ritual_id}/{change}"): "admin",
     ("POST", "/communities/{community_id}/digests"): "admin",
     ("POST", "/communities/{community_id}/sessions"): "admin",
+    ("GET", "/communities/{community_id}/sessions"): "member",
     ("GET", "/communities/{community_id}/sessions/{session_id}"): "member",
     ("GET", "/communities/{community_id}/sessions/{session_id}/questions"): "member",
     ("POST", "/communities/{community_id}/sessions/{session_id}/cancel"): "admin",

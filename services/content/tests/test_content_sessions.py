@@ -70,10 +70,11 @@ async def test_previews_fire_before_the_session_with_the_forward_request(c, cloc
     assert (await c.get(f"/sessions/{session['id']}")).json()["status"] == "scheduled"
 
 
-async def test_a_preview_already_past_is_not_sent_and_a_past_start_is_refused(c):
+async def test_a_preview_already_past_is_caught_up_once_and_a_past_start_is_refused(c):
     soon = c.t0 + timedelta(hours=2)
     await create_session(c, starts_at=soon.isoformat(), ends_at=(soon + timedelta(hours=1)).isoformat())
-    assert len((await c.get("/schedules", kind="session_preview")).json()) == 2  # T-48h was already past
+    previews = (await c.get("/schedules", kind="session_preview")).json()
+    assert len(previews) == 3  # T-48h was already past: one catch-up now, then T-1h and T-5min
     past = await c.post(
         "/sessions",
         {

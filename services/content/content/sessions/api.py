@@ -2,22 +2,63 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated, Literal
 
+from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime
+
+from content.community.service import get_community
 from content.deps import ContextDep, MemberOf, StaffOf
 from content.errors import InvalidState
 from content.models import Post
 from content.posts import service as posts
 from content.posts.schemas import PostPublic
-from content.sessions import service, summary
-from content.sessions.schemas import QuestionPublic, SessionCreate, SessionPublic, SummaryApprove
+from content.sessions import listing, service, summary
+from content.sessions.schemas import QuestionPublic, SessionCreate, SessionPublic, SessionsPublic, SummaryApprove
 from qunzhu_common.deps import SessionDep
 
 router = APIRouter(prefix="/communities/{community_id}/sessions", tags=["sessions"])
 
 
-def _public(shared) -> SessionPublic:
-    return SessionPublic(**shared.model_dump(include=set(SessionPublic.model_fields)))
+def _public(shared, notices: list[dict] | None = None) -> SessionPublic:
+    return SessionPublic(**shared.model_dump(include=set(SessionPublic.model_fields)), notices=notices or [])
+
+
+async def _shown(session, shared) -> SessionPublic:
+    """The session with its notices (which previews went out, and when)."""
+    await session.flush()
+    shown = _public(shared, (await listing.notices_of(session, session_ids=[shared.id]))[shared.id])
+    shown.summary_delivery = await summary.summary_delivery(session, shared=shared)
+    return shown
+
+
+@router.get("", response_model=SessionsPublic)
+async def list_sessions(
+    community_id: str,
+    session: SessionDep,
+    caller: MemberOf,
+    status_: Annotated[Literal["scheduled", "live", "ended", "cancelled"] | None, Query(alias="status")] = None,
+    starts_from: Annotated[AwareDatetime | None, Query(description="Starting at or after this time.")] = None,
+    starts_before: Annotated[AwareDatetime | None, Query(description="Starting before this time.")] = None,
+    order: Annotated[Literal["asc", "desc"], Query(description="By start time; asc: soonest first.")] = "asc",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> SessionsPublic:
+    """The community's sessions with their notices, by start time, a page at a time (members, as one session
+    is); filter by status and a window on the start time."""
+    await get_community(session, community_id=community_id)
+    rows, count = await listing.list_sessions(
+        session,
+        community_id=community_id,
+        status=status_,
+        starts_from=starts_from,
+        starts_before=starts_before,
+        newest_first=order == "desc",
+        offset=offset,
+        limit=limit,
+    )
+    notices = await listing.notices_of(session, session_ids=[s.id for s in rows])
+    return SessionsPublic(data=[_public(s, notices[s.id]) for s in rows], count=count)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionPublic)
@@ -28,16 +69,14 @@ async def create_session(
     shared = await service.create_session(
         session, ctx=ctx, community_id=community_id, actor=caller.actor, data=body, now=ctx.clock.now()
     )
-    return _public(shared)
+    return await _shown(session, shared)
 
 
 @router.get("/{session_id}", response_model=SessionPublic)
 async def get_session(community_id: str, session_id: str, session: SessionDep, caller: MemberOf) -> SessionPublic:
-    """A session, its status and (after the end) the summary draft and its delivery to the groups (members)."""
-    shared = await service.get_session(session, session_id=session_id, community_id=community_id)
-    shown = _public(shared)
-    shown.summary_delivery = await summary.summary_delivery(session, shared=shared)
-    return shown
+    """A session, its status, its notices and (after the end) the summary draft and its delivery to the groups
+    (members)."""
+    return await _shown(session, await service.get_session(session, session_id=session_id, community_id=community_id))
 
 
 @router.get("/{session_id}/questions", response_model=list[QuestionPublic])
@@ -55,7 +94,7 @@ async def cancel_session(
     """Cancel a session not started yet, with its previews (owner/admin)."""
     shared = await service.get_session(session, session_id=session_id, community_id=community_id)
     await service.cancel(session, ctx=ctx, shared=shared, actor=caller.actor, now=ctx.clock.now())
-    return _public(shared)
+    return await _shown(session, shared)
 
 
 @router.post("/{session_id}/summary/approve", status_code=status.HTTP_201_CREATED, response_model=PostPublic)

@@ -60,6 +60,19 @@ class SummaryApprove(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=20)
 
 
+class NoticePublic(BaseModel):
+    """A notice of the session to its groups (a preview): when it is due, whether and when it went out."""
+
+    kind: Literal["preview"]
+    offset_s: int = Field(description="Seconds before the start it was due.")
+    due_at: datetime
+    status: Literal["scheduled", "due", "sent", "skipped", "failed", "cancelled"]
+    sent_at: datetime | None = Field(description="When it went out to the groups (its broadcast was made).")
+    catch_up: bool = Field(description="Sent at once for previews whose time had passed when the session was created.")
+    broadcast_id: str | None = Field(description="The broadcast carrying it, with its delivery per group.")
+    schedule_id: str
+
+
 class SummaryGroupDelivery(BaseModel):
     group_id: str
     status: Literal["delivering", "delivered", "failed"]
@@ -99,9 +112,15 @@ class SessionPublic(BaseModel):
     summary_post_id: str | None
     started_at: datetime | None
     ended_at: datetime | None
+    notices: list[NoticePublic] = Field(default_factory=list, description="Its previews, in the order they are due.")
     summary_delivery: SummaryDelivery | None = Field(
         default=None, description="After the summary is approved: its delivery to each group (on one session)."
     )
+
+
+class SessionsPublic(BaseModel):
+    data: list[SessionPublic]
+    count: int = Field(description="Sessions matching the filters, over all pages.")
 
 
 class QuestionPublic(BaseModel):

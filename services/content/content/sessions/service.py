@@ -13,6 +13,7 @@ from content.context import ContentContext
 from content.errors import InvalidField, InvalidState, NotAllowed, SessionNotFound
 from content.models import SessionAttendance, SessionMessage, SessionQuestion, SharingSession
 from content.scheduling import rules
+from content.scheduling.countdown import countdown
 from content.scheduling.service import cancel as cancel_schedule
 from content.scheduling.service import create_schedule, schedules_of
 from content.sessions.schemas import SessionCreate
@@ -45,6 +46,26 @@ def all_groups(s: SharingSession) -> list[str]:
 
 def local_time(s: SharingSession, moment: datetime) -> str:
     return moment.astimezone(rules.zone(s.timezone)).strftime("%m月%d日 %H:%M")
+
+
+def human_span(seconds: float) -> str:
+    """An offset as people say it, exactly: "2 天", "1 小时 30 分钟", "45 秒" (for titles; a countdown to
+    read in a group rounds as a clock is read: `countdown`)."""
+    seconds = max(int(round(seconds)), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n} {unit}" for n, unit in ((days, "天"), (hours, "小时"), (minutes, "分钟"), (secs, "秒")) if n]
+    return " ".join(parts) or "0 秒"
+
+
+def schedule_title(what: str, topic: str, note: str = "") -> str:
+    """A generated schedule's title, e.g. "预告：<topic>（提前 2 天）", within the schedule's 200 characters."""
+    tail = f"（{note}）" if note else ""
+    room = 200 - len(what) - 1 - len(tail)
+    if len(topic) > room:
+        topic = topic[: room - 1] + "…"
+    return f"{what}：{topic}{tail}"
 
 
 async def create_session(
@@ -85,22 +106,35 @@ async def create_session(
         misfire_grace_s=None,
     )
     offsets = data.preview_offsets_s if data.preview_offsets_s is not None else ctx.settings.session_preview_offsets_s
-    for offset in sorted(set(offsets), reverse=True):
-        if shared.starts_at - timedelta(seconds=offset) > now:  # a preview already past is not sent late
-            await create_schedule(
-                session,
-                kind="session_preview",
-                starts_at=shared.starts_at,
-                offset_s=-offset,
-                title=f"{shared.topic} T-{offset}s",
-                payload={"session_id": shared.id, "before_s": offset},
-                **common,
-            )
+    offsets = sorted(set(offsets), reverse=True)
+    future = [o for o in offsets if shared.starts_at - timedelta(seconds=o) > now]
+    if len(future) < len(offsets) and ctx.settings.session_catch_up_preview:
+        # Previews whose time has passed (a late organiser): one catch-up preview at once stands for them all.
+        left = int((shared.starts_at - now).total_seconds())
+        await create_schedule(
+            session,
+            kind="session_preview",
+            starts_at=shared.starts_at,
+            offset_s=-left,
+            title=schedule_title("预告", shared.topic, f"补发，提前 {human_span(left)}"),
+            payload={"session_id": shared.id, "before_s": left, "catch_up": True},
+            **common,
+        )
+    for offset in future:
+        await create_schedule(
+            session,
+            kind="session_preview",
+            starts_at=shared.starts_at,
+            offset_s=-offset,
+            title=schedule_title("预告", shared.topic, f"提前 {human_span(offset)}"),
+            payload={"session_id": shared.id, "before_s": offset},
+            **common,
+        )
     await create_schedule(
         session,
         kind="session_start",
         starts_at=shared.starts_at,
-        title=shared.topic,
+        title=schedule_title("开始", shared.topic),
         payload={"session_id": shared.id},
         **common,
     )
@@ -108,7 +142,7 @@ async def create_session(
         session,
         kind="session_end",
         starts_at=shared.ends_at,
-        title=shared.topic,
+        title=schedule_title("结束", shared.topic),
         payload={"session_id": shared.id},
         **common,
     )
@@ -128,30 +162,43 @@ async def get_session(session: AsyncSession, *, session_id: str, community_id: s
     return shared
 
 
-def preview_text(s: SharingSession, before_s: int) -> str:
+def preview_text(s: SharingSession, before_s: int, *, catch_up: bool = False) -> str:
     guest = s.guest_name or s.guest_id
     when = local_time(s, s.starts_at)
     if before_s >= 24 * 3600:
         return (
             f"【嘉宾分享预告】{when}，{guest} 分享「{s.topic}」。{s.description}\n欢迎转发给需要的朋友，准时来群里听！"
         ).strip()
-    minutes = before_s // 60
-    left = f"{minutes // 60} 小时" if minutes >= 60 else f"{minutes} 分钟"
-    return f"【还有 {left}】{guest} 的分享「{s.topic}」{when} 开始，准备好问题哦。"
+    left = countdown(before_s)
+    if catch_up:  # the only preview some members get: what, when, and the request to forward it
+        return (
+            f"【嘉宾分享预告 · {left}】{when}，{guest} 分享「{s.topic}」。{s.description}\n"
+            "欢迎转发给需要的朋友，准时来群里听！"
+        )
+    return f"【{left}】{guest} 的分享「{s.topic}」{when} 开始，准备好问题哦。"
 
 
 async def send_preview(
-    session: AsyncSession, *, ctx: ContentContext, session_id: str, before_s: int, occurrence_id: str, now: datetime
+    session: AsyncSession,
+    *,
+    ctx: ContentContext,
+    session_id: str,
+    before_s: int,
+    occurrence_id: str,
+    now: datetime,
+    catch_up: bool = False,
 ) -> None:
     shared = await get_session(session, session_id=session_id)
     if shared.status != "scheduled":
         raise InvalidState(f"session is {shared.status}")
+    if catch_up:  # say how long is really left when it goes out
+        before_s = max(int((shared.starts_at - now).total_seconds()), 0)
     await create_broadcast(
         session,
         ctx=ctx,
         community_id=shared.community_id,
         group_ids=all_groups(shared),
-        text=preview_text(shared, before_s),
+        text=preview_text(shared, before_s, catch_up=catch_up),
         action="announce",
         source="session",
         source_ref=f"session:{shared.id}",
