@@ -123,3 +123,8 @@ async def test_content_as_an_operator_runs_it_through_the_gateway(stack: Stack) 
             assert skipped not in excepted.json()["upcoming"]
             paused = await client.post(f"{content}/schedules/{sid}/pause", headers=owner)
             assert paused.json()["status"] == "paused" and paused.json()["upcoming"] == []
+
+            # Leave nothing to fire later in the session-wide stack (other tests count the scheduler's firings).
+            cancelled = await client.post(f"{content}/sessions/{session['id']}/cancel", headers=owner)
+            assert cancelled.status_code == 200, cancelled.text
+            assert all(n["status"] in ("sent", "cancelled") for n in cancelled.json()["notices"]), cancelled.text
