@@ -24,6 +24,7 @@ from qunzhu_common.bus.base import Bus, Subscription
 from qunzhu_common.bus.delivery import RetryPolicy
 from qunzhu_common.db.engine import create_engine, create_session_maker
 from qunzhu_common.db.migrate import upgrade_head_async
+from qunzhu_common.docs import install_offline_docs
 from qunzhu_common.errors import install_problem_handlers, problem_response
 from qunzhu_common.events.asyncapi import asyncapi_document
 from qunzhu_common.events.registry import EventRegistry, default_registry
@@ -243,8 +244,13 @@ def build_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=spec.title, description=spec.description, version=spec.version, lifespan=lifespan)
+    # /docs and /redoc are served with local assets (install_offline_docs), not FastAPI's CDN pages.
+    app = FastAPI(
+        title=spec.title, description=spec.description, version=spec.version, lifespan=lifespan,
+        docs_url=None, redoc_url=None,
+    )
     app.state.runtime = runtime
+    install_offline_docs(app)
     install_problem_handlers(app)
     # Innermost: a request whose transaction lost a race (deadlock, serialization failure) runs again.
     app.add_middleware(TransactionRetryMiddleware)
