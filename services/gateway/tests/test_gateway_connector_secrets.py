@@ -55,3 +55,52 @@ async def test_well_formed_secrets_are_accepted_and_a_bad_rotation_is_refused(ga
     fine = await gateway.client.patch(url(wecom.json()["id"]), headers=admin_headers,
                                       json={"secrets": {"token": "t2", "encoding_aes_key": AES_KEY}})
     assert fine.status_code == 200, fine.text
+
+
+async def test_the_openapi_shows_each_platforms_secret_fields(gateway):
+    """A client learns the secrets a platform needs from the schema (one per platform, by `platform`)."""
+    from gateway.connectors.schemas import SECRET_MODELS
+
+    document = (await gateway.client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+
+    def resolve(schema: dict) -> dict:
+        while "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+        return schema
+
+    post = document["paths"]["/api/v1/communities/{community_id}/connectors"]["post"]
+    body = resolve(post["requestBody"]["content"]["application/json"]["schema"])
+    assert body["discriminator"]["propertyName"] == "platform"
+    mapping = body["discriminator"]["mapping"]
+    assert set(mapping) == set(SECRET_MODELS)
+    assert sorted(o["$ref"] for o in body["oneOf"]) == sorted(mapping.values())
+    required = {}
+    for platform, ref in mapping.items():
+        variant = resolve({"$ref": ref})
+        assert variant["properties"]["platform"]["const"] == platform
+        assert {"platform", "secrets"} <= set(variant["required"])
+        secrets = resolve(variant["properties"]["secrets"])
+        assert secrets["additionalProperties"] is False
+        assert all(p.get("description") for p in secrets["properties"].values()), platform
+        required[platform] = set(secrets["required"])
+    assert required == {"generic": {"signing_secrets"}, "telegram": {"bot_token", "secret_token"},
+                        "wecom": {"token", "encoding_aes_key"}}
+    patch = document["paths"]["/api/v1/communities/{community_id}/connectors/{connector_id}"]["patch"]
+    update = resolve(patch["requestBody"]["content"]["application/json"]["schema"])
+    assert "TelegramSecrets for telegram" in update["properties"]["secrets"]["description"]
+
+
+async def test_a_wrong_platform_or_another_platforms_secrets_are_refused(gateway, admin_headers):
+    unknown = await register(gateway, admin_headers, "myspace", {"signing_secrets": [WHSEC]})
+    crossed = await register(gateway, admin_headers, "telegram", {"signing_secrets": [WHSEC]})
+    missing = await gateway.client.post(url(), headers=admin_headers, json={"secrets": {"signing_secrets": [WHSEC]}})
+    for response in (unknown, crossed, missing):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    # Locations are paths in the body sent (no union tag), as a rotation's are.
+    assert {tuple(e["loc"]) for e in crossed.json()["errors"]} == {
+        ("body", "secrets", "bot_token"), ("body", "secrets", "secret_token"), ("body", "secrets", "signing_secrets")}
+    bad_key = await register(gateway, admin_headers, "generic", {"signing_secrets": ["whsec_AAAA"]})
+    assert bad_key.json()["errors"][0]["loc"] == ["body", "secrets", "signing_secrets", "0"]
+    assert "24–64" in bad_key.json()["errors"][0]["msg"]

@@ -26,10 +26,12 @@ async def _own(session, state, community_id: str, connector_id: str):
 async def register_connector(
     community_id: str, body: ConnectorCreate, session: SessionDep, state: StateDep, principal: CurrentPrincipal
 ) -> ConnectorPublic:
-    """Register a connector (owner only): platform, secrets (stored encrypted/hashed), chat groups."""
+    """Register a connector (owner only): platform, secrets (stored encrypted/hashed), chat groups.
+
+    The body's shape depends on `platform`: `secrets` is GenericSecrets, TelegramSecrets or WecomSecrets."""
     await require_role(session, principal, community_id, "owner")
-    body = body.model_copy(update={"community_id": community_id})
-    connector = await service.register(session, box=state.box, data=body, created_by=principal.subject)
+    data = body.root.model_copy(update={"community_id": community_id})
+    connector = await service.register(session, box=state.box, data=data, created_by=principal.subject)
     return await service.public(session, box=state.box, connector=connector)
 
 

@@ -8,7 +8,17 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    RootModel,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
 ConnectorPlatform = Literal["generic", "telegram", "wecom"]
 IdentityPlatform = Literal["telegram", "wecom", "wechat", "qq", "discord", "generic"]
@@ -55,6 +65,9 @@ EncodingAESKey = Annotated[str, AfterValidator(_encoding_aes_key)]
 
 
 class GenericSecrets(BaseModel):
+    """A generic bridge's secrets: the Standard Webhooks keys its deliveries are signed with, and where and
+    how to send it actions."""
+
     model_config = ConfigDict(extra="forbid")
 
     signing_secrets: list[StandardWebhooksSecret] = Field(
@@ -68,9 +81,11 @@ class GenericSecrets(BaseModel):
 
 
 class TelegramSecrets(BaseModel):
+    """A Telegram bot's secrets: its token and the webhook's secret_token."""
+
     model_config = ConfigDict(extra="forbid")
 
-    bot_token: str = Field(min_length=10, max_length=200)
+    bot_token: str = Field(min_length=10, max_length=200, description="The bot's token from @BotFather (actions out).")
     secret_token: str = Field(
         min_length=16, max_length=256, pattern=r"^[A-Za-z0-9_-]+$",
         description="The secret_token given to setWebhook (Telegram allows 1–256 of A–Z a–z 0–9 _ -; we ask "
@@ -79,9 +94,11 @@ class TelegramSecrets(BaseModel):
 
 
 class WecomSecrets(BaseModel):
+    """A WeCom app callback's secrets: Token and EncodingAESKey from the console, group robot keys."""
+
     model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(min_length=1, max_length=100)
+    token: str = Field(min_length=1, max_length=100, description="The callback Token from the WeCom console.")
     encoding_aes_key: EncodingAESKey = Field(
         description="The EncodingAESKey from the WeCom console: 43 base64 characters (a 32-byte AES key)."
     )
@@ -96,24 +113,78 @@ SECRET_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-class ConnectorCreate(BaseModel):
+class _ConnectorCreateBase(BaseModel):
+    """What every platform's registration shares; each subclass adds its `platform` tag and `secrets`."""
+
     model_config = ConfigDict(extra="forbid")
 
     community_id: str | None = Field(default=None, max_length=100, description="Taken from the path.")
-    platform: ConnectorPlatform
     identity_platform: IdentityPlatform | None = Field(
         default=None, description="Prefix of person/group ids; defaults to the platform (generic bridges: qq…)."
     )
     name: str = Field(default="", max_length=100)
     groups: list[str] = Field(default_factory=list, max_length=1000, description="Platform chat ids.")
-    secrets: dict[str, Any]
 
     @model_validator(mode="after")
-    def _secrets_fit_platform(self) -> ConnectorCreate:
-        SECRET_MODELS[self.platform].model_validate(self.secrets)
+    def _identity_defaults_to_platform(self) -> _ConnectorCreateBase:
         if self.identity_platform is None:
-            self.identity_platform = self.platform
+            self.identity_platform = self.platform  # type: ignore[attr-defined]  # every subclass has it
         return self
+
+
+class GenericConnectorCreate(_ConnectorCreateBase):
+    """A generic bridge (QQ, Discord, WeChat bots…): Standard Webhooks signatures both ways."""
+
+    platform: Literal["generic"]
+    secrets: GenericSecrets
+
+
+class TelegramConnectorCreate(_ConnectorCreateBase):
+    """A Telegram bot: its token (actions out) and the secret_token given to setWebhook (deliveries in)."""
+
+    platform: Literal["telegram"]
+    secrets: TelegramSecrets
+
+
+class WecomConnectorCreate(_ConnectorCreateBase):
+    """A WeCom (企业微信) app callback: Token and EncodingAESKey, group robot keys for actions out."""
+
+    platform: Literal["wecom"]
+    secrets: WecomSecrets
+
+
+# One per SECRET_MODELS platform (a test holds them in step).
+ConnectorRegistration = GenericConnectorCreate | TelegramConnectorCreate | WecomConnectorCreate
+ConnectorCreateAny = Annotated[ConnectorRegistration, Field(discriminator="platform")]
+
+
+class ConnectorCreate(RootModel[ConnectorCreateAny]):
+    """A connector registration, one shape per `platform` (the discriminator): `secrets` is that platform's
+    secrets object, so its required fields are in the schema rather than learned from a 422."""
+
+    root: ConnectorCreateAny
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _errors_point_into_the_body(cls, data: Any, handler: ModelWrapValidatorHandler[ConnectorCreate]) -> Any:
+        """Drop the union's tag from error locations: `["secrets", "bot_token"]` is a path in the JSON sent
+        (as a rotation's errors are), `["telegram", "secrets", "bot_token"]` is not."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            tag = data.get("platform") if isinstance(data, dict) else None
+            errors: list[InitErrorDetails] = []
+            for error in exc.errors():
+                loc = error["loc"][1:] if tag is not None and error["loc"][:1] == (tag,) else error["loc"]
+                detail = InitErrorDetails(type=error["type"], loc=loc, input=error["input"])
+                if "ctx" in error:
+                    detail["ctx"] = error["ctx"]
+                errors.append(detail)
+            try:
+                moved = ValidationError.from_exception_data(exc.title, errors)
+            except (KeyError, TypeError, ValueError):  # an error type that cannot be rebuilt: keep the original
+                raise exc from None
+            raise moved from None
 
 
 class ConnectorUpdate(BaseModel):
@@ -123,7 +194,11 @@ class ConnectorUpdate(BaseModel):
 
     name: str | None = Field(default=None, max_length=100)
     groups: list[str] | None = Field(default=None, max_length=1000)
-    secrets: dict[str, Any] | None = None
+    secrets: dict[str, Any] | None = Field(default=None, description=(
+        "New secrets, whole (a rotation replaces them all): the object the connector's platform takes at "
+        "registration, checked against the stored platform — GenericSecrets for generic, TelegramSecrets for "
+        "telegram, WecomSecrets for wecom."
+    ))
 
 
 class ConnectorPublic(BaseModel):

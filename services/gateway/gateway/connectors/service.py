@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.connectors.schemas import SECRET_MODELS, ConnectorCreate, ConnectorPublic, ConnectorUpdate
+from gateway.connectors.schemas import SECRET_MODELS, ConnectorPublic, ConnectorRegistration, ConnectorUpdate
 from gateway.crypto import SecretBox, sha256_hex
 from gateway.errors import ConnectorNotFound
 from gateway.models import Connector, ConnectorGroup
@@ -45,7 +45,9 @@ async def _set_groups(session: AsyncSession, connector: Connector, chats: list[s
     await session.flush()
 
 
-async def register(session: AsyncSession, *, box: SecretBox, data: ConnectorCreate, created_by: str) -> Connector:
+async def register(
+    session: AsyncSession, *, box: SecretBox, data: ConnectorRegistration, created_by: str
+) -> Connector:
     if not data.community_id:
         raise InvalidInput("a connector belongs to a community")
     connector = Connector(
@@ -53,7 +55,7 @@ async def register(session: AsyncSession, *, box: SecretBox, data: ConnectorCrea
         identity_platform=data.identity_platform or data.platform, name=data.name, secrets_sealed="",
         created_by=created_by,
     )
-    _seal(box, connector, data.platform, data.secrets)
+    _seal(box, connector, data.platform, data.secrets.model_dump())
     session.add(connector)
     await session.flush()
     await _set_groups(session, connector, data.groups)
