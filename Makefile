@@ -5,19 +5,26 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-faults up down status bench lint clean demo
+.PHONY: install run token test test-unit test-integration test-faults up down status bench lint clean demo
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@test -x $(PY) || { echo "==> creating the virtual environment $(VENV) ($(PYTHON) -m venv)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing Qunzhu and its dependencies into $(VENV) (first time: about 1-2 minutes; later: seconds)"
+	$(PY) -m pip install --disable-pip-version-check -e '.[dev]'
 	@touch $@
+	@echo "==> installed into $(VENV)"
 
 ## run: the whole platform in one process (SQLite under ./data, in-process bus, gateway on :8000)
 run: install
 	$(PY) -m qunzhu run
+
+## token: development login, a member token from ./data's key file: make token PERSON=telegram:42 [COMMUNITY=<id>]
+token: install
+	@test -n "$(PERSON)" || { echo "usage: make token PERSON=telegram:42 [COMMUNITY=<community id>]" >&2; exit 2; }
+	@$(PY) -m qunzhu token --person '$(PERSON)' $(if $(COMMUNITY),--community '$(COMMUNITY)')
 
 ## demo: a simulated community (3 groups × 200 members, 14 days) through embedded mode's real webhooks, then a report
 demo: install

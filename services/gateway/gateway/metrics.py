@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from qunzhu_common.metrics import LATENCY_BUCKETS
 
+LOGIN_CODE_OUTCOMES = ("sent", "no_connector", "blacklisted", "too_many_live_codes")
 REFUND_OUTCOMES = {
     "stripe": ("submitted", "already_refunded", "retried", "failed"),
     "wechatpay": ("submitted", "already_refunded", "retried", "failed"),
@@ -46,6 +47,12 @@ class GatewayMetrics:
             p + "logins_total", "Login attempts by method and outcome.", ["method", "outcome"],
             registry=registry,
         )
+        self.login_codes = Counter(
+            p + "login_codes_total",
+            "One-time login codes asked for, by outcome: sent, or why none was (no_connector, blacklisted, "
+            "too_many_live_codes); the caller gets 202 either way.",
+            ["outcome"], registry=registry,
+        )
         self.refunds = Counter(
             p + "refunds_total",
             "Refund attempts by provider and outcome (submitted, already_refunded, manual, retried, failed).",
@@ -58,6 +65,8 @@ class GatewayMetrics:
         for method in ("code", "telegram"):
             for outcome in ("ok", "refused"):
                 self.logins.labels(method, outcome)
+        for outcome in LOGIN_CODE_OUTCOMES:
+            self.login_codes.labels(outcome)
         for provider, outcomes in REFUND_OUTCOMES.items():
             for outcome in outcomes:
                 self.refunds.labels(provider, outcome)

@@ -167,6 +167,50 @@ async def test_login_with_a_code_the_bot_sends(gw, fake_platform, publish, event
     assert right.headers["cache-control"] == "no-store"
 
 
+async def test_a_code_that_cannot_be_sent_is_logged_and_counted_but_still_answered_202(
+        gw, publish, eventually, metric_value, caplog):
+    from datetime import timedelta
+
+    from gateway.auth import service
+    from gateway.models import LoginCode
+
+    await owned_community(gw, publish, eventually)
+    await member(gw, publish, eventually, "telegram:66", status="blacklisted")
+
+    def counted(outcome: str) -> float:
+        return metric_value(gw.app, "qunzhu_gateway_login_codes_total", outcome=outcome)
+
+    async def ask(member_id: str) -> int:
+        response = await gw.client.post("/api/v1/auth/codes", json={"community_id": COMMUNITY, "member_id": member_id})
+        assert response.content == b""
+        return response.status_code
+
+    assert counted("no_connector") == 0  # the label set exists from the start
+    with caplog.at_level("WARNING", logger="gateway.auth.api"):
+        assert await ask("telegram:77") == 202  # no connector yet
+        await gw.client.post(connectors_url(), json=TELEGRAM_CONNECTOR,
+                             headers={"X-API-Key": "ops-admin-key-for-tests"})
+        assert await ask("wechat:77") == 202  # no connector for this platform
+        assert await ask("telegram:66") == 202  # blacklisted
+        state = gw.app.state.gateway
+        async with gw.app.state.runtime.session_maker() as session, session.begin():
+            for n in range(service.MAX_LIVE_CODES):
+                session.add(LoginCode(member_id="telegram:78", community_id=COMMUNITY,
+                                      code_hash=service._code_hash(state.jwt_key, "telegram:78", f"12345{n}"),
+                                      expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+        assert await ask("telegram:78") == 202  # too many live codes
+        assert await ask("telegram:79") == 202  # sent
+
+    assert (counted("no_connector"), counted("blacklisted"), counted("too_many_live_codes"), counted("sent")) == (
+        2, 1, 1, 1)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.auth.api" and r.levelname == "WARNING"]
+    assert len(warnings) == 4
+    assert "telegram:77" in warnings[0] and "no_connector" in warnings[0] and COMMUNITY in warnings[0]
+    assert "wechat:77" in warnings[1] and "no_connector" in warnings[1]
+    assert "telegram:66" in warnings[2] and "blacklisted" in warnings[2]
+    assert "telegram:78" in warnings[3] and "too_many_live_codes" in warnings[3]
+
+
 async def test_code_guessing_is_bounded(gw, publish, eventually):
     from gateway.auth import service
     from gateway.models import LoginCode

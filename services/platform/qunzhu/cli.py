@@ -1,4 +1,5 @@
-"""`python -m qunzhu` / `qunzhu`: run embedded, serve one service, migrate, make migrations, run the demo."""
+"""`python -m qunzhu` / `qunzhu`: run embedded, serve one service, migrate, make migrations, run the demo, mint a
+local member token."""
 
 from __future__ import annotations
 
@@ -74,6 +75,21 @@ def _demo(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _token(args: argparse.Namespace) -> None:
+    from qunzhu.devtoken import TokenRefused, mint
+
+    try:
+        minted = mint(person=args.person, data_dir=args.data_dir, community_id=args.community)
+    except TokenRefused as exc:
+        print(f"qunzhu token: {exc}", file=sys.stderr)
+        sys.exit(2)
+    scope = f"community {minted.community_id} only" if minted.community_id else "person-wide"
+    # The token alone on stdout (TOKEN=$(python -m qunzhu token ...)); the explanation on stderr.
+    print(minted.token)
+    print(f"member token for {minted.subject} ({scope}), valid {minted.expires_in} s; use it as\n"
+          f"  curl -H \"Authorization: Bearer $TOKEN\" ...", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="qunzhu", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +127,15 @@ def main(argv: list[str] | None = None) -> None:
                       help="with --gateway: its GATEWAY_ADMIN_API_KEY")
     demo.add_argument("--stripe-secret", default="", help="with --gateway: one of its GATEWAY_STRIPE_WEBHOOK_SECRETS")
     demo.set_defaults(func=_demo)
+
+    token = sub.add_parser(
+        "token", help="development: a member token from embedded mode's key file (refused when the gateway's "
+        "keys come from the environment)")
+    token.add_argument("--person", required=True, help="who the token is for, <platform>:<user id>, e.g. telegram:42")
+    token.add_argument("--community", default=None,
+                       help="scope the token to this community (as a one-time code login does); default: person-wide")
+    token.add_argument("--data-dir", default="data", help="embedded mode's data directory (holds gateway.key)")
+    token.set_defaults(func=_token)
 
     args = parser.parse_args(argv)
     try:

@@ -42,6 +42,16 @@ async def embedded_platform(data_dir: str | Path, *, partitions: int = 3) -> Asy
         )
 
 
+def _token_hint(data_dir: str) -> str:
+    """How to get a member token here: minted from the local key file, unless the keys come from the environment."""
+    settings = entry("gateway").settings(data_dir=Path(data_dir))
+    if settings.secret_key.get_secret_value().strip() or settings.jwt_secret.get_secret_value().strip():
+        return "keys from the environment: POST /api/v1/auth/codes then /api/v1/auth/token (or /api/v1/auth/telegram)"
+    if Path(data_dir) == Path("data"):
+        return "make token PERSON=telegram:42 [COMMUNITY=<id>]  (a member token for development)"
+    return f"python -m qunzhu token --person telegram:42 --data-dir {data_dir}  (a member token for development)"
+
+
 async def _serve(host: str, port: int, data_dir: str) -> None:
     import uvicorn
 
@@ -61,6 +71,7 @@ async def _serve(host: str, port: int, data_dir: str) -> None:
             f"  readiness     {base}/services\n"
             f"  metrics       {base}/metrics  ({base}/services/<name>/metrics for each service)\n"
             f"  data          {data_path}\n"
+            f"  login         {_token_hint(data_dir)}\n"
             "Ctrl-C stops it.\n",
             flush=True,
         )

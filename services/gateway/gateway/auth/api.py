@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Literal
 
@@ -17,7 +18,13 @@ from qunzhu_common.deps import SessionDep
 from qunzhu_common.errors import NotFound, problem_response
 from qunzhu_common.events.contracts.identity import PersonId
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["auth"], dependencies=[Depends(rate_limit)])
+_UNSENT_REASONS = {
+    "no_connector": "no_connector (the community has no telegram or generic connector for this person's platform)",
+    "blacklisted": "blacklisted (the person is blacklisted in this community)",
+    "too_many_live_codes": "too_many_live_codes (the person already has the maximum of unused, unexpired codes)",
+}
 PersonIdStr = PersonId  # as every event names a person: no whitespace or control characters
 
 
@@ -47,7 +54,13 @@ async def request_login_code(body: CodeRequest, session: SessionDep, state: Stat
 
     The person need not be a member yet. The token the code gives acts in this community only: whoever
     runs the community's connector could read the code, so it proves nothing elsewhere."""
-    await service.send_login_code(session, state=state, community_id=body.community_id, member_id=body.member_id)
+    outcome = await service.send_login_code(session, state=state, community_id=body.community_id,
+                                            member_id=body.member_id)
+    state.metrics.login_codes.labels(outcome).inc()
+    if outcome != "sent":
+        # The caller is told nothing (no membership oracle); whoever runs the platform is.
+        log.warning("no login code sent to %s for community %s: %s", body.member_id, body.community_id,
+                    _UNSENT_REASONS.get(outcome, outcome))
     return Response(status_code=202)
 
 

@@ -26,30 +26,31 @@ def _code_hash(key: bytes, member_id: str, code: str) -> str:
     return hmac.new(key, f"{member_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-async def send_login_code(session: AsyncSession, *, state: GatewayState, community_id: str, member_id: str) -> None:
+async def send_login_code(session: AsyncSession, *, state: GatewayState, community_id: str, member_id: str) -> str:
     """Queue a one-time code to the person's private chat through this community's connector.
 
     The person need not be a member yet (people who arrive from a chat group log in to join): the token
     the code gives is scoped to this community, since whoever runs its connector could read the code.
     Expired and removed people may log in to renew or rejoin (membership decides whether they may);
     blacklisted people, and people on a platform the community has no connector for, get nothing. The
-    caller learns nothing either way (no member enumeration).
+    caller learns nothing either way (no member enumeration); the outcome (one of
+    gateway.metrics.LOGIN_CODE_OUTCOMES) is for the gateway's own logs and metrics.
     """
     member = await session.get(MemberRole, (community_id, member_id))
     if member is not None and member.role != "owner" and member.status == "blacklisted":
-        return
+        return "blacklisted"
     platform, _, user = member_id.partition(":")
     connector = (await session.execute(
         select(Connector).where(Connector.community_id == community_id, Connector.identity_platform == platform,
                                 Connector.platform.in_(("telegram", "generic"))).limit(1)
     )).scalars().first()
     if connector is None:
-        return
+        return "no_connector"
     now = utcnow()
     live = await session.scalar(select(func.count()).select_from(LoginCode).where(
         LoginCode.member_id == member_id, LoginCode.used_at.is_(None), LoginCode.expires_at > now))
     if (live or 0) >= MAX_LIVE_CODES:
-        return  # nobody gets a member's chat flooded with codes
+        return "too_many_live_codes"  # nobody gets a member's chat flooded with codes
     code = f"{secrets.randbelow(10**6):06d}"
     session.add(LoginCode(member_id=member_id, community_id=community_id,
                           code_hash=_code_hash(state.jwt_key, member_id, code),
@@ -63,6 +64,7 @@ async def send_login_code(session: AsyncSession, *, state: GatewayState, communi
                                             text=text, requested_by="gateway"),
     ))
     await session.flush()
+    return "sent"
 
 
 @dataclass(frozen=True)
