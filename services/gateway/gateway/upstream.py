@@ -76,7 +76,7 @@ class Upstreams:
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED_REQUEST_HEADERS}
         query = list(request.query_params.multi_items())
         if principal is not None:
-            headers.update(actors.sign(self._internal_key, actor_of_principal(principal), method=request.method,
+            headers.update(actors.sign(self._internal_key, principal.as_actor(), method=request.method,
                                        path=target.absolute, query=query))
         upstream = await self.call(
             service, request.method, target.encoded, params=query,
@@ -87,12 +87,6 @@ class Upstreams:
             status_code=upstream.status_code,
             headers={k: v for k, v in upstream.headers.items() if k in FORWARDED_RESPONSE_HEADERS},
         )
-
-
-def actor_of_principal(principal: Principal) -> actors.Actor:
-    """What the services are told about an authenticated caller (kind, community scope, an API key's role)."""
-    return actors.Actor(id=principal.subject, kind=principal.kind, scope=principal.community_id,
-                        role=principal.role)
 
 
 def upstreams_lifespan(settings: GatewaySettings, transports: Mapping[str, httpx.AsyncBaseTransport] | None):

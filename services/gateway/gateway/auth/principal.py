@@ -13,10 +13,8 @@ from gateway.crypto import matches_hash
 from gateway.errors import InvalidCredentials, RoleRequired
 from gateway.models import ApiKey, MemberRole
 from gateway.state import GatewayState
+from qunzhu_common.actor import ROLE_RANK, Actor, Authorizer, projection_lookup
 
-ROLE_RANK = {"member": 1, "guest": 2, "admin": 3, "owner": 4}
-# Statuses in which a role grants anything: a removed or expired member's role is void.
-ACTIVE_STATUSES = frozenset({"active", "pending_ritual"})
 API_KEY_PREFIX = "qz_"
 
 
@@ -27,6 +25,14 @@ class Principal:
     # API keys, and tokens from a code a community's connector delivered, act in this community only.
     community_id: str | None = None
     role: str | None = None
+
+    def as_actor(self) -> Actor:
+        """What the services are told about this caller (kind, community scope, an API key's role)."""
+        return Actor(id=self.subject, kind=self.kind, scope=self.community_id, role=self.role)
+
+
+# The rule every service applies to a caller (qunzhu_common.actor), over the gateway's own role projection.
+_ROLES = Authorizer(projection_lookup(MemberRole))
 
 
 async def authenticate(
@@ -59,18 +65,7 @@ async def _api_key(session: AsyncSession, *, state: GatewayState, presented: str
 
 
 async def role_in(session: AsyncSession, principal: Principal, community_id: str) -> str | None:
-    if principal.kind == "platform":
-        return "owner"
-    if principal.community_id is not None and principal.community_id != community_id:
-        return None  # a scoped credential has no role outside its community
-    if principal.kind in ("bot", "operator"):
-        return principal.role
-    row = await session.get(MemberRole, (community_id, principal.subject))
-    if row is None:
-        return None
-    if row.status not in ACTIVE_STATUSES and not (row.role == "owner" and row.status != "dissolved"):
-        return None  # a removed, expired or blacklisted member's role is void; an owner's, until dissolution
-    return row.role
+    return await _ROLES.role_in(session, principal.as_actor(), community_id)
 
 
 async def require_role(session: AsyncSession, principal: Principal, community_id: str, minimum: str) -> str:
