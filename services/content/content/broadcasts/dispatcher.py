@@ -22,7 +22,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from content.broadcasts.service import give_up_unanswered
+from content.broadcasts.service import claim_due, give_up_unanswered
 from content.context import ContentContext
 from content.models import Broadcast, BroadcastDelivery
 from qunzhu_common.background import BackgroundLoop
@@ -85,17 +85,7 @@ class Dispatcher:
             if session.bind.dialect.name == "postgresql":
                 if not await session.scalar(select(func.pg_try_advisory_xact_lock(_LOCK_KEY))):
                     return 0
-            rows = list(
-                (
-                    await session.execute(
-                        select(BroadcastDelivery)
-                        .where(BroadcastDelivery.status == "pending", BroadcastDelivery.next_attempt_at <= now)
-                        .order_by(BroadcastDelivery.seq)
-                        .limit(ctx.settings.dispatch_batch)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).scalars()
-            )
+            rows = await claim_due(session, status="pending", now=now, limit=ctx.settings.dispatch_batch)
             await give_up_unanswered(session, ctx=ctx, now=now)
             if not rows:
                 return 0

@@ -250,19 +250,25 @@ async def settle(
 NO_ANSWER = "no final answer from the gateway"
 
 
-async def give_up_unanswered(session: AsyncSession, *, ctx: ContentContext, now: datetime) -> int:
-    """Sent deliveries still unanswered at their give-up time (`next_attempt_at` once sent) fail."""
-    rows = list(
+async def claim_due(session: AsyncSession, *, status: str, now: datetime, limit: int) -> list[BroadcastDelivery]:
+    """Deliveries in `status` whose `next_attempt_at` has come, oldest first, locked for this transaction
+    (rows another replica holds are skipped): what is due to send (`pending`) or to give up (`sent`)."""
+    return list(
         (
             await session.execute(
                 select(BroadcastDelivery)
-                .where(BroadcastDelivery.status == "sent", BroadcastDelivery.next_attempt_at <= now)
+                .where(BroadcastDelivery.status == status, BroadcastDelivery.next_attempt_at <= now)
                 .order_by(BroadcastDelivery.seq)
-                .limit(ctx.settings.dispatch_batch)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         ).scalars()
     )
+
+
+async def give_up_unanswered(session: AsyncSession, *, ctx: ContentContext, now: datetime) -> int:
+    """Sent deliveries still unanswered at their give-up time (`next_attempt_at` once sent) fail."""
+    rows = await claim_due(session, status="sent", now=now, limit=ctx.settings.dispatch_batch)
     if not rows:
         return 0
     after = ctx.settings.delivery_gives_up_after_s

@@ -108,26 +108,20 @@ async def create_session(
     offsets = data.preview_offsets_s if data.preview_offsets_s is not None else ctx.settings.session_preview_offsets_s
     offsets = sorted(set(offsets), reverse=True)
     future = [o for o in offsets if shared.starts_at - timedelta(seconds=o) > now]
+    # (seconds before the start, title label, payload extras) of each preview to schedule.
+    previews = [(offset, f"提前 {human_span(offset)}", {}) for offset in future]
     if len(future) < len(offsets) and ctx.settings.session_catch_up_preview:
         # Previews whose time has passed (a late organiser): one catch-up preview at once stands for them all.
         left = int((shared.starts_at - now).total_seconds())
+        previews.insert(0, (left, f"补发，提前 {human_span(left)}", {"catch_up": True}))
+    for before_s, label, extra in previews:
         await create_schedule(
             session,
             kind="session_preview",
             starts_at=shared.starts_at,
-            offset_s=-left,
-            title=schedule_title("预告", shared.topic, f"补发，提前 {human_span(left)}"),
-            payload={"session_id": shared.id, "before_s": left, "catch_up": True},
-            **common,
-        )
-    for offset in future:
-        await create_schedule(
-            session,
-            kind="session_preview",
-            starts_at=shared.starts_at,
-            offset_s=-offset,
-            title=schedule_title("预告", shared.topic, f"提前 {human_span(offset)}"),
-            payload={"session_id": shared.id, "before_s": offset},
+            offset_s=-before_s,
+            title=schedule_title("预告", shared.topic, label),
+            payload={"session_id": shared.id, "before_s": before_s, **extra},
             **common,
         )
     await create_schedule(
