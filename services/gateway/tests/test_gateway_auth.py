@@ -43,17 +43,17 @@ async def member(gw, publish, eventually, member_id: str, role: str = "member", 
     await eventually(projected, what=f"{member_id} projected")
 
 
-async def owned_community(gw, publish, eventually) -> None:
+async def owned_community(gw, publish, eventually, community_id: str = COMMUNITY, owner: str = OWNER) -> None:
     await publish(gw.app, "community.created", CommunityCreated(
-        community_id=COMMUNITY, name="晨读营", positioning="每天读十页", owner_id=OWNER,
-        created_at=datetime.now(UTC)), COMMUNITY)
+        community_id=community_id, name="晨读营", positioning="每天读十页", owner_id=owner,
+        created_at=datetime.now(UTC)), community_id)
     from gateway.models import MemberRole
 
     async def projected():
         async with gw.app.state.runtime.session_maker() as session:
-            return await session.get(MemberRole, (COMMUNITY, OWNER)) is not None
+            return await session.get(MemberRole, (community_id, owner)) is not None
 
-    await eventually(projected, what="the owner projected")
+    await eventually(projected, what=f"the owner of {community_id} projected")
 
 
 def connectors_url() -> str:

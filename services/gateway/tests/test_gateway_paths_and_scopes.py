@@ -162,7 +162,7 @@ async def test_a_code_gives_a_token_for_the_community_that_delivered_it(gw, fake
     scoped = {"Authorization": f"Bearer {admin.json()['access_token']}"}
     # Inside its community the token is the person's; elsewhere — even where the person is the owner — 403.
     assert (await gw.client.get(connectors_url(), headers=scoped)).status_code == 200
-    await publish_community(gw, publish, eventually, "c-other", owner="telegram:77")
+    await owned_community(gw, publish, eventually, "c-other", owner="telegram:77")
     elsewhere = await gw.client.get("/api/v1/communities/c-other/connectors", headers=scoped)
     assert elsewhere.status_code == 403
     created = await gw.client.post("/api/v1/communities", headers=scoped,
@@ -183,23 +183,6 @@ async def test_a_blacklisted_person_gets_no_code(gw, fake_platform, publish, eve
     assert asked.status_code == 202
     sent = await eventually(lambda: fake_platform.calls("/sendMessage"), what="the second person's code")
     assert [json.loads(s["body"])["chat_id"] for s in sent] == ["67"]
-
-
-async def publish_community(gw, publish, eventually, community_id: str, *, owner: str) -> None:
-    from datetime import UTC, datetime
-
-    from gateway.models import MemberRole
-    from qunzhu_common.events.contracts.membership import CommunityCreated
-
-    await publish(gw.app, "community.created", CommunityCreated(
-        community_id=community_id, name="另一个", positioning="别处", owner_id=owner,
-        created_at=datetime.now(UTC)), community_id)
-
-    async def projected():
-        async with gw.app.state.runtime.session_maker() as session:
-            return await session.get(MemberRole, (community_id, owner)) is not None
-
-    await eventually(projected, what="the other community's owner projected")
 
 
 async def test_made_up_credentials_count_against_the_address(tmp_path, standalone_gateway):
