@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from membership.deps import ActorDep, CtxDep, PersonDep, SessionDep
 from membership.models import Body
@@ -16,7 +17,9 @@ router = APIRouter(tags=["moderation"])
 
 
 class FlagDecision(Body):
-    decision: Literal["remove", "dismiss"]
+    decision: Literal["remove", "dismiss", "keep"] = Field(
+        description="`remove` asks the bot to remove them; `dismiss` (or `keep`) leaves them in the group. "
+                    "Allowed while the flag is pending (its grace running) or open.")
 
 
 @router.get("/communities/{community_id}/unpaid-joins", response_model=list[UnpaidJoinPublic])
@@ -35,7 +38,8 @@ async def list_unpaid_joins(
 @router.post("/communities/{community_id}/unpaid-joins/{flag_id}/decision", response_model=UnpaidJoinPublic)
 async def decide_unpaid_join(community_id: str, flag_id: str, body: FlagDecision, session: SessionDep,
                              ctx: CtxDep, actor: PersonDep) -> UnpaidJoinPublic:
-    """Remove the person from the group or dismiss the flag (`member.remove.member`).
+    """Remove the person from the group or dismiss (keep) them (`member.remove.member`), at any time: during
+    the grace too, which only delays the automatic action (it then does nothing). 409 once decided.
     `X-Actor-Id`: the acting person."""
     community = await load_community(session, community_id)
     await authorize(session, community=community, actor=actor, action="member.remove.member")

@@ -109,8 +109,10 @@ async def _emit(session: AsyncSession, ctx: MembershipContext, flag: UnpaidJoinF
     )
 
 
-async def _resolve(session: AsyncSession, ctx: MembershipContext, flag: UnpaidJoinFlag, state: str) -> None:
-    was_public = flag.state == "open"
+async def _resolve(session: AsyncSession, ctx: MembershipContext, flag: UnpaidJoinFlag, state: str,
+                   *, announce: bool = False) -> None:
+    """Close a flag; `unpaid_join.resolved` when it had been flagged, or when someone decided it."""
+    was_public = flag.state == "open" or announce
     flag.state, flag.resolved_at = state, ctx.now()
     await session.flush()
     if was_public:
@@ -171,12 +173,14 @@ async def decide_flag(session: AsyncSession, ctx: MembershipContext, *, communit
     flag = await session.get(UnpaidJoinFlag, flag_id, with_for_update=True)
     if flag is None or flag.community_id != community.id:
         raise ResourceNotFound(f"flag {flag_id} not found in this community")
-    if flag.state != "open":
-        raise InvalidState(f"flag {flag_id} is {flag.state}")
+    # The owner may decide at any time: the grace only delays the automatic action, which then finds the
+    # flag no longer pending and does nothing (the sweep claims pending flags only, under the row lock).
+    if flag.state not in OPEN_STATES:
+        raise InvalidState(f"flag {flag_id} is already {flag.state}")
     if remove:
         await request_chat_action(session, ctx, community_id=community.id, action="remove_member",
                                   group_id=flag.group_id, member_id=flag.person_id,
                                   reason="no active membership for this paid group",
                                   action_id=f"membership:remove:unpaid:{flag.id}")
-    await _resolve(session, ctx, flag, "removed" if remove else "dismissed")
+    await _resolve(session, ctx, flag, "removed" if remove else "dismissed", announce=True)
     return flag
