@@ -31,6 +31,8 @@ OVERRIDES = {
     "PUT /api/v1/membership/communities/{community_id}/members/{member_id}/role": "owner",
     # Any signed-in person may ask to join (an API key is not a person: membership refuses it).
     "POST /api/v1/membership/communities/{community_id}/join": "person",
+    # The person who pays (a joiner in pending_payment, or a renewing member); an API key is not a person.
+    "POST /api/v1/communities/{community_id}/checkout": "person",
 }
 # Writes on one's own membership: the path names the caller.
 SELF_WRITES = {"PATCH /api/v1/membership/communities/{community_id}/members/{member_id}"}

@@ -20,6 +20,8 @@ from gateway.limits import BodyLimits
 from gateway.metrics import GatewayMetrics
 from gateway.models import inbox_table, metadata, outbox_table
 from gateway.openapi import install_aggregated_openapi
+from gateway.orders.api import router as orders_router
+from gateway.orders.runtime import orders_lifespan
 from gateway.paths import CanonicalPaths
 from gateway.payments.api import router as payments_router
 from gateway.projection import HANDLERS as PROJECTION_HANDLERS
@@ -45,7 +47,7 @@ SPEC = ServiceSpec(
     migrations_dir=MIGRATIONS_DIR,
     # Webhooks first: routes are matched in order and they carry the most traffic.
     routers=[
-        webhooks_router, payments_router, api, auth_router, connectors_router, quarantine_router,
+        webhooks_router, payments_router, api, orders_router, auth_router, connectors_router, quarantine_router,
         actions_ops_router, ops,
     ],
     handlers={**PROJECTION_HANDLERS, **ACTION_HANDLERS, **REFUND_HANDLERS},
@@ -63,7 +65,7 @@ def create_app(
     settings = settings or GatewaySettings()
     spec = replace(SPEC, lifespan_hooks=[
         upstreams_lifespan(settings, transports), gateway_lifespan(settings), actions_lifespan(settings),
-        refunds_lifespan(settings),
+        refunds_lifespan(settings), orders_lifespan(settings),
     ])
     app = build_app(spec, settings, bus=bus)
     app.state.gateway_metrics = GatewayMetrics(app.state.runtime.metrics.registry)

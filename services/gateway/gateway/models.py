@@ -176,3 +176,80 @@ class RefundOrder(GatewayModel, table=True):
     provider_refund_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
     settled_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class PaymentOrder(GatewayModel, table=True):
+    """A payment Qunzhu started (POST /communities/{id}/checkout): its id is the provider's reference
+    (Stripe client_reference_id, WeChat Pay out_trade_no and attach), so a notification finds the order,
+    and through it the community, plan and payer, without any metadata the provider may drop."""
+
+    __tablename__ = "payment_order"
+    __table_args__ = (UniqueConstraint("payer_id", "idempotency_key"),)
+
+    id: str = Field(primary_key=True, max_length=32, description="qz + 24 hex: WeChat Pay's out_trade_no rules.")
+    community_id: str = Field(max_length=100, index=True)
+    plan_id: str = Field(max_length=100)
+    payer_id: str = Field(max_length=200)
+    referrer_id: str | None = Field(default=None, max_length=200)
+    provider: str = Field(max_length=20, description="stripe or wechatpay")
+    channel: str = Field(max_length=20, description="stripe: checkout; wechatpay: jsapi, native, h5")
+    kind: str = Field(max_length=20, description="new or renewal: which price of the plan")
+    amount_fen: int
+    currency: str = Field(max_length=3)
+    status: str = Field(default="created", max_length=20, index=True,
+                        description="created, paid, expired, closed, review, failed")
+    review_reason: str = Field(default="", max_length=500)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    request_hash: str = Field(max_length=64, description="sha256 of the request: one key, one request.")
+    provider_order_id: str | None = Field(default=None, max_length=200,
+                                          description="Stripe Checkout Session id, WeChat Pay prepay_id.")
+    provider_payment_id: str | None = Field(default=None, max_length=200, index=True,
+                                            description="Stripe PaymentIntent id, WeChat Pay transaction_id.")
+    client: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True),
+                                          description="What the front end needs: checkout_url, code_url…")
+    paid_amount_fen: int | None = None
+    paid_currency: str | None = Field(default=None, max_length=3)
+    last_error: str = Field(default="", max_length=2000)
+    expires_at: datetime = Field(sa_type=AwareDateTime, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+    paid_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class ProviderRefund(GatewayModel, table=True):
+    """Every refund the providers told us about, by the provider's refund id: deduplicates refund events
+    whatever their event ids, adds partial refunds up, and keeps a refund whose payment is not known yet
+    (`held`) until the payment arrives."""
+
+    __tablename__ = "provider_refund"
+
+    provider: str = Field(primary_key=True, max_length=20)
+    refund_id: str = Field(primary_key=True, max_length=200,
+                           description="re_…; `<charge>:refunded:<cumulative fen>` when Stripe names none.")
+    payment_id: str = Field(max_length=200, index=True, description="PaymentIntent (or charge) / transaction id.")
+    charge_id: str | None = Field(default=None, max_length=200, index=True)
+    order_id: str | None = Field(default=None, max_length=32, index=True)
+    amount_fen: int = Field(description="What this refund adds to the payment's refunded total.")
+    currency: str = Field(max_length=3)
+    derived: bool = Field(default=False, description="Made up from charge.refunded's amount_refunded.")
+    claimed_fen: int = Field(default=0, description="Of a derived refund: how much later refund ids explained.")
+    status: str = Field(max_length=20, index=True, description="emitted or held (payment not known yet)")
+    reason: str = Field(default="", max_length=500)
+    refunded_at: datetime = Field(sa_type=AwareDateTime)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
+
+
+class ReconciliationDifference(GatewayModel, table=True):
+    """One difference the daily reconciliation found between our records and the provider's."""
+
+    __tablename__ = "reconciliation_difference"
+    __table_args__ = (UniqueConstraint("provider", "kind", "reference"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=20, index=True)
+    kind: str = Field(max_length=40, description="e.g. payment_missing_here, refund_amount_differs")
+    reference: str = Field(max_length=200, description="The payment, refund or order the difference is about.")
+    detail: str = Field(default="", max_length=2000)
+    window_start: datetime = Field(sa_type=AwareDateTime)
+    window_end: datetime = Field(sa_type=AwareDateTime)
+    found_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)

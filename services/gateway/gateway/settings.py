@@ -109,6 +109,22 @@ class GatewaySettings(ServiceSettings):
     refund_timeout_s: float = Field(default=20.0, gt=0, description="Time allowed for one provider call.")
     refund_poll_interval_s: float = Field(default=1.0, gt=0)
     run_refunds: bool = Field(default=True, description="Execute refunds in this process.")
+    # -- orders (POST /communities/{id}/checkout) ------------------------------------------------
+    order_ttl_s: int = Field(default=1800, ge=1800, le=86400, description=(
+        "An unpaid order expires this long after it is created (Stripe Checkout allows 30 min to 24 h)."))
+    order_expiry_interval_s: float = Field(default=60.0, gt=0, description="How often expired orders are closed.")
+    stripe_checkout_success_url: str = Field(
+        default="http://127.0.0.1:8000/paid?order={ORDER_ID}",
+        description="Where Stripe Checkout sends the payer after paying; {ORDER_ID} is replaced by the order id.")
+    stripe_checkout_cancel_url: str = Field(
+        default="http://127.0.0.1:8000/checkout-cancelled?order={ORDER_ID}",
+        description="Where Stripe Checkout sends a payer who gives up; {ORDER_ID} as above.")
+    run_orders: bool = Field(default=True, description="Expire unpaid orders and reconcile in this process.")
+    reconcile_interval_s: float = Field(default=86400.0, gt=0, description="How often payments are reconciled.")
+    reconcile_window_s: int = Field(default=2 * 86400, ge=3600, description=(
+        "Each reconciliation compares the payments and refunds of this past window (overlapping days)."))
+    reconcile_settle_s: int = Field(default=3600, ge=0, description=(
+        "The newest part of the window left out: notifications of the last hour may still be on their way."))
     bridge_allow_http: bool = Field(
         default=False, description="Allow plain-http bot bridge URLs (local development and tests only)."
     )

@@ -61,6 +61,16 @@ class Upstreams:
             return response
         raise ServiceUnavailable(f"the {service} service is unavailable", service=service) from last_error
 
+    async def call_as(
+        self, principal: Principal, service: str, method: str, path: ServicePath | str, *,
+        query: list[tuple[str, str]] | None = None,
+    ) -> httpx.Response:
+        """A call of the gateway's own for this caller (signed actor assertion), e.g. reading a plan."""
+        target = path if isinstance(path, ServicePath) else ServicePath(path)
+        headers = actors.sign(self._internal_key, principal.as_actor(), method=method, path=target.absolute,
+                              query=query or [])
+        return await self.call(service, method, target.encoded, params=query or None, headers=headers)
+
     async def forward(
         self, service: str, request: Request, path: ServicePath | str, *, principal: Principal | None = None,
         body: bytes | None = None,

@@ -7,7 +7,7 @@ import base64
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,3 +276,52 @@ def wechatpay_platform() -> WechatpayPlatform:
     serial = 0x5157F09EFDC096DE15EBE81A47057A7232F1B8E1
     key, pem = wechatpay_certificate(serial)
     return WechatpayPlatform(key, pem, f"{serial:X}")
+
+
+# -- stripe-mock: Stripe's own mock of its API (a Go program), on a free loopback port ---------------
+
+STRIPE_MOCK_INSTALL = "bash deploy/local/stripe-mock.sh fetch"
+
+
+def _stripe_mock_binary() -> str:
+    import os
+    import shutil
+
+    candidates = [os.environ.get("STRIPE_MOCK_BIN", ""), shutil.which("stripe-mock") or "",
+                  str(Path(os.environ.get("QUNZHU_CACHE_DIR", Path.home() / ".cache/qunzhu")) / "bin/stripe-mock")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(f"stripe-mock is not installed: run `{STRIPE_MOCK_INSTALL}` (or set STRIPE_MOCK_BIN)")
+
+
+@pytest.fixture(scope="session")
+def stripe_mock() -> Iterator[str]:
+    """The base URL of a stripe-mock started for this test session (and stopped after it)."""
+    import socket
+    import subprocess
+
+    binary = _stripe_mock_binary()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([binary, "-http-addr", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                    pytest.fail(f"stripe-mock did not start on port {port}: {err[-500:]}")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,82 @@
+"""Checkout and orders on the public API (the payer, or the community's staff)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.auth.deps import CurrentPrincipal, client_address, rate_limit
+from gateway.orders import service
+from gateway.orders.runtime import OrdersRuntime, orders_of
+from gateway.upstream import Upstreams, upstreams_of
+from qunzhu_common.deps import SessionDep
+from qunzhu_common.events.contracts.identity import PersonId
+from qunzhu_common.service import runtime_of
+
+router = APIRouter(prefix="/api/v1", tags=["payments"], dependencies=[Depends(rate_limit)])
+
+OrderId = Annotated[str, Path(min_length=1, max_length=200)]
+CommunityId = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+class CheckoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan_id: str = Field(min_length=1, max_length=100)
+    provider: Literal["stripe", "wechatpay"]
+    channel: Literal["checkout", "jsapi", "native", "h5"] = Field(
+        description="stripe: checkout; wechatpay: jsapi (needs payer_openid), native (QR code) or h5.")
+    payer_openid: str | None = Field(default=None, min_length=1, max_length=128,
+                                     description="WeChat Pay JSAPI: the payer's openid for the merchant's appid.")
+    referrer: PersonId | None = Field(default=None, description="The member who referred the payer, if any.")
+
+
+class OrderPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")  # plus the channel's answer: checkout_url, code_url, h5_url, jsapi
+
+    order_id: str
+    community_id: str
+    plan_id: str
+    payer_id: str
+    provider: str
+    channel: str
+    kind: str = Field(description="new or renewal: which price of the plan")
+    status: str = Field(description="created, paid, expired, closed, review, failed")
+    amount_fen: int
+    currency: str
+    expires_at: str
+    paid_at: str | None = None
+
+
+@router.post("/communities/{community_id}/checkout", status_code=201, response_model=OrderPublic,
+             summary="Start paying for a plan",
+             responses={409: {"description": "Not a paying state, or the Idempotency-Key was used for another "
+                                             "request"},
+                        502: {"description": "The payment provider refused or could not be reached"}})
+async def checkout(
+    community_id: CommunityId, body: CheckoutRequest, request: Request, principal: CurrentPrincipal,
+    upstreams: Annotated[Upstreams, Depends(upstreams_of)], orders: Annotated[OrdersRuntime, Depends(orders_of)],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Create an order for the signed-in person (the member-to-be: a paid join in `pending_payment`, or a
+    renewal) and the provider's order, and answer what the front end needs: Stripe's `checkout_url`.
+    The amount is the plan's price in fen (its renewal price for a renewal). A retried call with the same
+    `Idempotency-Key` answers the same order. Poll `GET …/orders/{order_id}` for its status."""
+    state = request.app.state.gateway
+    order = await service.checkout(
+        runtime_of(request).session_maker, upstreams=upstreams, deps=orders.deps, principal=principal,
+        community_id=community_id, body=body.model_dump(), idempotency_key=idempotency_key,
+        client_ip=client_address(request, state.settings.trusted_proxies),
+    )
+    return service.public_view(order)
+
+
+@router.get("/communities/{community_id}/orders/{order_id}", response_model=OrderPublic, summary="An order")
+async def get_order(community_id: CommunityId, order_id: OrderId, session: SessionDep,
+                    principal: CurrentPrincipal) -> dict[str, Any]:
+    """An order and its status (`paid` once the provider's notification arrived): its payer's, or for
+    the community's admins and the owner."""
+    return service.public_view(await service.get_order(session, principal, community_id=community_id,
+                                                       order_id=order_id))

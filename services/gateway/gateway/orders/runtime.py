@@ -1,0 +1,97 @@
+"""The orders' resources (provider clients for the channels) and background jobs: unpaid orders expire,
+the providers' records are reconciled. Built in the gateway's lifespan, at app.state.orders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+import stripe
+from fastapi import FastAPI, Request
+from sqlalchemy import select
+
+from gateway.models import PaymentOrder
+from gateway.orders import stripe_checkout  # noqa: F401 - registers the Stripe channel
+from gateway.orders.channels import ChannelDeps, channel_of
+from gateway.refunds import stripe_api
+from gateway.settings import GatewaySettings
+from gateway.state import GatewayState
+from qunzhu_common.background import BackgroundLoop
+from qunzhu_common.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+BATCH = 100
+
+
+@dataclass
+class OrdersRuntime:
+    state: GatewayState
+    deps: ChannelDeps
+    loops: list[BackgroundLoop] = field(default_factory=list)
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def expire_due(self) -> int:
+        """Mark unpaid orders past their expiry `expired` and close them at the provider."""
+        sessions = self.state.runtime.session_maker
+        async with sessions() as session, session.begin():
+            due = list((await session.execute(
+                select(PaymentOrder).where(PaymentOrder.status == "created", PaymentOrder.expires_at <= utcnow())
+                .order_by(PaymentOrder.expires_at).limit(BATCH).with_for_update(skip_locked=True)
+            )).scalars().all())
+            for order in due:
+                order.status, order.updated_at = "expired", utcnow()
+        for order in due:
+            channel = channel_of(order.provider, order.channel)
+            if channel is None:
+                continue
+            try:
+                await channel.close(self.deps, order)
+            except Exception as exc:  # noqa: BLE001 - the provider expires it anyway; log and go on
+                log.warning("closing order %s at %s failed: %r", order.id, order.provider, exc)
+        return len(due)
+
+    async def _expiry_pass(self) -> float:
+        return 0 if await self.expire_due() == BATCH else self.state.settings.order_expiry_interval_s
+
+
+def _stripe_client(settings: GatewaySettings, on_close: list) -> stripe.StripeClient | None:
+    if not settings.stripe_secret_key.get_secret_value():
+        return None
+    http = stripe.HTTPXClient(timeout=settings.refund_timeout_s)
+    on_close.append(http.close_async)
+    return stripe_api.new_client(secret_key=settings.stripe_secret_key.get_secret_value(),
+                                 api_base=settings.stripe_api_base, http_client=http)
+
+
+def orders_lifespan(settings: GatewaySettings):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.refund_timeout_s, connect=min(5.0, settings.refund_timeout_s))
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+            on_close: list = []
+            deps = ChannelDeps(settings=settings, http=http)
+            client = _stripe_client(settings, on_close)
+            if client is not None:
+                deps.clients["stripe"] = client
+            orders = OrdersRuntime(state=app.state.gateway, deps=deps, on_close=on_close)
+            orders.loops.append(BackgroundLoop("order-expiry", orders._expiry_pass, logger=log))
+            app.state.orders = orders
+            if settings.run_orders:
+                for loop in orders.loops:
+                    loop.start()
+            try:
+                yield
+            finally:
+                for loop in orders.loops:
+                    await loop.stop()
+                for close in on_close:
+                    await close()
+
+    return lifespan
+
+
+async def orders_of(request: Request) -> OrdersRuntime:
+    return request.app.state.orders  # type: ignore[no-any-return]
