@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run token test test-unit test-integration test-faults up down status bench lint clean demo
+.PHONY: install prereqs run token test test-unit test-integration test-faults stop-test-servers up down status bench lint clean demo
 
 install: $(STAMP)
 
@@ -30,24 +30,39 @@ token: install
 demo: install
 	$(PY) -m qunzhu demo
 
+## prereqs: what the tests need here (PostgreSQL, Prometheus, Java 17+, Maven, Node.js + npm, Kafka jars): installed
+## with apt-get when missing and root (or passwordless sudo), else an error naming the command to run
+prereqs:
+	@bash deploy/local/prereqs.sh
+
+# Each test target runs in one shell that records the servers the tests start (tests/servers.py) and, on exit
+# (also when interrupted), stops whatever the tests' own teardown did not (deploy/local/test-servers.sh).
+TEST_SERVERS := QUNZHU_TEST_RUN_DIR="$$(bash deploy/local/test-servers.sh new)" || exit 1; export QUNZHU_TEST_RUN_DIR; \
+	  trap 'bash deploy/local/test-servers.sh stop "$$QUNZHU_TEST_RUN_DIR"' EXIT; trap 'exit 130' INT TERM
+
 ## test: unit tests (SQLite, in-process bus), then integration tests (real Kafka + PostgreSQL, services as processes)
-test: install
-	@$(PY) -m pytest services -q -p no:cacheprovider; rc=$$?; \
+test: prereqs install
+	@$(TEST_SERVERS); \
+	  $(PY) -m pytest services -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: no unit tests were collected" >&2; exit 1; fi; \
-	  if [ $$rc -ne 0 ]; then exit $$rc; fi
-	@$(PY) -m pytest tests --ignore=tests/reliability -q -p no:cacheprovider; rc=$$?; \
+	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	  $(PY) -m pytest tests --ignore=tests/reliability -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: no integration tests were collected" >&2; exit 1; fi; \
 	  exit $$rc
 
 test-unit: install
 	$(PY) -m pytest services -q
 
-test-integration: install
-	$(PY) -m pytest tests --ignore=tests/reliability -q
+test-integration: prereqs install
+	@$(TEST_SERVERS); $(PY) -m pytest tests --ignore=tests/reliability -q
 
 ## test-faults: the fault suite (10,000 webhooks through restarts and kills of broker, database, services)
-test-faults: install
-	$(PY) -m pytest tests/reliability -q -p no:cacheprovider
+test-faults: prereqs install
+	@$(TEST_SERVERS); $(PY) -m pytest tests/reliability -q -p no:cacheprovider
+
+## stop-test-servers: stop anything a killed test run left running (brokers, clusters, Prometheus, services)
+stop-test-servers:
+	bash deploy/local/test-servers.sh stop
 
 ## up / down: the distributed stack on this machine (Kafka KRaft + PostgreSQL + one process per service)
 up: install

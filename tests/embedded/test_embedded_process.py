@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.stack import ROOT, free_port
+from tests.servers import record_process
 
 OPERATOR_KEY = "embedded-test-operator-key"  # the gateway authenticates every write
 
@@ -36,6 +37,7 @@ class EmbeddedProcess:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
                 env={**os.environ, "GATEWAY_ADMIN_API_KEY": OPERATOR_KEY},
             )
+        record_process(self.proc, "qunzhu run")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()

@@ -2,6 +2,9 @@
 
 A missing broker or database fails the run under CI=true; elsewhere too, unless the developer asks
 to skip with QUNZHU_SKIP_INTEGRATION=1 (never honoured under CI).
+
+The run stops every server it starts: the broker, and a PostgreSQL cluster of the run's own (own directory,
+own port; stopped and removed at the end, so nothing stays running and `make up`'s cluster is not touched).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.stack import InfraError, Kafka, Postgres, Stack
+from tests.integration.stack import InfraError, Kafka, PrivatePostgres, Stack
 
 
 def _unavailable(reason: str) -> None:
@@ -32,18 +35,19 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    pg = Postgres()
+def postgres() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres()
     try:
         pg.start()
     except (InfraError, OSError) as exc:
+        pg.drop()
         _unavailable(str(exc))
     yield pg
     pg.drop()
 
 
 @pytest.fixture(scope="session")
-def stack(kafka: Kafka, postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(kafka: Kafka, postgres: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     services = Stack(kafka, postgres, tmp_path_factory.mktemp("services"))
     try:
         services.start()

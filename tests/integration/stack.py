@@ -18,6 +18,7 @@ from typing import ClassVar
 import httpx
 
 from qunzhu_common.testing import GatewayActorAuth
+from tests.servers import forget_process, record_directory, record_process
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
@@ -86,6 +87,7 @@ class Kafka:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        record_directory("kafka", self.data_dir)
         run_script("kafka.sh", "start", env=self.env)
 
     def stop(self) -> None:
@@ -101,6 +103,11 @@ class Kafka:
 @dataclass
 class Postgres:
     prefix: str = field(default_factory=lambda: f"qzit_{uuid.uuid4().hex[:8]}")
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What postgres.sh needs to reach this cluster (the shared one: the environment's defaults)."""
+        return {}
 
     def start(self) -> None:
         run_script("postgres.sh", "start", env={})
@@ -135,6 +142,7 @@ class PrivatePostgres(Postgres):
         return {"QUNZHU_PG_DIR": str(self.directory), "QUNZHU_PG_PORT": str(self.private_port)}
 
     def start(self) -> None:
+        record_directory("pg", self.directory)
         run_script("postgres.sh", "start", env=self.env)
         self.port = self.private_port
         self.user = os.environ.get("QUNZHU_PG_USER", "qunzhu")
@@ -180,6 +188,7 @@ class ServiceProcess:
             cwd=ROOT,
         )
         log.close()
+        record_process(self.proc, f"qunzhu serve {self.name}")
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -198,6 +207,8 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
+        if self.proc is not None:
+            forget_process(self.proc.pid)
         self.proc = None
 
     def restart(self) -> None:

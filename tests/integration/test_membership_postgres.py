@@ -36,9 +36,9 @@ START = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 @pytest.fixture
 def database(postgres: Postgres) -> Iterator[str]:
     name = f"{postgres.prefix}_mb_{uuid.uuid4().hex[:8]}"
-    run_script("postgres.sh", "createdb", name, env={})
+    run_script("postgres.sh", "createdb", name, env=postgres.env)
     yield f"postgresql+asyncpg://{postgres.user}:{postgres.password}@127.0.0.1:{postgres.port}/{name}"
-    run_script("postgres.sh", "dropdb", name, env={})
+    run_script("postgres.sh", "dropdb", name, env=postgres.env)
 
 
 class Service:

@@ -42,6 +42,7 @@ from tests.integration.actions import (
 )
 from tests.integration.probes import eventually, metric, produce
 from tests.integration.stack import GATEWAY_OPERATOR_KEY, ROOT, STRIPE_WEBHOOK_SECRET, Stack, free_port, operator_client
+from tests.servers import record_process
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,8 @@ GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__interval": "5s", "$__range":
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} not found: .ci/run installs Debian's prometheus package", pytrace=False)
+        pytest.fail(f"{name} not found: Debian's prometheus package provides it; `bash deploy/local/prereqs.sh` "
+                    "(run by make test) installs it, or: sudo apt-get install prometheus", pytrace=False)
     return path
 
 
@@ -114,6 +116,7 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
          f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
+    record_process(proc, "prometheus")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -9,18 +9,20 @@ import pytest
 
 from tests import summary
 from tests.integration.conftest import _unavailable
-from tests.integration.stack import InfraError, Kafka, Postgres
+from tests.integration.stack import InfraError, Kafka, PrivatePostgres
 from tests.security.harness import Cast, SecurityStack, build_cast
 
 
 @pytest.fixture(scope="package")
 def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurityStack]:
     kafka = Kafka(data_dir=tmp_path_factory.mktemp("security-kafka"))
-    postgres = Postgres()
+    postgres = PrivatePostgres()  # the package's own cluster: stopped and removed when its last test ends
     try:
         kafka.start()
         postgres.start()
     except (InfraError, OSError) as exc:
+        kafka.stop()
+        postgres.drop()
         _unavailable(str(exc))
     stack = SecurityStack(kafka, postgres, tmp_path_factory.mktemp("security-services"))
     try:
