@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from qunzhu_common.metrics import LATENCY_BUCKETS
 
@@ -25,6 +25,18 @@ class GatewayMetrics:
         self.webhooks = Counter(
             p + "webhooks_total",
             "Verified webhooks by platform and outcome (accepted, ignored, duplicate, quarantined, rate_limited).",
+            ["platform", "outcome"], registry=registry,
+        )
+        self.retries_requested = Counter(
+            p + "webhook_retries_requested_total",
+            "Verified payment notifications answered 503 so the provider retries, by platform and reason "
+            "(cannot_decrypt, order_unknown, payment_unknown): Qunzhu's own state or configuration.",
+            ["platform", "reason"], registry=registry,
+        )
+        self.replays = Counter(
+            p + "quarantine_replays_total",
+            "Quarantined deliveries replayed by ops, by platform and outcome (accepted, ignored, duplicate, "
+            "quarantined, retry, refused).",
             ["platform", "outcome"], registry=registry,
         )
         self.webhook_events = Counter(
@@ -58,24 +70,6 @@ class GatewayMetrics:
             "Refund attempts by provider and outcome (submitted, already_refunded, manual, retried, failed).",
             ["provider", "outcome"], registry=registry,
         )
-        self.orders = Counter(
-            p + "orders_total", "Checkout orders by provider, channel and outcome (opened, failed, expired).",
-            ["provider", "channel", "outcome"], registry=registry,
-        )
-        self.payment_reviews = Counter(
-            p + "payment_reviews_total",
-            "Payments held for review instead of granted: the amount or currency differs from the order.",
-            ["provider", "reason"], registry=registry,
-        )
-        self.reconciliation_differences = Gauge(
-            p + "reconciliation_differences",
-            "Differences the last reconciliation with the provider found, by provider and kind.",
-            ["provider", "kind"], registry=registry,
-        )
-        self.reconciliation_runs = Counter(
-            p + "reconciliation_runs_total", "Reconciliation runs by provider and outcome (ok, failed).",
-            ["provider", "outcome"], registry=registry,
-        )
         self.initialise()
 
     def initialise(self) -> None:
@@ -85,12 +79,12 @@ class GatewayMetrics:
                 self.logins.labels(method, outcome)
         for outcome in LOGIN_CODE_OUTCOMES:
             self.login_codes.labels(outcome)
+        for provider in ("stripe", "wechatpay"):
+            for reason in ("cannot_decrypt", "order_unknown", "payment_unknown"):
+                self.retries_requested.labels(provider, reason)
         for provider, outcomes in REFUND_OUTCOMES.items():
             for outcome in outcomes:
                 self.refunds.labels(provider, outcome)
-        for reason in ("amount", "currency"):
-            self.payment_reviews.labels("stripe", reason)
-            self.payment_reviews.labels("wechatpay", reason)
 
     def refused(self, platform: str, reason: str) -> None:
         self.verification_failures.labels(platform, reason).inc()

@@ -68,7 +68,7 @@ class WebhookDelivery(GatewayModel, table=True):
 
 
 class QuarantinedWebhook(GatewayModel, table=True):
-    """A verified payload that could not be normalised: kept with the reason for ops, never retried."""
+    """A verified payload that could not be processed: kept with the reason for ops, who may replay it."""
 
     __tablename__ = "quarantined_webhook"
 
@@ -78,6 +78,11 @@ class QuarantinedWebhook(GatewayModel, table=True):
     delivery_id: str = Field(max_length=200)
     reason: str = Field(max_length=2000)
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True), description=(
+        "The signature headers the payload came with (payments), so a replay re-verifies the stored body."))
+    retry_requested: bool = Field(default=False, description=(
+        "Kept while the provider was asked to retry (cannot decrypt, order not found yet): replayable by ops "
+        "if the provider gives up; removed when a retry is accepted."))
     received_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
 
 

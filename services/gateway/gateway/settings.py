@@ -73,6 +73,14 @@ class GatewaySettings(ServiceSettings):
     wechatpay_platform_certificates: str = Field(
         default="", description="PEM of the WeChat Pay platform certificates (several during a rotation)."
     )
+    wechatpay_public_key: str = Field(
+        default="", description="PEM of the WeChat Pay public key (public-key mode, what new merchants get); "
+        "verifies notifications and API answers whose Wechatpay-Serial is its id. Both this and platform "
+        "certificates may be set during a migration.",
+    )
+    wechatpay_public_key_id: str = Field(
+        default="", description="Id of that public key, PUB_KEY_ID_… (Wechatpay-Serial of what it signed)."
+    )
 
     # -- bot actions out ---------------------------------------------------------------------
     telegram_api_base: str = "https://api.telegram.org"

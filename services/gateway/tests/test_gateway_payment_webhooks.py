@@ -147,8 +147,10 @@ async def test_wechatpay_verification_failures(gw, outbox_events, metric_value, 
     assert [r.json()["reason"] for r in (wrong_key, unknown_cert, tampered, stale)] == [
         "signature", "unknown_certificate", "signature", "timestamp"]
     assert await outbox_events(gw.app) == []
-    # Signed by the platform but encrypted with another APIv3 key: authentic, unreadable → quarantine.
+    assert {r.json()["code"] for r in (wrong_key, unknown_cert, tampered, stale)} == {"FAIL"}  # WeChat Pay's own
+    # Signed by the platform but encrypted with another APIv3 key: authentic, our key is wrong → 503, retried.
     other = wechat_notification("EV-3", "TRANSACTION.SUCCESS", TRANSACTION, key="f" * 32)
-    quarantined = await gw.client.post(url, content=other, headers=wechat_headers(other))
-    assert quarantined.json()["status"] == "quarantined"
-    assert metric_value(gw.app, "qunzhu_gateway_webhooks_total", platform="wechatpay", outcome="quarantined") == 1
+    retried = await gw.client.post(url, content=other, headers=wechat_headers(other))
+    assert retried.status_code == 503 and retried.json()["code"] == "FAIL"
+    assert metric_value(gw.app, "qunzhu_gateway_webhook_retries_requested_total", platform="wechatpay",
+                        reason="cannot_decrypt") == 1

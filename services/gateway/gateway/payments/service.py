@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import PaymentRef
-from gateway.orders import stripe_events
-from gateway.payments import stripe_hook, wechatpay
+from gateway.payments import retry, stripe_hook, wechatpay
 from gateway.state import GatewayState
 from gateway.webhooks.adapters import body_digest
 from gateway.webhooks.commands import Unnormalisable
@@ -20,6 +19,17 @@ from qunzhu_common.db.upsert import insert_if_absent
 from qunzhu_common.outbox import OutboxWriter
 
 Mapper = Callable[[dict[str, str]], list[tuple[str, str | None, dict]]]
+# The headers a provider's signature needs: kept with a quarantined body so a replay re-verifies it.
+SIGNED_HEADERS = {
+    "stripe": ("stripe-signature",),
+    "wechatpay": ("wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature", "wechatpay-serial",
+                  "wechatpay-signature-type"),
+}
+
+
+def signed_headers(provider: str, headers: Mapping[str, str]) -> dict[str, str]:
+    lower = {k.lower(): v for k, v in headers.items()}
+    return {name: lower[name] for name in SIGNED_HEADERS[provider] if name in lower}
 
 
 async def _communities(session: AsyncSession, payment_ids: Sequence[str]) -> dict[str, str]:
@@ -31,7 +41,7 @@ async def _communities(session: AsyncSession, payment_ids: Sequence[str]) -> dic
 
 async def _record(
     session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, provider: str, delivery_id: str,
-    payment_ids: Sequence[str], mapper: Mapper, payload: bytes,
+    payment_ids: Sequence[str], mapper: Mapper, payload: bytes, headers: Mapping[str, str] | None = None,
 ) -> Outcome:
     if len(delivery_id) > MAX_DELIVERY_ID:  # an absurd provider id: the body's digest still deduplicates
         delivery_id = body_digest(payload)
@@ -39,16 +49,23 @@ async def _record(
     reason: str | None = None
     try:
         staged = [stage(outbox.registry, t, c, d) for t, c, d in mapper(community_of)]
+    except retry.RetryLater as exc:  # authentic, but not processable yet: the provider is asked to retry
+        state.metrics.retries_requested.labels(provider, exc.reason).inc()
+        return await retry.keep(session, provider=provider, delivery_id=delivery_id, payload=payload,
+                                headers=signed_headers(provider, headers or {}), error=exc)
     except Unnormalisable as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - a verified notification that breaks the mapping is quarantined
         reason = str(Unnormalisable(f"{type(exc).__name__}: {exc}"))
     if reason is not None:
         outcome = await record_delivery(session, outbox=outbox, source=provider, platform=provider,
-                                        delivery_id=delivery_id, quarantine_reason=reason, payload=payload)
+                                        delivery_id=delivery_id, quarantine_reason=reason, payload=payload,
+                                        headers=signed_headers(provider, headers or {}))
     else:
         outcome = await record_delivery(session, outbox=outbox, source=provider, platform=provider,
                                         delivery_id=delivery_id, events=staged)
+        if outcome.status != "duplicate":
+            await retry.forget(session, provider=provider, delivery_id=delivery_id)
         if outcome.status == "accepted":
             await _remember(session, staged)
             for event in staged:
@@ -68,30 +85,31 @@ async def _remember(session: AsyncSession, staged: Sequence[Staged]) -> None:
 
 
 async def receive_stripe(
-    session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, body: bytes, signature: str | None
+    session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, body: bytes, signature: str | None,
+    tolerance_s: int | None = stripe_hook.TOLERANCE_S,
 ) -> Outcome:
+    """`tolerance_s=None` re-verifies the signature without the freshness window (an ops replay)."""
     secrets = [s.get_secret_value() for s in state.settings.stripe_webhook_secrets]
     try:
-        event = stripe_hook.verify(body, signature, secrets)
+        event = stripe_hook.verify(body, signature, secrets, tolerance_s=tolerance_s)
     except Exception as exc:
         state.metrics.refused("stripe", getattr(exc, "reason", "error"))
         raise
-    planned = await stripe_events.plan(session, event, metrics=state.metrics)  # the order, refunds by id
-    outcome = await _record(
+    return await _record(
         session, state=state, outbox=outbox, provider="stripe", delivery_id=str(event.get("id") or ""),
-        payment_ids=stripe_hook.payment_ids(event), payload=body, mapper=planned.mapper,
+        payment_ids=stripe_hook.payment_ids(event), payload=body, headers={"stripe-signature": signature or ""},
+        mapper=lambda community_of: stripe_hook.normalise(event, community_of=community_of),
     )
-    if outcome.status in ("accepted", "ignored"):  # the delivery is ours: its writes go with its events
-        await planned.effects.apply(session)
-    return outcome
 
 
 async def receive_wechatpay(
-    session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, body: bytes, headers: dict[str, str],
-    certificates: Sequence[Any],
+    session: AsyncSession, *, state: GatewayState, outbox: OutboxWriter, body: bytes, headers: Mapping[str, str],
+    certificates: wechatpay.PlatformKeys | Sequence[Any], tolerance_s: int | None | Literal["settings"] = "settings",
 ) -> Outcome:
+    """`tolerance_s=None` re-verifies the signature without the freshness window (an ops replay)."""
     try:
-        wechatpay.verify(headers, body, certificates, tolerance_s=state.settings.webhook_tolerance_s)
+        wechatpay.verify(headers, body, certificates,
+                         tolerance_s=state.settings.webhook_tolerance_s if tolerance_s == "settings" else tolerance_s)
     except Exception as exc:
         state.metrics.refused("wechatpay", getattr(exc, "reason", "error"))
         raise
@@ -101,22 +119,24 @@ async def receive_wechatpay(
     except (ValueError, KeyError, TypeError):  # InvalidJson (deep, a lone surrogate…) is a ValueError
         notification, delivery_id = None, body_digest(body)
     resource: dict[str, Any] = {}
-    problem: str | None = None
-    if notification is None:
-        problem = "not a WeChat Pay notification"
+    problem: Exception | None = None
+    if not isinstance(notification, dict):
+        problem = Unnormalisable("not a WeChat Pay notification")
     else:
         try:
             resource = wechatpay.decrypt_resource(
                 notification.get("resource") or {}, state.settings.wechatpay_apiv3_key.get_secret_value()
             )
         except Unnormalisable as exc:
-            problem = str(exc)
+            problem = exc
+        except wechatpay.CannotDecrypt as exc:  # our key, not their payload: WeChat Pay must retry
+            problem = retry.RetryLater("cannot_decrypt", str(exc))
 
     def mapper(community_of: dict[str, str]) -> list[tuple[str, str | None, dict]]:
         if problem is not None:
-            raise Unnormalisable(problem)
+            raise problem
         return wechatpay.normalise(notification or {}, resource, community_of=community_of)
 
     ids = [str(resource["transaction_id"])] if resource.get("transaction_id") else []
     return await _record(session, state=state, outbox=outbox, provider="wechatpay", delivery_id=delivery_id,
-                         payment_ids=ids, mapper=mapper, payload=body)
+                         payment_ids=ids, mapper=mapper, payload=body, headers=headers)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gateway.errors import WebhookUnauthorized
 from gateway.models import RefundOrder
-from gateway.payments.wechatpay import verify
+from gateway.payments.wechatpay import PlatformKeys, verify
 from gateway.refunds.result import Result
 
 PATH = "/v3/refund/domestic/refunds"
@@ -40,7 +40,7 @@ class Merchant:
     serial_no: str
     private_key: rsa.RSAPrivateKey
     api_base: str
-    platform_certificates: tuple[x509.Certificate, ...]  # verify the answers
+    platform_certificates: PlatformKeys | tuple[x509.Certificate, ...]  # verify the answers (or public key)
     notify_url: str = ""  # where WeChat Pay reports the refund's outcome; empty: the merchant platform's setting
     tolerance_s: int = 300
 

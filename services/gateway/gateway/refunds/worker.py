@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from gateway.models import PaymentRef, RefundOrder
-from gateway.payments.wechatpay import load_certificates
+from gateway.payments.wechatpay import load_keys
 from gateway.refunds import stripe_api, wechatpay_api
 from gateway.refunds.result import Result
 from gateway.settings import GatewaySettings
@@ -60,19 +60,19 @@ class RefundWorker:
             # Refunds fail with the problem as their reason; the rest of the gateway still starts.
             try:
                 key = wechatpay_api.load_private_key(pem)
-                certificates = tuple(load_certificates(s.wechatpay_platform_certificates))
+                keys = load_keys(s.wechatpay_platform_certificates, s.wechatpay_public_key, s.wechatpay_public_key_id)
             except (ValueError, TypeError) as exc:
                 self.merchant_problem = f"the WeChat Pay merchant key or platform certificates are unusable: {exc}"
                 log.error("%s", self.merchant_problem)
                 return
-            if not certificates:
-                self.merchant_problem = "WeChat Pay refunds need GATEWAY_WECHATPAY_PLATFORM_CERTIFICATES to " \
-                    "verify WeChat Pay's answers"
+            if not keys:
+                self.merchant_problem = "WeChat Pay refunds need GATEWAY_WECHATPAY_PLATFORM_CERTIFICATES or " \
+                    "GATEWAY_WECHATPAY_PUBLIC_KEY to verify WeChat Pay's answers"
                 log.error("%s", self.merchant_problem)
                 return
             self.merchant = wechatpay_api.Merchant(
                 s.wechatpay_mchid, s.wechatpay_merchant_serial_no, key, s.wechatpay_api_base,
-                platform_certificates=certificates, notify_url=s.wechatpay_refund_notify_url,
+                platform_certificates=keys, notify_url=s.wechatpay_refund_notify_url,
                 tolerance_s=s.webhook_tolerance_s)
 
     @property

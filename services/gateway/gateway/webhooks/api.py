@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -85,6 +85,8 @@ class QuarantinedPublic(BaseModel):
     reason: str
     payload: str
     received_at: datetime
+    retry_requested: bool = False  # the provider was asked to retry; kept in case it gives up
+    replayable: bool = False  # a payment notification kept with its signature headers
 
 
 class QuarantinePage(BaseModel):
@@ -108,6 +110,34 @@ async def list_quarantined(
     return QuarantinePage(data=[
         QuarantinedPublic(id=r.id or 0, source=r.source, platform=r.platform, delivery_id=r.delivery_id,
                           reason=r.reason, payload=bytes(r.payload).decode("utf-8", "replace"),
-                          received_at=r.received_at)
+                          received_at=r.received_at, retry_requested=bool(r.retry_requested),
+                          replayable=bool(r.headers) and r.platform in ("stripe", "wechatpay"))
         for r in rows
     ], count=count)
+
+
+class ReplayAnswer(BaseModel):
+    status: str  # accepted, ignored, duplicate, quarantined (again), retry (still not processable)
+    events: int = 0
+    reason: str = ""
+
+
+@ops.post("/quarantine/{quarantine_id}/replay", response_model=ReplayAnswer, responses={
+    401: {"description": "The stored body no longer verifies (e.g. the certificate or secret was removed)"},
+    404: {"description": "No such quarantined delivery"},
+    409: {"description": "Not a payment notification, or kept without its signature headers"}})
+async def replay_quarantined(
+    quarantine_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, state: StateDep,
+    _operator: PlatformOperator,
+) -> ReplayAnswer:
+    """Replay a quarantined payment notification after a fix (platform operators).
+
+    Its stored raw body is verified again with its stored signature headers (the freshness window is
+    skipped, the signature is not) and processed like a delivery, deduplicated as usual: a notification the
+    provider's own retry already delivered answers `duplicate`. The row is consumed; a still-unprocessable
+    one is quarantined again (`quarantined`) or kept for retry (`retry`) with the new reason."""
+    from gateway.payments.replay import replay  # the payment pipeline imports this module's helpers
+
+    outcome = await replay(session, state=state, quarantine_id=quarantine_id)
+    return ReplayAnswer(status=outcome.status, events=outcome.events, reason=outcome.reason)
+

@@ -66,6 +66,7 @@ def _short(exc: ValidationError) -> str:
 async def record_delivery(
     session: AsyncSession, *, outbox: OutboxWriter, source: str, platform: str, delivery_id: str,
     events: Sequence[Staged] = (), quarantine_reason: str | None = None, payload: bytes = b"",
+    headers: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Claim the delivery id, then write its events (or its quarantine row). Duplicate: nothing written."""
     if quarantine_reason is not None:
@@ -80,7 +81,7 @@ async def record_delivery(
     if quarantine_reason is not None:
         session.add(QuarantinedWebhook(
             source=source, platform=platform, delivery_id=delivery_id, reason=quarantine_reason[:2000],
-            payload=payload,
+            payload=payload, headers=dict(headers) if headers else None,
         ))
         await session.flush()
         return Outcome(status, reason=quarantine_reason)
