@@ -20,6 +20,7 @@ from gateway.limits import BodyLimits
 from gateway.metrics import GatewayMetrics
 from gateway.models import inbox_table, metadata, outbox_table
 from gateway.openapi import install_aggregated_openapi
+from gateway.orders.api import ops as orders_ops_router
 from gateway.orders.api import router as orders_router
 from gateway.orders.runtime import orders_lifespan
 from gateway.paths import CanonicalPaths
@@ -48,7 +49,7 @@ SPEC = ServiceSpec(
     # Webhooks first: routes are matched in order and they carry the most traffic.
     routers=[
         webhooks_router, payments_router, api, orders_router, auth_router, connectors_router, quarantine_router,
-        actions_ops_router, ops,
+        actions_ops_router, orders_ops_router, ops,
     ],
     handlers={**PROJECTION_HANDLERS, **ACTION_HANDLERS, **REFUND_HANDLERS},
     trusts_gateway_actor=False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from qunzhu_common.metrics import LATENCY_BUCKETS
 
@@ -70,6 +70,24 @@ class GatewayMetrics:
             "Refund attempts by provider and outcome (submitted, already_refunded, manual, retried, failed).",
             ["provider", "outcome"], registry=registry,
         )
+        self.orders = Counter(
+            p + "orders_total", "Checkout orders by provider, channel and outcome (opened, failed, expired).",
+            ["provider", "channel", "outcome"], registry=registry,
+        )
+        self.payment_reviews = Counter(
+            p + "payment_reviews_total",
+            "Payments held for review instead of granted: the amount or currency differs from the order.",
+            ["provider", "reason"], registry=registry,
+        )
+        self.reconciliation_differences = Gauge(
+            p + "reconciliation_differences",
+            "Differences the last reconciliation with the provider found, by provider and kind.",
+            ["provider", "kind"], registry=registry,
+        )
+        self.reconciliation_runs = Counter(
+            p + "reconciliation_runs_total", "Reconciliation runs by provider and outcome (ok, failed).",
+            ["provider", "outcome"], registry=registry,
+        )
         self.initialise()
 
     def initialise(self) -> None:
@@ -85,6 +103,9 @@ class GatewayMetrics:
         for provider, outcomes in REFUND_OUTCOMES.items():
             for outcome in outcomes:
                 self.refunds.labels(provider, outcome)
+        for reason in ("amount", "currency"):
+            self.payment_reviews.labels("stripe", reason)
+            self.payment_reviews.labels("wechatpay", reason)
 
     def refused(self, platform: str, reason: str) -> None:
         self.verification_failures.labels(platform, reason).inc()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
 
-from gateway.auth.deps import CurrentPrincipal, client_address, rate_limit
+from gateway.auth.deps import CurrentPrincipal, PlatformOperator, client_address, rate_limit
+from gateway.models import PaymentOrder, ReconciliationDifference
 from gateway.orders import service
 from gateway.orders.runtime import OrdersRuntime, orders_of
 from gateway.upstream import Upstreams, upstreams_of
@@ -80,3 +83,79 @@ async def get_order(community_id: CommunityId, order_id: OrderId, session: Sessi
     the community's admins and the owner."""
     return service.public_view(await service.get_order(session, principal, community_id=community_id,
                                                        order_id=order_id))
+
+
+ops = APIRouter(prefix="/api/v1/ops", tags=["operations"])
+
+
+class ReviewPublic(BaseModel):
+    order_id: str
+    community_id: str
+    payer_id: str
+    plan_id: str
+    provider: str
+    payment_id: str | None
+    amount_fen: int
+    currency: str
+    paid_amount_fen: int | None
+    paid_currency: str | None
+    reason: str
+    updated_at: datetime
+
+
+class ReviewPage(BaseModel):
+    data: list[ReviewPublic]
+    count: int
+
+
+@ops.get("/payment-reviews", response_model=ReviewPage, summary="Payments held for review")
+async def payment_reviews(
+    session: SessionDep, _operator: PlatformOperator,
+    provider: Annotated[Literal["stripe", "wechatpay"] | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ReviewPage:
+    """Orders whose payment arrived with another amount or currency than the order's: nothing was granted;
+    someone decides (refund, or grant by hand). Newest first (platform operators)."""
+    where = [PaymentOrder.status == "review"] + ([PaymentOrder.provider == provider] if provider else [])
+    rows = (await session.execute(select(PaymentOrder).where(*where).order_by(PaymentOrder.updated_at.desc())
+                                   .offset(offset).limit(limit))).scalars().all()
+    count = await session.scalar(select(func.count()).select_from(PaymentOrder).where(*where))
+    return ReviewPage(data=[ReviewPublic(
+        order_id=o.id, community_id=o.community_id, payer_id=o.payer_id, plan_id=o.plan_id, provider=o.provider,
+        payment_id=o.provider_payment_id, amount_fen=o.amount_fen, currency=o.currency,
+        paid_amount_fen=o.paid_amount_fen, paid_currency=o.paid_currency, reason=o.review_reason,
+        updated_at=o.updated_at) for o in rows], count=int(count or 0))
+
+
+class DifferencePublic(BaseModel):
+    id: int
+    provider: str
+    kind: str
+    reference: str
+    detail: str
+    window_start: datetime
+    window_end: datetime
+    found_at: datetime
+
+
+class DifferencePage(BaseModel):
+    data: list[DifferencePublic]
+    count: int
+
+
+@ops.get("/reconciliation", response_model=DifferencePage, summary="Differences with the payment providers")
+async def reconciliation_differences(
+    session: SessionDep, _operator: PlatformOperator,
+    provider: Annotated[Literal["stripe", "wechatpay"] | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DifferencePage:
+    """What the daily reconciliation found between our orders, payments and refunds and the provider's
+    records (a payment or refund only one side knows, or amounts that differ), newest first (platform
+    operators)."""
+    where = [ReconciliationDifference.provider == provider] if provider else []
+    rows = (await session.execute(select(ReconciliationDifference).where(*where)
+                                   .order_by(ReconciliationDifference.id.desc()).offset(offset).limit(limit)
+                                   )).scalars().all()
+    count = await session.scalar(select(func.count()).select_from(ReconciliationDifference).where(*where))
+    return DifferencePage(data=[DifferencePublic.model_validate(r, from_attributes=True) for r in rows],
+                          count=int(count or 0))

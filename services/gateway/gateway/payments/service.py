@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import PaymentRef
+from gateway.orders import stripe_events
 from gateway.payments import retry, stripe_hook, wechatpay
 from gateway.state import GatewayState
 from gateway.webhooks.adapters import body_digest
@@ -95,11 +96,15 @@ async def receive_stripe(
     except Exception as exc:
         state.metrics.refused("stripe", getattr(exc, "reason", "error"))
         raise
-    return await _record(
+    planned = await stripe_events.plan(session, event, metrics=state.metrics)  # the order, refunds by id
+    outcome = await _record(
         session, state=state, outbox=outbox, provider="stripe", delivery_id=str(event.get("id") or ""),
         payment_ids=stripe_hook.payment_ids(event), payload=body, headers={"stripe-signature": signature or ""},
-        mapper=lambda community_of: stripe_hook.normalise(event, community_of=community_of),
+        mapper=planned.mapper,
     )
+    if outcome.status in ("accepted", "ignored"):  # the delivery is ours: its writes go with its events
+        await planned.effects.apply(session)
+    return outcome
 
 
 async def receive_wechatpay(

@@ -1,0 +1,170 @@
+"""Stripe events → our orders, payments and refunds (planned here, applied by payments.service).
+
+- `checkout.session.completed` (paid) and `payment_intent.succeeded`: the order by client_reference_id /
+  metadata.order_id, else by the PaymentIntent id recorded on it; its PaymentIntent id is recorded. Without
+  an order, today's documented metadata {community_id, plan_id, payer_id} still works (payments started
+  outside Qunzhu). `checkout.session.expired` expires the order.
+- Refunds by Stripe's refund id: `refund.created`, `refund.updated`, `charge.refund.updated` (a refund
+  object; only `succeeded` counts), and `charge.refunded`: each refund it embeds, and — API versions from
+  2022-11-15 embed none — the rest of `amount_refunded` beyond what is recorded for the payment, under
+  `<charge>:refunded:<amount_refunded>` (a resend dedupes; a second partial refund does not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.metrics import GatewayMetrics
+from gateway.models import PaymentOrder
+from gateway.orders import notify
+from gateway.orders.notify import Effects, EventTuple, RefundBook
+from gateway.payments import stripe_hook
+from qunzhu_common.timeutil import utcnow
+
+REFUND_OBJECT_EVENTS = frozenset({"refund.created", "refund.updated", "charge.refund.updated"})
+PROVIDER = "stripe"
+
+
+@dataclass
+class StripePlan:
+    """What one Stripe event means: events to emit (or the error that quarantines it) and writes."""
+
+    effects: Effects = field(default_factory=Effects)
+    legacy: Callable[[dict[str, str]], list[EventTuple]] | None = None  # the metadata path, no order
+
+    def mapper(self, community_of: dict[str, str]) -> list[EventTuple]:
+        events = list(self.legacy(community_of)) if self.legacy is not None else []
+        return events + self.effects.events
+
+
+def _at(seconds: Any) -> datetime:
+    return datetime.fromtimestamp(int(seconds or 0), UTC)
+
+
+async def plan(session: AsyncSession, event: dict[str, Any], *, metrics: GatewayMetrics) -> StripePlan:
+    kind = str(event.get("type") or "")
+    obj = (event.get("data") or {}).get("object") or {}
+    created = _at(event.get("created"))
+    if kind == "checkout.session.completed" or kind == "payment_intent.succeeded":
+        return await _payment(session, kind, obj, created, event, metrics)
+    if kind == "checkout.session.expired":
+        order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj))
+        result = StripePlan()
+        if order is not None and order.status == "created":
+            async def expire(_: AsyncSession) -> None:
+                order.status, order.updated_at = "expired", utcnow()
+            result.effects.steps.append(expire)
+        return result
+    if kind == "payment_intent.payment_failed":
+        order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj), provider_payment_id=obj.get("id"))
+        if order is not None:
+            error = obj.get("last_payment_error") or {}
+            result = StripePlan()
+            result.effects.events.append(("payment.failed", order.community_id, dict(
+                payment_id=obj.get("id"), provider=PROVIDER, payer_id=order.payer_id, plan_id=order.plan_id,
+                reason=str(error.get("message") or error.get("code") or "")[:500], failed_at=created.isoformat())))
+            return result
+        return StripePlan(legacy=lambda community_of: stripe_hook.normalise(event, community_of=community_of))
+    if kind in REFUND_OBJECT_EVENTS:
+        return StripePlan(await _refund_object(session, obj, created))
+    if kind == "charge.refunded":
+        return StripePlan(await _charge_refunded(session, obj, created))
+    return StripePlan()
+
+
+def _order_id(obj: dict[str, Any]) -> str | None:
+    meta = obj.get("metadata") or {}
+    return obj.get("client_reference_id") or meta.get("order_id") or None
+
+
+async def _payment(session: AsyncSession, kind: str, obj: dict[str, Any], created: datetime, event: dict[str, Any],
+                   metrics: GatewayMetrics) -> StripePlan:
+    checkout = kind == "checkout.session.completed"
+    payment_id = (obj.get("payment_intent") or obj.get("id")) if checkout else obj.get("id")
+    order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj), provider_payment_id=payment_id)
+    charge_id = None if checkout else obj.get("latest_charge")
+    if order is None:  # started outside Qunzhu: the metadata names community, plan and payer, as before
+        result = StripePlan(legacy=lambda community_of: stripe_hook.normalise(event, community_of=community_of))
+        meta = obj.get("metadata") or {}
+        paid = (not checkout) or obj.get("payment_status") == "paid"
+        if paid and meta.get("community_id") and payment_id:
+            result.effects.add(await notify.release_held(session, PROVIDER, payment_id=str(payment_id),
+                                                         community_id=str(meta["community_id"]), charge_id=charge_id))
+        return result
+    if checkout and obj.get("payment_status") != "paid":  # an asynchronous method: payment_intent.succeeded follows
+        result = StripePlan()
+        if payment_id and not order.provider_payment_id:
+            async def remember(_: AsyncSession) -> None:
+                order.provider_payment_id, order.updated_at = payment_id, utcnow()
+            result.effects.steps.append(remember)
+        return result
+    amount = obj.get("amount_total") if checkout else obj.get("amount_received")
+    effects = await notify.settle_payment(
+        session, order, payment_id=str(payment_id), amount_fen=int(amount) if amount is not None else None,
+        currency=str(obj.get("currency") or ""), paid_at=created, metrics=metrics, charge_id=charge_id)
+    return StripePlan(effects)
+
+
+def _refund_order(obj: dict[str, Any]) -> str | None:
+    return (obj.get("metadata") or {}).get("order_id") or None
+
+
+async def _book_and_order(session: AsyncSession, payment_id: str, charge_id: str | None, order_id: str | None
+                          ) -> tuple[RefundBook, PaymentOrder | None]:
+    order = await notify.find_order(session, PROVIDER, order_id=order_id, provider_payment_id=payment_id)
+    if order is not None and order.provider_payment_id:
+        payment_id = order.provider_payment_id
+    return await RefundBook.load(session, PROVIDER, payment_id=payment_id, charge_id=charge_id), order
+
+
+async def _refund_object(session: AsyncSession, refund: dict[str, Any], created: datetime) -> Effects:
+    if refund.get("status") != "succeeded" or not refund.get("id"):
+        return Effects()  # pending, failed, canceled, requires_action: no money back (yet)
+    charge_id = refund.get("charge") if isinstance(refund.get("charge"), str) else None
+    payment_id = refund.get("payment_intent") if isinstance(refund.get("payment_intent"), str) else None
+    payment_id = payment_id or charge_id
+    if not payment_id:
+        return Effects()
+    book, order = await _book_and_order(session, payment_id, charge_id, _refund_order(refund))
+    return await notify.record_refund(
+        session, book, refund_id=str(refund["id"]), amount_fen=int(refund.get("amount") or 0),
+        currency=str(refund.get("currency") or (order.currency if order else "cny")),
+        refunded_at=_at(refund.get("created")) if refund.get("created") else created,
+        reason=str(refund.get("reason") or ""), order=order,
+        community_id=(refund.get("metadata") or {}).get("community_id") or None)
+
+
+async def _charge_refunded(session: AsyncSession, charge: dict[str, Any], created: datetime) -> Effects:
+    charge_id = charge.get("id")
+    payment_id = charge.get("payment_intent") or charge_id
+    if not payment_id:
+        return Effects()
+    book, order = await _book_and_order(session, str(payment_id), charge_id, _refund_order(charge))
+    currency = str(charge.get("currency") or (order.currency if order else "cny"))
+    community_id = (charge.get("metadata") or {}).get("community_id") or None
+    effects = Effects()
+    unnamed: list[dict[str, Any]] = []
+    for refund in (charge.get("refunds") or {}).get("data") or []:
+        if not isinstance(refund, dict) or not refund.get("id") or refund.get("status") not in (None, "succeeded"):
+            continue
+        if refund.get("amount") is None:
+            unnamed.append(refund)
+            continue
+        effects.add(await notify.record_refund(
+            session, book, refund_id=str(refund["id"]), amount_fen=int(refund["amount"]), currency=currency,
+            refunded_at=_at(refund["created"]) if refund.get("created") else created,
+            reason=str(refund.get("reason") or ""), order=order, community_id=community_id))
+    rest = int(charge.get("amount_refunded") or 0) - book.total
+    if rest > 0:
+        named = unnamed[-1] if unnamed else None  # an embedded refund without its amount: the rest is it
+        refund_id = str(named["id"]) if named else f"{charge_id}:refunded:{charge.get('amount_refunded')}"
+        effects.add(await notify.record_refund(
+            session, book, refund_id=refund_id,
+            amount_fen=rest, currency=currency, refunded_at=created, derived=named is None,
+            reason=str((named or {}).get("reason") or ""), order=order, community_id=community_id))
+    return effects

@@ -1,0 +1,180 @@
+"""Stripe notifications → orders: events as Stripe sends them (signed, and checked with the library's own
+`Webhook.construct_event` before they are sent), orders made by the checkout route against stripe-mock."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+import pytest
+import stripe
+from test_gateway_checkout import COMMUNITY, PAYER, Membership  # same folder, on sys.path
+
+SECRET = "whsec_orders_test"
+URL = "/webhooks/payments/stripe"
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def membership() -> Membership:
+    return Membership()
+
+
+@pytest.fixture
+async def gw(tmp_path, standalone_gateway, stripe_mock, membership):
+    async with standalone_gateway(tmp_path, respond=membership, stripe_secret_key="sk_test_123",
+                                  stripe_api_base=stripe_mock, stripe_webhook_secrets=[SECRET]) as gateway:
+        yield gateway
+
+
+def event(type_: str, obj: dict, event_id: str | None = None) -> bytes:
+    # A modern API version: charge.refunded carries no `refunds` list.
+    return json.dumps({"id": event_id or f"evt_{next(_ids)}", "object": "event", "type": type_,
+                       "api_version": "2024-06-20", "created": int(time.time()), "data": {"object": obj}}).encode()
+
+
+async def send(gw, body: bytes) -> dict:
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET, timestamp=int(time.time()))
+    stripe.Webhook.construct_event(body, header, SECRET)  # what Stripe sends is what the library accepts
+    answer = await gw.client.post(URL, content=body, headers={"Stripe-Signature": header,
+                                                              "content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def new_order(gw, member_headers) -> dict:
+    made = await gw.client.post(f"/api/v1/communities/{COMMUNITY}/checkout", headers=member_headers(gw.app, PAYER),
+                                json={"plan_id": "yearly", "provider": "stripe", "channel": "checkout"})
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
+def completed(order: dict, pi: str, amount: int = 99900, currency: str = "cny") -> dict:
+    """checkout.session.completed as Checkout sends it for our session: client_reference_id, no metadata."""
+    return {"id": order["session_id"], "object": "checkout.session", "client_reference_id": order["order_id"],
+            "payment_intent": pi, "payment_status": "paid", "amount_total": amount, "currency": currency,
+            "metadata": {}}
+
+
+def charge_refunded(charge: str, pi: str, amount_refunded: int) -> dict:
+    return {"id": charge, "object": "charge", "payment_intent": pi, "amount": 99900,
+            "amount_refunded": amount_refunded, "currency": "cny", "refunded": amount_refunded >= 99900,
+            "metadata": {}}
+
+
+def of_type(events, type_: str) -> list:
+    return [e for e in events if e.type == type_]
+
+
+async def poll(gw, member_headers, order_id: str) -> dict:
+    return (await gw.client.get(f"/api/v1/communities/{COMMUNITY}/orders/{order_id}",
+                                headers=member_headers(gw.app, PAYER))).json()
+
+
+async def test_a_payment_maps_to_its_order_not_to_metadata(gw, member_headers, outbox_events):
+    order = await new_order(gw, member_headers)
+
+    assert await send(gw, event("checkout.session.completed", completed(order, "pi_A"))) == {
+        "status": "accepted", "events": 1}
+    intent = {"id": "pi_A", "object": "payment_intent", "amount_received": 99900, "currency": "cny",
+              "metadata": {"order_id": order["order_id"]}, "latest_charge": "ch_A"}
+    assert (await send(gw, event("payment_intent.succeeded", intent)))["status"] == "accepted"
+
+    succeeded = of_type(await outbox_events(gw.app), "payment.succeeded")
+    assert {e.community_id for e in succeeded} == {COMMUNITY}
+    assert {(e.data["payment_id"], e.data["payer_id"], e.data["plan_id"], e.data["amount_fen"]) for e in succeeded} \
+        == {("pi_A", PAYER, "yearly", 99900)}  # the same payment twice: membership applies it once
+    polled = await poll(gw, member_headers, order["order_id"])
+    assert polled["status"] == "paid" and polled["paid_at"]
+
+
+async def test_refund_before_payment_with_no_metadata_anywhere(gw, member_headers, outbox_events, admin_headers):
+    order = await new_order(gw, member_headers)
+    refunded = event("charge.refunded", charge_refunded("ch_B", "pi_B", 99900))
+
+    early = await send(gw, refunded)
+    assert early == {"status": "ignored", "events": 0}  # kept, not quarantined
+    assert await outbox_events(gw.app) == []
+    quarantined = await gw.client.get("/api/v1/ops/quarantine", headers=admin_headers)
+    assert quarantined.json()["count"] == 0
+
+    paid = await send(gw, event("checkout.session.completed", completed(order, "pi_B")))
+    assert paid == {"status": "accepted", "events": 2}
+    again = await send(gw, event("charge.refunded", charge_refunded("ch_B", "pi_B", 99900)))  # a resend
+    assert again == {"status": "ignored", "events": 0}
+    intent = await send(gw, event("payment_intent.succeeded", {
+        "id": "pi_B", "object": "payment_intent", "amount_received": 99900, "currency": "cny", "metadata": {}}))
+    assert intent == {"status": "accepted", "events": 1}  # the held refund went out once, with the checkout
+
+    events = await outbox_events(gw.app)
+    refunds = of_type(events, "payment.refunded")
+    assert len(refunds) == 1
+    assert (refunds[0].community_id, refunds[0].data["payment_id"], refunds[0].data["amount_fen"]) == (
+        COMMUNITY, "pi_B", 99900)
+    assert [e.type for e in events][:2] == ["payment.succeeded", "payment.refunded"]
+
+
+async def test_two_partial_refunds_without_a_refunds_list_add_up(gw, member_headers, outbox_events):
+    order = await new_order(gw, member_headers)
+    await send(gw, event("checkout.session.completed", completed(order, "pi_C")))
+
+    first = event("charge.refunded", charge_refunded("ch_C", "pi_C", 30000), event_id="evt_partial_1")
+    assert (await send(gw, first))["events"] == 1
+    assert (await send(gw, first))["status"] == "duplicate"
+    assert (await send(gw, event("charge.refunded", charge_refunded("ch_C", "pi_C", 99900))))["events"] == 1
+    # The refund objects of the same two refunds, named by Stripe's ids, arrive later: already counted.
+    for refund_id, amount in (("re_C1", 30000), ("re_C2", 69900)):
+        late = await send(gw, event("refund.updated", {
+            "id": refund_id, "object": "refund", "amount": amount, "charge": "ch_C", "payment_intent": "pi_C",
+            "currency": "cny", "status": "succeeded", "metadata": {}}))
+        assert late == {"status": "ignored", "events": 0}
+
+    refunds = of_type(await outbox_events(gw.app), "payment.refunded")
+    assert [r.data["amount_fen"] for r in refunds] == [30000, 69900]
+    assert len({r.data["refund_id"] for r in refunds}) == 2
+    assert all(r.community_id == COMMUNITY and r.data["payment_id"] == "pi_C" for r in refunds)
+
+
+async def test_refund_objects_count_when_succeeded_and_once(gw, member_headers, outbox_events):
+    order = await new_order(gw, member_headers)
+    await send(gw, event("checkout.session.completed", completed(order, "pi_D")))
+    refund = {"id": "re_D", "object": "refund", "amount": 20000, "charge": "ch_D", "payment_intent": "pi_D",
+              "currency": "cny", "status": "pending", "metadata": {}}
+
+    assert (await send(gw, event("refund.created", refund)))["events"] == 0
+    assert (await send(gw, event("refund.updated", {**refund, "status": "succeeded"})))["events"] == 1
+    assert (await send(gw, event("charge.refund.updated", {**refund, "status": "succeeded"})))["events"] == 0
+    # charge.refunded that knows nothing more than the refund already recorded adds nothing.
+    assert (await send(gw, event("charge.refunded", charge_refunded("ch_D", "pi_D", 20000))))["events"] == 0
+
+    refunds = of_type(await outbox_events(gw.app), "payment.refunded")
+    assert [(r.data["refund_id"], r.data["amount_fen"]) for r in refunds] == [("re_D", 20000)]
+
+
+async def test_amount_or_currency_mismatch_is_held_for_review(gw, member_headers, outbox_events, admin_headers,
+                                                            metric_value):
+    order = await new_order(gw, member_headers)
+    other = await new_order(gw, member_headers)
+
+    assert (await send(gw, event("checkout.session.completed", completed(order, "pi_E", amount=100))))[
+        "events"] == 0
+    assert (await send(gw, event("checkout.session.completed", completed(other, "pi_F", currency="usd"))))[
+        "events"] == 0
+
+    assert of_type(await outbox_events(gw.app), "payment.succeeded") == []
+    assert (await poll(gw, member_headers, order["order_id"]))["status"] == "review"
+    listed = await gw.client.get("/api/v1/ops/payment-reviews", headers=admin_headers)
+    assert listed.status_code == 200 and listed.json()["count"] == 2
+    assert {r["payment_id"] for r in listed.json()["data"]} == {"pi_E", "pi_F"}
+    for reason in ("amount", "currency"):
+        assert metric_value(gw.app, "qunzhu_gateway_payment_reviews_total", provider="stripe", reason=reason) == 1
+    assert (await gw.client.get("/api/v1/ops/payment-reviews",
+                                headers=member_headers(gw.app, PAYER))).status_code == 403
+
+
+async def test_checkout_expired_expires_the_order(gw, member_headers):
+    order = await new_order(gw, member_headers)
+    await send(gw, event("checkout.session.expired", {"id": order["session_id"], "object": "checkout.session",
+                                                      "client_reference_id": order["order_id"], "metadata": {}}))
+    assert (await poll(gw, member_headers, order["order_id"]))["status"] == "expired"
