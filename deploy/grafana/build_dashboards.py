@@ -223,6 +223,14 @@ REVENUE = Dashboard(
               unit="currencyCNY", legend="net {{currency}}"),
         Panel("Payments rejected, by code", increase(M + "payments_rejected_total", "code"), legend="{{code}}",
               description="Each rejected payment gets a refund requested."),
+        Panel("Reconciliation differences with the providers",
+              "sum by (provider, kind) (qunzhu_gateway_reconciliation_differences)", legend="{{provider}} {{kind}}",
+              description="What the last daily reconciliation found between our orders, payments and refunds and "
+                          "the provider's records; each is listed at GET /api/v1/ops/reconciliation."),
+        Panel("Payments held for review", increase("qunzhu_gateway_payment_reviews_total", "provider, reason"),
+              legend="{{provider}} {{reason}}",
+              description="Paid with another amount or currency than the order: not granted, listed at "
+                          "GET /api/v1/ops/payment-reviews."),
         Panel("Payments processed vs. membership changes",
               [(increase(M + "events_consumed_total", selector=PAYMENTS_PROCESSED), "payment.succeeded processed"),
                (f'{increase(M + "paid_conversions_total")} + {increase(M + "renewals_total")} + '

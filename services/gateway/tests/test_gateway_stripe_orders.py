@@ -7,6 +7,7 @@ import itertools
 import json
 import time
 
+import httpx
 import pytest
 import stripe
 from test_gateway_checkout import COMMUNITY, PAYER, Membership  # same folder, on sys.path
@@ -24,7 +25,8 @@ def membership() -> Membership:
 @pytest.fixture
 async def gw(tmp_path, standalone_gateway, stripe_mock, membership):
     async with standalone_gateway(tmp_path, respond=membership, stripe_secret_key="sk_test_123",
-                                  stripe_api_base=stripe_mock, stripe_webhook_secrets=[SECRET]) as gateway:
+                                  stripe_api_base=stripe_mock, stripe_webhook_secrets=[SECRET],
+                                  reconcile_settle_s=0) as gateway:
         yield gateway
 
 
@@ -178,3 +180,32 @@ async def test_checkout_expired_expires_the_order(gw, member_headers):
     await send(gw, event("checkout.session.expired", {"id": order["session_id"], "object": "checkout.session",
                                                       "client_reference_id": order["order_id"], "metadata": {}}))
     assert (await poll(gw, member_headers, order["order_id"]))["status"] == "expired"
+
+
+async def test_reconciliation_reports_every_difference_once(gw, member_headers, admin_headers, metric_value):
+    from test_gateway_checkout import Recorder
+
+    order = await new_order(gw, member_headers)
+    await send(gw, event("checkout.session.completed", completed(order, "pi_R")))
+    await send(gw, event("charge.refunded", charge_refunded("ch_lost", "pi_lost", 5000)))  # its payment never came
+    recorder = Recorder()
+    gw.app.state.orders.deps.clients["stripe"]._requestor._client._client_async = httpx.AsyncClient(
+        transport=recorder, timeout=10)
+
+    found = await gw.app.state.orders.reconcile()
+    await gw.app.state.orders.reconcile()  # the next day's overlapping window finds the same, stored once
+
+    kinds = {(d.kind, d.reference) for d in found["stripe"]}
+    assert ("payment_missing_at_provider", "pi_R") in kinds  # stripe-mock lists only its canned payment
+    assert ("refund_held", "ch_lost:refunded:5000") in kinds
+    assert any(kind == "refund_missing_here" for kind, _ in kinds)  # stripe-mock's canned refund
+    listed = (await gw.client.get("/api/v1/ops/reconciliation", headers=admin_headers)).json()
+    assert listed["count"] == len(found["stripe"])
+    assert metric_value(gw.app, "qunzhu_gateway_reconciliation_differences", provider="stripe",
+                        kind="payment_missing_at_provider") == 1
+    assert metric_value(gw.app, "qunzhu_gateway_reconciliation_differences", provider="stripe",
+                        kind="payment_amount_differs") == 0
+    assert metric_value(gw.app, "qunzhu_gateway_reconciliation_runs_total", provider="stripe", outcome="ok") == 2
+    paths = [(r.url.path, dict(r.url.params)) for r in recorder.sent]
+    assert {p for p, _ in paths} == {"/v1/payment_intents", "/v1/refunds"}
+    assert all("created[gte]" in q and "created[lt]" in q for _, q in paths)

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy import select
 
 from gateway.models import PaymentOrder
-from gateway.orders import stripe_checkout  # noqa: F401 - registers the Stripe channel
+from gateway.orders import reconcile, stripe_checkout  # noqa: F401 - registers the Stripe channel
 from gateway.orders.channels import ChannelDeps, channel_of
 from gateway.refunds import stripe_api
 from gateway.settings import GatewaySettings
@@ -24,6 +24,7 @@ from qunzhu_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 BATCH = 100
+FIRST_RECONCILIATION_AFTER_S = 600.0
 
 
 @dataclass
@@ -32,6 +33,7 @@ class OrdersRuntime:
     deps: ChannelDeps
     loops: list[BackgroundLoop] = field(default_factory=list)
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _started_reconciling: bool = False
 
     async def expire_due(self) -> int:
         """Mark unpaid orders past their expiry `expired` and close them at the provider."""
@@ -56,6 +58,17 @@ class OrdersRuntime:
     async def _expiry_pass(self) -> float:
         return 0 if await self.expire_due() == BATCH else self.state.settings.order_expiry_interval_s
 
+    async def reconcile(self) -> dict[str, list[reconcile.Difference]]:
+        return await reconcile.run(self.state.runtime.session_maker, self.deps, self.state.metrics)
+
+    async def _reconcile_pass(self) -> float:
+        interval = self.state.settings.reconcile_interval_s
+        if not self._started_reconciling:  # not at every start: the first run a while after it
+            self._started_reconciling = True
+            return min(interval, FIRST_RECONCILIATION_AFTER_S)
+        await self.reconcile()
+        return interval
+
 
 def _stripe_client(settings: GatewaySettings, on_close: list) -> stripe.StripeClient | None:
     if not settings.stripe_secret_key.get_secret_value():
@@ -77,7 +90,15 @@ def orders_lifespan(settings: GatewaySettings):
             if client is not None:
                 deps.clients["stripe"] = client
             orders = OrdersRuntime(state=app.state.gateway, deps=deps, on_close=on_close)
+            metrics = app.state.gateway.metrics
+            for provider, reconciler in reconcile.RECONCILERS.items():  # exported at 0 before the first run
+                for kind in reconciler.kinds:
+                    metrics.reconciliation_differences.labels(provider, kind)
+                for outcome in ("ok", "failed"):
+                    metrics.reconciliation_runs.labels(provider, outcome)
             orders.loops.append(BackgroundLoop("order-expiry", orders._expiry_pass, logger=log))
+            orders.loops.append(BackgroundLoop("reconciliation", orders._reconcile_pass, logger=log,
+                                               backoff_s=60.0, max_backoff_s=3600.0))
             app.state.orders = orders
             if settings.run_orders:
                 for loop in orders.loops:
