@@ -5,7 +5,7 @@
 #                                   sudo), else stop naming the exact command to run
 #
 # Needs: PostgreSQL server binaries, Prometheus (prometheus + promtool), Java 17+, Maven, Node.js 18+ and npm,
-# curl, make, flock, Python 3.11+ with venv, then the Kafka jars (deploy/local/kafka.sh fetch, from Maven Central). The
+# curl, jq, openssl (the README's quick start is run as a test), make, flock, Python 3.11+ with venv, then the Kafka jars (deploy/local/kafka.sh fetch, from Maven Central). The
 # virtual environment itself is `make install`'s job. A missing tool is an error, never a skipped test.
 set -euo pipefail
 
@@ -32,6 +32,8 @@ missing_packages() {
     qz_find_java 17 >/dev/null || missing+=(openjdk-17-jdk-headless)
     command -v mvn >/dev/null 2>&1 || missing+=(maven)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v jq >/dev/null 2>&1 || missing+=(jq)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v make >/dev/null 2>&1 || missing+=(make)
     command -v flock >/dev/null 2>&1 || missing+=(util-linux)
     python_ok || missing+=(python3)
@@ -65,5 +67,8 @@ node_ok || qz_die "Node.js 18+ is required, found $(node --version 2>&1) (Debian
 
 # the Kafka jars: a no-op once fetched (the pom's checksum is kept); the first time, from Maven Central
 bash "$HERE/kafka.sh" fetch || qz_die "deploy/local/kafka.sh fetch failed (output above)"
+
+# stripe-mock (the gateway's Stripe tests, issue #16): go install from the Go module proxy, once per version
+bash "$HERE/stripe-mock.sh" fetch || qz_die "deploy/local/stripe-mock.sh fetch failed (output above)"
 
 qz_log "prereqs: postgresql $(basename "$(dirname "$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/postgres' | sort -V | tail -n1)")")"), prometheus, java $(qz_java_major "$(qz_find_java 17)"), maven, node $(node --version), python $(python3 -c 'import platform; print(platform.python_version())'), kafka jars: present"
