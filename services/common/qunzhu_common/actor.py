@@ -52,6 +52,8 @@ PLATFORM_OPERATOR = "platform-operator"
 # (`service:<name>`) or the platform operator.
 _ACTOR_ID = re.compile(f"(?:{PERSON_ID_PATTERN.strip('^$')}|{PLATFORM_OPERATOR})")
 ACTOR_ID_MAX = 200
+# Who may act on behalf of a person: an operator API key or the platform operator.
+_VIA = re.compile(rf"apikey:[A-Za-z0-9_-]{{1,64}}|{PLATFORM_OPERATOR}")
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,24 @@ class Actor:
     kind: ActorKind = "member"
     scope: str | None = None
     role: str | None = None  # an API key's role in its community
+    # The operator credential acting on behalf of the person `id` (`X-On-Behalf-Of`): `apikey:<id>` or
+    # `platform-operator`. The person's own rights apply; what is recorded names both (`recorded_as`).
+    via: str | None = None
 
     @property
     def is_person(self) -> bool:
         return self.kind == "member"
 
+    @property
+    def recorded_as(self) -> str:
+        """How this actor is written into events and audit rows: `apikey:<id> for <person>` when on behalf."""
+        return self.id if self.via is None else f"{self.via} for {self.id}"
+
     def claims(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "scope": self.scope, "role": self.role}
+        claims: dict[str, Any] = {"id": self.id, "kind": self.kind, "scope": self.scope, "role": self.role}
+        if self.via is not None:  # absent otherwise: assertions without it read exactly as before
+            claims["via"] = self.via
+        return claims
 
 
 # -- the internal key ----------------------------------------------------------------------------
@@ -141,12 +154,17 @@ def verify(key: bytes, *, actor_id: str | None, assertion: str | None, method: s
         raise Unauthorized(f"{ASSERTION_HEADER} has expired")
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload.encode()))
-        actor = Actor(id=str(claims["id"]), kind=claims["kind"], scope=claims.get("scope"), role=claims.get("role"))
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        via = claims.get("via")
+        actor = Actor(id=str(claims["id"]), kind=claims["kind"], scope=claims.get("scope"), role=claims.get("role"),
+                      via=None if via is None else str(via))
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
         raise Unauthorized(f"{ASSERTION_HEADER} is malformed") from None
     if (actor.id != actor_id or actor.kind not in ACTOR_KINDS or len(actor.id) > ACTOR_ID_MAX
             or not _ACTOR_ID.fullmatch(actor.id)):
         raise Unauthorized(f"{ASSERTION_HEADER} does not vouch for {ACTOR_HEADER}")
+    if actor.via is not None and (actor.kind != "member" or not _VIA.fullmatch(actor.via)
+                                  or len(actor.recorded_as) > ACTOR_ID_MAX):
+        raise Unauthorized(f"{ASSERTION_HEADER} names an acting credential that cannot act on behalf of a person")
     return actor
 
 

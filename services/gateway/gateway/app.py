@@ -78,7 +78,8 @@ def create_app(
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Idempotency-Key"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-On-Behalf-Of", "X-Request-ID",
+                           "Idempotency-Key"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600,
         )
     return app

@@ -28,7 +28,7 @@ def get_actor(
     """The caller the gateway vouches for (its `X-Actor-Assertion` is verified, the id's form with it: 401
     otherwise). The header parameter is here for the API documentation."""
     verified = actor_of(request)
-    return None if verified is None else Actor(verified.id)
+    return None if verified is None else Actor(verified.id, via=verified.via)
 
 
 def require_actor(actor: Annotated[Actor | None, Depends(get_actor)]) -> Actor:

@@ -115,7 +115,7 @@ async def create_broadcast(
         mention_all=body.mention_all,
         audience=body.audience.model_dump(),
         source="manual",
-        created_by=caller.actor.id,
+        created_by=caller.actor.recorded_as,
         now=ctx.clock.now(),
     )
     return await _public(session, ctx, broadcast)

@@ -85,7 +85,7 @@ async def register_group(
             platform=data.group_id.split(":", 1)[0],
             role=data.role,
             title=data.title,
-            registered_by=actor.id,
+            registered_by=actor.recorded_as,
             registered_at=now,
         )
         session.add(group)

@@ -141,7 +141,7 @@ async def schedule_publication(
         kind="post_publish",
         starts_at=publish_at,
         timezone=community.timezone,
-        created_by=actor.id,
+        created_by=actor.recorded_as,
         now=now,
         title=post.title,
         payload={"post_id": post.id},
@@ -188,7 +188,7 @@ async def set_featured(
                 post_id=post.id,
                 author_id=post.author_id,
                 featured=featured,
-                by_id=actor.id,
+                by_id=actor.recorded_as,
                 changed_at=now,
             ),
         )

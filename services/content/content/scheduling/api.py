@@ -62,7 +62,7 @@ async def create_schedule(
         timezone=body.timezone or community.timezone,
         until_at=body.until_at,
         misfire_grace_s=body.misfire_grace_s,
-        created_by=caller.actor.id,
+        created_by=caller.actor.recorded_as,
         now=ctx.clock.now(),
         payload={
             "text": body.text,
@@ -152,7 +152,8 @@ async def add_exception(
     in `upcoming`, and recorded as skipped with reason `exception` when its time comes."""
     schedule = await service.get_schedule(session, schedule_id=schedule_id, community_id=community_id)
     await service.add_exception(
-        session, ctx=ctx, schedule=schedule, occurs_at=body.occurs_at, actor=caller.actor.id, now=ctx.clock.now()
+        session, ctx=ctx, schedule=schedule, occurs_at=body.occurs_at, actor=caller.actor.recorded_as,
+        now=ctx.clock.now(),
     )
     return await schedule_public(session, ctx, schedule)
 

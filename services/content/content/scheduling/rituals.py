@@ -50,7 +50,7 @@ async def create_ritual(
         community_id=community_id,
         title=body.title,
         text=body.text,
-        created_by=caller.actor.id,
+        created_by=caller.actor.recorded_as,
         created_at=now,
         countdown_offsets_s=sorted(set(offsets), reverse=True),
     )
@@ -64,7 +64,7 @@ async def create_ritual(
         timezone=body.timezone or community.timezone,
         until_at=body.until_at,
         misfire_grace_s=body.misfire_grace_s,
-        created_by=caller.actor.id,
+        created_by=caller.actor.recorded_as,
         now=now,
         owner_ref=f"ritual:{ritual.id}",
         title=body.title,
@@ -122,7 +122,7 @@ async def create_digest(
         timezone=body.timezone or community.timezone,
         until_at=body.until_at,
         misfire_grace_s=body.misfire_grace_s,
-        created_by=caller.actor.id,
+        created_by=caller.actor.recorded_as,
         now=ctx.clock.now(),
         payload={"audience": body.audience.model_dump(), "action": "send_message"},
     )

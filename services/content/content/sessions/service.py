@@ -91,7 +91,7 @@ async def create_session(
         timezone=data.timezone or community.timezone,
         source_group_id=data.source_group_id,
         target_group_ids=targets,
-        created_by=actor.id,
+        created_by=actor.recorded_as,
         created_at=now,
     )
     session.add(shared)
@@ -100,7 +100,7 @@ async def create_session(
         ctx=ctx,
         community_id=community_id,
         timezone=shared.timezone,
-        created_by=actor.id,
+        created_by=actor.recorded_as,
         now=now,
         owner_ref=f"session:{shared.id}",
         misfire_grace_s=None,

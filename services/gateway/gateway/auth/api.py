@@ -129,7 +129,7 @@ async def create_api_key(
     """Create an API key for a bot or an operator of the community (owner only); the key is shown once."""
     await require_role(session, principal, community_id, "owner")
     row, key = await service.create_api_key(session, community_id=community_id, name=body.name, kind=body.kind,
-                                            role=body.role, created_by=principal.subject)
+                                            role=body.role, created_by=principal.recorded_as)
     return ApiKeyCreated(**row.model_dump(exclude={"secret_hash"}), key=key)
 
 

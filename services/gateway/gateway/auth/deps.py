@@ -28,7 +28,7 @@ async def _authenticated(request: Request, session: AsyncSession, state: Gateway
         try:
             request.state.principal_outcome = await authenticate(
                 session, state=state, authorization=request.headers.get("authorization"),
-                api_key=request.headers.get("x-api-key"),
+                api_key=request.headers.get("x-api-key"), on_behalf_of=request.headers.get("x-on-behalf-of"),
             )
         except AppError as exc:
             request.state.principal_outcome = exc
@@ -91,7 +91,7 @@ async def rate_limit(request: Request, session: SessionDep, state: StateDep) -> 
     except AppError:
         principal = None
     if principal is not None:
-        key = f"principal:{principal.kind}:{principal.subject}"
+        key = f"principal:{principal.via}" if principal.via else f"principal:{principal.kind}:{principal.subject}"
     else:
         key = "ip:" + client_address(request, state.settings.trusted_proxies)
     wait = state.clients.take(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,9 +14,12 @@ from gateway.crypto import matches_hash
 from gateway.errors import InvalidCredentials, RoleRequired
 from gateway.models import ApiKey, MemberRole
 from gateway.state import GatewayState
-from qunzhu_common.actor import ROLE_RANK, Actor, Authorizer, projection_lookup
+from qunzhu_common.actor import ACTOR_ID_MAX, ROLE_RANK, Actor, Authorizer, projection_lookup
+from qunzhu_common.errors import Forbidden, InvalidInput, Unauthorized
+from qunzhu_common.events.contracts.identity import PERSON_ID_PATTERN
 
 API_KEY_PREFIX = "qz_"
+ON_BEHALF_OF_HEADER = "X-On-Behalf-Of"
 
 
 @dataclass(frozen=True)
@@ -25,10 +29,18 @@ class Principal:
     # API keys, and tokens from a code a community's connector delivered, act in this community only.
     community_id: str | None = None
     role: str | None = None
+    # The operator credential (apikey:<id>, platform-operator) acting on behalf of the person `subject`.
+    via: str | None = None
 
     def as_actor(self) -> Actor:
-        """What the services are told about this caller (kind, community scope, an API key's role)."""
-        return Actor(id=self.subject, kind=self.kind, scope=self.community_id, role=self.role)
+        """What the services are told about this caller (kind, community scope, an API key's role, and the
+        operator credential acting on behalf of a person, which the assertion's HMAC covers too)."""
+        return Actor(id=self.subject, kind=self.kind, scope=self.community_id, role=self.role, via=self.via)
+
+    @property
+    def recorded_as(self) -> str:
+        """The caller as rows and events record it (`apikey:<id> for <person>` on behalf of a person)."""
+        return self.as_actor().recorded_as
 
 
 # The rule every service applies to a caller (qunzhu_common.actor), over the gateway's own role projection.
@@ -36,8 +48,18 @@ _ROLES = Authorizer(projection_lookup(MemberRole))
 
 
 async def authenticate(
-    session: AsyncSession, *, state: GatewayState, authorization: str | None, api_key: str | None
+    session: AsyncSession, *, state: GatewayState, authorization: str | None, api_key: str | None,
+    on_behalf_of: str | None = None,
 ) -> Principal | None:
+    if on_behalf_of is not None:
+        acting = on_behalf(await authenticate(session, state=state, authorization=authorization, api_key=api_key),
+                           on_behalf_of)
+        if acting.community_id is not None:  # an operator API key: its owner delegated it for the community's staff
+            role = await role_in(session, acting, acting.community_id)
+            if role is None or ROLE_RANK[role] < ROLE_RANK["admin"]:
+                raise RoleRequired(f"{ON_BEHALF_OF_HEADER}: {acting.subject} is not staff (owner or admin) in "
+                                   f"community {acting.community_id}, so this key may not act for them")
+        return acting
     if api_key:
         return await _api_key(session, state=state, presented=api_key.strip())
     if authorization:
@@ -47,6 +69,26 @@ async def authenticate(
         verified = tokens.verify(state.jwt_key, state.settings, token.strip())
         return Principal(subject=verified.subject, kind="member", community_id=verified.community_id)
     return None
+
+
+def on_behalf(principal: Principal | None, person_id: str) -> Principal:
+    """An operator credential acting as the person `X-On-Behalf-Of` names: from here on the caller is that
+    person (every service applies that person's own rights, nothing more), recorded as `<key> for <person>`.
+
+    Only the platform operator's key and operator API keys may do this; an operator API key keeps its
+    community scope, so it acts for the person in its own community only, and only for its staff."""
+    if principal is None:
+        raise Unauthorized(f"{ON_BEHALF_OF_HEADER} needs an operator key (`X-API-Key`)")
+    if principal.kind not in ("platform", "operator") or principal.via is not None:
+        raise Forbidden(f"only operator API keys may send {ON_BEHALF_OF_HEADER}")
+    person_id = person_id.strip()
+    if (len(person_id) > 200 or not re.fullmatch(PERSON_ID_PATTERN, person_id)
+            or person_id.startswith(("apikey:", "service:"))):
+        raise InvalidInput(f"{ON_BEHALF_OF_HEADER} must name a person (<platform>:<user id>)")
+    acting = Principal(subject=person_id, kind="member", community_id=principal.community_id, via=principal.subject)
+    if len(acting.recorded_as) > ACTOR_ID_MAX:  # what rows and events record must fit their 200 characters
+        raise InvalidInput(f"{ON_BEHALF_OF_HEADER} is too long")
+    return acting
 
 
 def same_secret(secret: str, presented: str | None) -> bool:

@@ -31,7 +31,7 @@ async def register_connector(
     The body's shape depends on `platform`: `secrets` is GenericSecrets, TelegramSecrets or WecomSecrets."""
     await require_role(session, principal, community_id, "owner")
     data = body.root.model_copy(update={"community_id": community_id})
-    connector = await service.register(session, box=state.box, data=data, created_by=principal.subject)
+    connector = await service.register(session, box=state.box, data=data, created_by=principal.recorded_as)
     return await service.public(session, box=state.box, connector=connector)
 
 

@@ -159,7 +159,7 @@ async def publish_rules(community_id: str, body: RulesCreate, session: SessionDe
     """Publish a new rules version (`community.update`). Emits `rules.published`. `X-Actor-Id`: the acting person."""
     community = await load_community(session, community_id, for_update=True, allow_dissolved=False)
     await authorize(session, community=community, actor=actor, action="community.update")
-    rules = await svc.publish_rules(session, ctx=ctx, community=community, text=body.text, actor_id=actor.id)
+    rules = await svc.publish_rules(session, ctx=ctx, community=community, text=body.text, actor_id=actor.recorded_as)
     return RulesPublic.model_validate(rules, from_attributes=True)
 
 

@@ -76,7 +76,8 @@ async def create_campaign(community_id: str, body: CampaignCreate, session: Sess
     goal or the end of a contest is announced in the groups. `X-Actor-Id`: the acting person."""
     community = await load_community(session, community_id, allow_dissolved=False)
     await authorize(session, community=community, actor=actor, action="campaign.manage")
-    campaign = await fission.create_campaign(session, ctx=ctx, community=community, creator_id=actor.id, data=body)
+    campaign = await fission.create_campaign(session, ctx=ctx, community=community, creator_id=actor.recorded_as,
+                                             data=body)
     return await fission.progress_view(session, campaign=campaign)
 
 

@@ -88,7 +88,7 @@ async def decide_application(community_id: str, member_id: str, body: ReviewDeci
     await authorize(session, community=community, actor=actor, action="member.review")
     member = await joining.review_application(session, ctx=ctx, community=community, member_id=member_id,
                                               approve=body.decision == "approve", reason=body.reason,
-                                              reviewer_id=actor.id)
+                                              reviewer_id=actor.recorded_as)
     return members.public_view(member, community)
 
 
@@ -184,7 +184,7 @@ async def blacklist(community_id: str, member_id: Annotated[PersonId, Path(descr
     community = await load_community(session, community_id, for_update=True)
     actor_member = await acting_member(session, community=community, actor=actor)
     await members.blacklist_member(session, ctx=ctx, community=community, actor=actor_member, person_id=member_id,
-                                   reason=body.reason)
+                                   reason=body.reason, decided_by=actor.recorded_as)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -208,7 +208,7 @@ async def unblacklist(community_id: str, person_id: str, session: SessionDep, ct
     """Lift a blacklisting (`blacklist.manage`); the person may then join again. `X-Actor-Id`: the acting person."""
     community = await load_community(session, community_id)
     await authorize(session, community=community, actor=actor, action="blacklist.manage")
-    if not await lift_blacklist(session, ctx, community=community, person_id=person_id, decided_by=actor.id):
+    if not await lift_blacklist(session, ctx, community=community, person_id=person_id, decided_by=actor.recorded_as):
         from membership.errors import ResourceNotFound
 
         raise ResourceNotFound(f"{person_id} is not on the blacklist")

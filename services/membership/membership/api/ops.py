@@ -69,5 +69,5 @@ async def decide_removal(community_id: str, review_id: str, body: ReviewVerdict,
     member = await authorize(session, community=community, actor=actor, action="member.review")
     assert member is not None
     review = await removal.decide(session, ctx=ctx, community=community, actor=member, review_id=review_id,
-                                  approve=body.decision == "approve")
+                                  approve=body.decision == "approve", decided_by=actor.recorded_as)
     return RemovalReviewPublic.model_validate(review, from_attributes=True)

@@ -36,6 +36,13 @@ class Actor:
     """Who is acting: a person (`<platform>:<user id>`) or an internal service (`service:<name>`)."""
 
     id: str
+    # The operator credential acting on behalf of the person `id` (qunzhu_common.actor.Actor.via).
+    via: str | None = None
+
+    @property
+    def recorded_as(self) -> str:
+        """The actor as rows and events record it: `apikey:<id> for <person>` when acting on behalf."""
+        return self.id if self.via is None else f"{self.via} for {self.id}"
 
     @property
     def is_service(self) -> bool:

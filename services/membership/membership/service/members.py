@@ -140,7 +140,8 @@ async def remove_member(session: AsyncSession, *, ctx: MembershipContext, commun
 
 
 async def blacklist_member(session: AsyncSession, *, ctx: MembershipContext, community: Community,
-                           actor: Membership, person_id: str, reason: str) -> Membership | None:
+                           actor: Membership, person_id: str, reason: str,
+                           decided_by: str | None = None) -> Membership | None:
     require_person_id(person_id)
     target = await find_membership(session, community.id, person_id, for_update=True)
     target_role = target.role if target is not None else "member"
@@ -148,7 +149,7 @@ async def blacklist_member(session: AsyncSession, *, ctx: MembershipContext, com
         raise PermissionDenied("the owner cannot be blacklisted")
     _require(actor, community, f"member.blacklist.{target_role}")
     await blacklist_person(session, ctx, community=community, person_id=person_id, reason=reason,
-                           decided_by=actor.member_id, member=target)
+                           decided_by=decided_by or actor.member_id, member=target)
     return target
 
 

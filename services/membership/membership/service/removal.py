@@ -64,7 +64,7 @@ async def list_reviews(session: AsyncSession, *, community_id: str, state: str |
 
 
 async def decide(session: AsyncSession, *, ctx: MembershipContext, community: Community, actor: Membership,
-                 review_id: str, approve: bool) -> RemovalReview:
+                 review_id: str, approve: bool, decided_by: str | None = None) -> RemovalReview:
     review = await session.get(RemovalReview, review_id, with_for_update=True)
     if review is None or review.community_id != community.id:
         raise ResourceNotFound(f"removal review {review_id} not found in this community")
@@ -78,7 +78,7 @@ async def decide(session: AsyncSession, *, ctx: MembershipContext, community: Co
         await end_membership(session, ctx, community=community, member=member, status="removed",
                              reason=review.reason, code=review.source, cause=f"review:{review.id}")
     review.state = "approved" if approve else "dismissed"
-    review.decided_by, review.decided_at = actor.member_id, ctx.now()
+    review.decided_by, review.decided_at = decided_by or actor.member_id, ctx.now()
     await session.flush()
     await _emit(session, ctx, review, "removal.reviewed")
     return review
