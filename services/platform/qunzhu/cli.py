@@ -1,5 +1,5 @@
 """`python -m qunzhu` / `qunzhu`: run embedded, serve one service, migrate, make migrations, run the demo, mint a
-local member token."""
+local member token, print the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -90,6 +90,18 @@ def _token(args: argparse.Namespace) -> None:
           f"  curl -H \"Authorization: Bearer $TOKEN\" ...", file=sys.stderr)
 
 
+def _openapi(args: argparse.Namespace) -> None:
+    from qunzhu.apidoc import document, dumps
+
+    text = dumps(document())
+    if args.output == "-":
+        sys.stdout.buffer.write(text.encode())
+        sys.stdout.flush()
+    else:
+        with open(args.output, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="qunzhu", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +148,11 @@ def main(argv: list[str] | None = None) -> None:
                        help="scope the token to this community (as a one-time code login does); default: person-wide")
     token.add_argument("--data-dir", default="data", help="embedded mode's data directory (holds gateway.key)")
     token.set_defaults(func=_token)
+
+    openapi = sub.add_parser(
+        "openapi", help="print the platform's OpenAPI document (what embedded mode serves at /openapi.json)")
+    openapi.add_argument("--output", "-o", default="-", help="write to this file instead of stdout")
+    openapi.set_defaults(func=_openapi)
 
     args = parser.parse_args(argv)
     try:
