@@ -180,3 +180,118 @@ async def test_a_quarantined_notification_replayed_while_still_malformed_is_quar
     relisted = (await gw.client.get("/api/v1/ops/quarantine", headers=admin_headers)).json()["data"]
     assert [q["delivery_id"] for q in relisted] == ["EV-BAD"]  # consumed and written again
     assert await outbox_events(gw.app) == []
+
+
+# -- notifications → orders (out_trade_no), refunds by out_refund_no -----------------------------------
+
+ORDER_ID = "qz0123456789abcdef01234567"
+
+
+async def add_order(gw, order_id: str = ORDER_ID, *, amount_fen: int = 19900) -> None:
+    from datetime import timedelta
+
+    from gateway.models import PaymentOrder
+    from qunzhu_common.timeutil import utcnow
+
+    async with gw.app.state.runtime.session_maker() as session, session.begin():
+        session.add(PaymentOrder(
+            id=order_id, community_id="c-9", plan_id="monthly", payer_id="wecom:alice", provider="wechatpay",
+            channel="jsapi", kind="new", amount_fen=amount_fen, currency="CNY", request_hash="0" * 64,
+            expires_at=utcnow() + timedelta(minutes=30)))
+
+
+async def order_status(gw, order_id: str = ORDER_ID) -> str:
+    from gateway.models import PaymentOrder
+
+    async with gw.app.state.runtime.session_maker() as session:
+        return (await session.get(PaymentOrder, order_id)).status
+
+
+def paid(event_id: str, *, order_id: str = ORDER_ID, total: int = 19900, transaction_id: str = "4200000009") -> bytes:
+    """What WeChat Pay sends for an order Qunzhu opened: attach is the order id only (no metadata)."""
+    return wechat_notification(event_id, "TRANSACTION.SUCCESS", {
+        "out_trade_no": order_id, "transaction_id": transaction_id, "trade_state": "SUCCESS", "attach": order_id,
+        "success_time": "2026-12-07T10:00:00+08:00", "amount": {"total": total, "payer_total": total,
+                                                                "currency": "CNY", "payer_currency": "CNY"},
+        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}, "trade_type": "JSAPI"})
+
+
+def refunded(event_id: str, kind: str, out_refund_no: str, refund: int, *, order_id: str = ORDER_ID) -> bytes:
+    return wechat_notification(event_id, kind, {
+        "mchid": "1900000001", "out_trade_no": order_id, "transaction_id": "4200000009",
+        "out_refund_no": out_refund_no, "refund_id": f"5030{out_refund_no[-4:]}",
+        "refund_status": kind.removeprefix("REFUND."), "success_time": "2026-12-08T10:00:00+08:00",
+        "user_received_account": "支付用户零钱", "amount": {"total": 19900, "refund": refund, "payer_total": 19900,
+                                                      "payer_refund": refund}})
+
+
+async def post(gw, body: bytes, wechatpay_platform):
+    return await gw.client.post(URL, content=body, headers=signed(body, wechatpay_platform.key,
+                                                                   wechatpay_platform.serial))
+
+
+async def test_an_order_is_paid_by_out_trade_no_and_refunds_before_it_are_held_then_applied(
+    gw, sdk, wechatpay_platform, outbox_events,
+):
+    fix_the_key(gw)
+    await add_order(gw)
+    first = refunded("EV-R1", "REFUND.SUCCESS", "rf-0001", 5000)
+    same_refund_again = refunded("EV-R1b", "REFUND.SUCCESS", "rf-0001", 5000)  # another notification id
+    second = refunded("EV-R2", "REFUND.SUCCESS", "rf-0002", 4900)
+    payment = paid("EV-P1")
+    assert all(sdk(signed(b, wechatpay_platform.key, wechatpay_platform.serial), b)
+               for b in (first, same_refund_again, second, payment))
+
+    early = [await post(gw, b, wechatpay_platform) for b in (first, same_refund_again)]
+    assert [a.json() for a in early] == [{"status": "ignored", "events": 0}] * 2  # held, never quarantined
+    assert (await post(gw, payment, wechatpay_platform)).json() == {"status": "accepted", "events": 2}
+    assert (await post(gw, second, wechatpay_platform)).json()["events"] == 1
+
+    events = await outbox_events(gw.app)
+    assert [(e.type, e.community_id) for e in events] == [
+        ("payment.succeeded", "c-9"), ("payment.refunded", "c-9"), ("payment.refunded", "c-9")]
+    assert events[0].data | {"paid_at": None} == {
+        "payment_id": "4200000009", "provider": "wechatpay", "payer_id": "wecom:alice", "plan_id": "monthly",
+        "amount_fen": 19900, "currency": "CNY", "referrer_id": None, "paid_at": None}
+    assert [(e.data["refund_id"], e.data["amount_fen"]) for e in events[1:]] == [("rf-0001", 5000), ("rf-0002", 4900)]
+    assert await order_status(gw) == "paid"
+
+
+async def test_an_amount_that_differs_from_the_order_is_held_for_review(gw, wechatpay_platform, outbox_events,
+                                                                       metric_value):
+    fix_the_key(gw)
+    await add_order(gw)
+    answer = await post(gw, paid("EV-P2", total=1), wechatpay_platform)
+    assert answer.json()["status"] == "ignored"
+    assert await outbox_events(gw.app) == []
+    assert await order_status(gw) == "review"
+    assert metric_value(gw.app, "qunzhu_gateway_payment_reviews_total", provider="wechatpay", reason="amount") == 1
+
+
+async def test_an_order_of_ours_not_known_yet_is_retried_not_quarantined(gw, wechatpay_platform, metric_value):
+    fix_the_key(gw)
+    answer = await post(gw, paid("EV-P3", order_id="qz" + "9" * 24), wechatpay_platform)
+    assert (answer.status_code, answer.json()["code"]) == (503, "FAIL")
+    assert metric_value(gw.app, "qunzhu_gateway_webhook_retries_requested_total", platform="wechatpay",
+                        reason="order_unknown") == 1
+    await add_order(gw, "qz" + "9" * 24)  # the order's transaction commits; WeChat Pay's retry then succeeds
+    assert (await post(gw, paid("EV-P3", order_id="qz" + "9" * 24), wechatpay_platform)).json()["status"] == "accepted"
+
+
+async def test_an_abnormal_or_closed_refund_that_qunzhu_asked_for_fails_it(gw, wechatpay_platform, outbox_events):
+    from gateway.models import RefundOrder
+
+    fix_the_key(gw)
+    async with gw.app.state.runtime.session_maker() as session, session.begin():
+        session.add(RefundOrder(request_id="rq-abnormal", community_id="c-9", payment_id="4200000009",
+                                provider="wechatpay", amount_fen=19900, currency="CNY", status="submitted"))
+    abnormal = await post(gw, refunded("EV-A1", "REFUND.ABNORMAL", "rq-abnormal", 19900), wechatpay_platform)
+    closed = await post(gw, refunded("EV-A2", "REFUND.CLOSED", "rq-abnormal", 19900), wechatpay_platform)
+    foreign = await post(gw, refunded("EV-A3", "REFUND.CLOSED", "made-by-hand-1", 100), wechatpay_platform)
+
+    assert [a.json()["events"] for a in (abnormal, closed, foreign)] == [1, 0, 0]
+    (failed,) = await outbox_events(gw.app)
+    assert (failed.type, failed.community_id, failed.data["request_id"]) == ("refund.failed", "c-9", "rq-abnormal")
+    assert "ABNORMAL" in failed.data["reason"]
+    async with gw.app.state.runtime.session_maker() as session:
+        assert (await session.get(RefundOrder, "rq-abnormal")).status == "failed"

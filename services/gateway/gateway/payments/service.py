@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import PaymentRef
-from gateway.orders import stripe_events
+from gateway.orders import stripe_events, wechatpay_events
 from gateway.payments import retry, stripe_hook, wechatpay
 from gateway.state import GatewayState
 from gateway.webhooks.adapters import body_digest
@@ -137,11 +137,16 @@ async def receive_wechatpay(
         except wechatpay.CannotDecrypt as exc:  # our key, not their payload: WeChat Pay must retry
             problem = retry.RetryLater("cannot_decrypt", str(exc))
 
-    def mapper(community_of: dict[str, str]) -> list[tuple[str, str | None, dict]]:
-        if problem is not None:
-            raise problem
-        return wechatpay.normalise(notification or {}, resource, community_of=community_of)
-
+    if problem is not None:
+        planned = wechatpay_events.WechatPlan(problem=problem)
+    else:  # the order by out_trade_no, refunds by out_refund_no
+        try:
+            planned = await wechatpay_events.plan(session, notification or {}, resource, metrics=state.metrics)
+        except (TypeError, ValueError, AttributeError) as exc:  # a field of an unexpected type: theirs, for good
+            planned = wechatpay_events.WechatPlan(problem=Unnormalisable(f"{type(exc).__name__}: {exc}"))
     ids = [str(resource["transaction_id"])] if resource.get("transaction_id") else []
-    return await _record(session, state=state, outbox=outbox, provider="wechatpay", delivery_id=delivery_id,
-                         payment_ids=ids, mapper=mapper, payload=body, headers=headers)
+    outcome = await _record(session, state=state, outbox=outbox, provider="wechatpay", delivery_id=delivery_id,
+                            payment_ids=ids, mapper=planned.mapper, payload=body, headers=headers)
+    if outcome.status in ("accepted", "ignored"):  # the delivery is ours: its writes go with its events
+        await planned.effects.apply(session)
+    return outcome

@@ -114,6 +114,8 @@ class CannotDecrypt(Exception):
 def decrypt_resource(resource: Mapping[str, Any], apiv3_key: str) -> dict[str, Any]:
     """The resource's JSON. Unnormalisable when it is malformed for good (no ciphertext, another algorithm,
     not JSON inside); CannotDecrypt when the APIv3 key is missing or wrong (fixable: WeChat Pay should retry)."""
+    if not isinstance(resource, Mapping):
+        raise Unnormalisable("resource is not an object")
     if resource.get("algorithm") != "AEAD_AES_256_GCM":
         raise Unnormalisable(f"unsupported algorithm {resource.get('algorithm')!r}")
     try:
@@ -132,9 +134,12 @@ def decrypt_resource(resource: Mapping[str, Any], apiv3_key: str) -> dict[str, A
     except ValueError as exc:  # an empty nonce
         raise Unnormalisable(f"malformed resource: {exc}") from None
     try:
-        return jsonbody.loads(plain)
+        decrypted = jsonbody.loads(plain)
     except ValueError as exc:
         raise Unnormalisable(f"the decrypted resource is not JSON: {exc}") from None
+    if not isinstance(decrypted, dict):
+        raise Unnormalisable("the decrypted resource is not a JSON object")
+    return decrypted
 
 
 def _attach(transaction: Mapping[str, Any]) -> dict[str, Any]:
