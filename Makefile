@@ -4,27 +4,29 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# embedded mode's data directory (make run, make token)
+QUNZHU_DATA_DIR ?= data
 
-.PHONY: install prereqs run token test test-unit test-integration test-faults stop-test-servers up down status bench lint clean demo
+.PHONY: install prereqs run token client test test-unit test-integration test-faults stop-test-servers up down status bench lint clean demo
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
-	@test -x $(PY) || { echo "==> creating the virtual environment $(VENV) ($(PYTHON) -m venv)"; $(PYTHON) -m venv $(VENV); }
-	@echo "==> installing Qunzhu and its dependencies into $(VENV) (first time: about 1-2 minutes; later: seconds)"
-	$(PY) -m pip install --disable-pip-version-check -e '.[dev]'
+	@test -x $(PY) || { echo "==> creating the virtual environment $(VENV) ($(PYTHON) -m venv)" >&2; $(PYTHON) -m venv $(VENV) >&2; }
+	@echo "==> installing Qunzhu and its dependencies into $(VENV) (first time: about 1-2 minutes; later: seconds)" >&2
+	$(PY) -m pip install --disable-pip-version-check -e '.[dev]' >&2
 	@touch $@
-	@echo "==> installed into $(VENV)"
+	@echo "==> installed into $(VENV)" >&2
 
-## run: the whole platform in one process (SQLite under ./data, in-process bus, gateway on :8000)
+## run: the whole platform in one process (SQLite under ./data or QUNZHU_DATA_DIR, in-process bus, gateway on :8000)
 run: install
-	$(PY) -m qunzhu run
+	$(PY) -m qunzhu run --data-dir '$(QUNZHU_DATA_DIR)'
 
-## token: development login, a member token from ./data's key file: make token PERSON=telegram:42 [COMMUNITY=<id>]
+## token: development login, a member token from ./data's (QUNZHU_DATA_DIR's) key file: make token PERSON=telegram:42 [COMMUNITY=<id>]
 token: install
 	@test -n "$(PERSON)" || { echo "usage: make token PERSON=telegram:42 [COMMUNITY=<community id>]" >&2; exit 2; }
-	@$(PY) -m qunzhu token --person '$(PERSON)' $(if $(COMMUNITY),--community '$(COMMUNITY)')
+	@$(PY) -m qunzhu token --person '$(PERSON)' --data-dir '$(QUNZHU_DATA_DIR)' $(if $(COMMUNITY),--community '$(COMMUNITY)')
 
 ## demo: a simulated community (3 groups × 200 members, 14 days) through embedded mode's real webhooks, then a report
 demo: install
@@ -63,6 +65,16 @@ test-faults: prereqs install
 ## stop-test-servers: stop anything a killed test run left running (brokers, clusters, Prometheus, services)
 stop-test-servers:
 	bash deploy/local/test-servers.sh stop
+
+## client: regenerate the TypeScript client (clients/typescript) from the gateway's OpenAPI, then build it;
+## commit clients/typescript afterwards (make test's drift check compares it with a fresh regeneration)
+client: install
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "make client needs Node.js 18+ and npm: sudo apt-get install nodejs npm" >&2; exit 1; }
+	$(PY) -m qunzhu openapi --output clients/typescript/openapi.json
+	@cd clients/typescript && lock=$$(sha256sum package-lock.json | cut -d' ' -f1) && \
+	  if [ "$$(cat node_modules/.qunzhu-package-lock.sha256 2>/dev/null)" != "$$lock" ]; then \
+	    npm ci --no-audit --no-fund && echo "$$lock" > node_modules/.qunzhu-package-lock.sha256; fi
+	cd clients/typescript && node scripts/generate.mjs && npm run --silent build
 
 ## up / down: the distributed stack on this machine (Kafka KRaft + PostgreSQL + one process per service)
 up: install
