@@ -5,8 +5,9 @@
 #                                   sudo), else stop naming the exact command to run
 #
 # Needs: PostgreSQL server binaries, Prometheus (prometheus + promtool), Java 17+, Maven, Node.js 18+ and npm,
-# curl, jq, openssl (the README's quick start is run as a test), make, flock, Python 3.11+ with venv, then the Kafka jars (deploy/local/kafka.sh fetch, from Maven Central). The
-# virtual environment itself is `make install`'s job. A missing tool is an error, never a skipped test.
+# curl, jq, openssl (the README's quick start is run as a test), make, flock, Python 3.11+ with venv, then
+# the Kafka jars (deploy/local/kafka.sh fetch, from Maven Central) and stripe-mock. The virtual environment
+# itself is `make install`'s job. A missing tool is an error, never a skipped test.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
