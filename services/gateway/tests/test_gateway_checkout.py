@@ -154,3 +154,28 @@ async def test_unpaid_orders_expire(gw, member_headers):
                                  headers=member_headers(gw.app, PAYER))
     assert polled.json()["status"] == "expired"
     assert json.loads(json.dumps(polled.json()))["checkout_url"]
+
+
+class FailingOnce(Recorder):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        if len(self.sent) == 1:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self._inner.handle_async_request(request)
+
+
+async def test_an_unreachable_provider_then_a_retry_opens_the_same_order(gw, member_headers):
+    recorder = FailingOnce()
+    gw.app.state.orders.deps.clients["stripe"]._requestor._client._client_async = httpx.AsyncClient(
+        transport=recorder, timeout=10)
+    headers = {**member_headers(gw.app, PAYER), "Idempotency-Key": "k-retry"}
+    body = {"plan_id": "yearly", "provider": "stripe", "channel": "checkout"}
+
+    failed = await gw.client.post(f"/api/v1/communities/{COMMUNITY}/checkout", json=body, headers=headers)
+    retried = await gw.client.post(f"/api/v1/communities/{COMMUNITY}/checkout", json=body, headers=headers)
+
+    assert failed.status_code == 502 and failed.json()["type"].endswith("payment-provider-unavailable")
+    assert retried.status_code == 201 and retried.json()["checkout_url"]
+    first, second = (_form(r) for r in recorder.sent)
+    assert first == second  # the same parameters under the same idempotency key
+    assert recorder.sent[0].headers["idempotency-key"] == recorder.sent[1].headers["idempotency-key"]

@@ -209,3 +209,22 @@ async def test_reconciliation_reports_every_difference_once(gw, member_headers, 
     paths = [(r.url.path, dict(r.url.params)) for r in recorder.sent]
     assert {p for p, _ in paths} == {"/v1/payment_intents", "/v1/refunds"}
     assert all("created[gte]" in q and "created[lt]" in q for _, q in paths)
+
+
+@pytest.mark.parametrize("obj", [
+    {"id": "re_x", "object": "refund", "status": "succeeded", "amount": "lots", "charge": "ch_x"},
+    {"id": "re_y", "object": "refund", "status": "succeeded", "amount": 10**12, "charge": "ch_y"},
+    {"id": "re_" + "z" * 300, "object": "refund", "status": "succeeded", "amount": 1, "charge": "ch_z"},
+    {"id": "re_w", "object": "refund", "status": "succeeded", "amount": 1, "charge": {"id": "ch_w"}},
+])
+async def test_refunds_stripe_cannot_send_are_quarantined_not_5xx(gw, obj, outbox_events):
+    answer = await send(gw, event("refund.updated", obj))
+    assert answer == {"status": "quarantined", "events": 0}
+    assert await outbox_events(gw.app) == []
+
+
+async def test_odd_order_references_are_not_ours(gw, outbox_events):
+    answer = await send(gw, event("checkout.session.completed", {
+        "id": "cs_odd", "client_reference_id": 12345, "payment_intent": "pi_odd", "payment_status": "paid",
+        "amount_total": 100, "currency": "cny", "metadata": {"order_id": ["x"]}}))
+    assert answer["status"] == "quarantined"  # neither an order of ours nor the documented metadata

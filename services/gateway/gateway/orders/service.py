@@ -74,6 +74,13 @@ def request_hash(community_id: str, body: dict[str, Any]) -> str:
 async def quote(upstreams: Upstreams, principal: Principal, *, community_id: str, plan_id: str) -> Quote:
     """The plan's price for this person as membership would check it: the plan is the community's and
     active; the person is on the way in (pending_payment) or renewing; renewals pay the renewal price."""
+    try:
+        return await _quote(upstreams, principal, community_id=community_id, plan_id=plan_id)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not membership's documented answers
+        raise MembershipFailed(f"membership's answer could not be read: {type(exc).__name__}") from None
+
+
+async def _quote(upstreams: Upstreams, principal: Principal, *, community_id: str, plan_id: str) -> Quote:
     plans = await upstreams.call_as(principal, "membership", "GET", ServicePath.of("communities", community_id,
                                                                                    "plans"))
     if plans.status_code == 404:
@@ -141,6 +148,8 @@ async def checkout(
         plan_name = found.plan_name
     else:
         plan_name = order.plan_id
+        if order.client is None and order.status in OPEN_STATUSES:  # reopened: the same parameters as before
+            plan_name = await _plan_name(upstreams, principal, order)
     if order.client is not None or order.status not in OPEN_STATUSES:
         return order  # a retried call: the same order, as it is now
     try:
@@ -153,6 +162,17 @@ async def checkout(
         await _update(sessions, order.id, last_error=str(exc.detail or exc)[:2000])
         raise
     return await _update(sessions, order.id, provider_order_id=opened.provider_order_id, client=opened.client)
+
+
+async def _plan_name(upstreams: Upstreams, principal: Principal, order: PaymentOrder) -> str:
+    """The name the first attempt showed (the provider's idempotency wants the very same parameters)."""
+    try:
+        plans = await upstreams.call_as(principal, "membership", "GET",
+                                        ServicePath.of("communities", order.community_id, "plans"))
+        found = next((p for p in plans.json() if isinstance(p, dict) and p.get("id") == order.plan_id), None)
+    except (ValueError, TypeError, AttributeError, AppError):
+        found = None
+    return str((found or {}).get("name") or order.plan_id)
 
 
 async def _existing(sessions: async_sessionmaker[AsyncSession], payer_id: str, key: str | None,

@@ -24,10 +24,14 @@ from gateway.models import PaymentOrder
 from gateway.orders import notify
 from gateway.orders.notify import Effects, EventTuple, RefundBook
 from gateway.payments import stripe_hook
+from gateway.webhooks.commands import Unnormalisable
 from qunzhu_common.timeutil import utcnow
 
 REFUND_OBJECT_EVENTS = frozenset({"refund.created", "refund.updated", "charge.refund.updated"})
 PROVIDER = "stripe"
+MAX_ID = 200
+MAX_ORDER_ID = 32
+MAX_AMOUNT = 2_000_000_000  # fen; the columns are 32-bit integers
 
 
 @dataclass
@@ -46,7 +50,42 @@ def _at(seconds: Any) -> datetime:
     return datetime.fromtimestamp(int(seconds or 0), UTC)
 
 
+def _id(value: Any, what: str) -> str | None:
+    """A Stripe id as we can store it (≤ 200 characters), or None when absent."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_ID:
+        raise Unnormalisable(f"{what} is not a Stripe id")
+    return value
+
+
+def _amount(value: Any, what: str) -> int:
+    amount = int(value or 0)
+    if not 0 <= amount <= MAX_AMOUNT:
+        raise Unnormalisable(f"{what} {amount} is out of range")
+    return amount
+
+
+class _Broken(StripePlan):
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def mapper(self, community_of: dict[str, str]) -> list[EventTuple]:
+        raise Unnormalisable(self.reason)
+
+
 async def plan(session: AsyncSession, event: dict[str, Any], *, metrics: GatewayMetrics) -> StripePlan:
+    """The plan of a verified event; one whose fields cannot be what Stripe sends is quarantined."""
+    try:
+        return await _plan(session, event, metrics=metrics)
+    except Unnormalisable as exc:
+        return _Broken(str(exc))
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        return _Broken(str(Unnormalisable(f"{type(exc).__name__}: {exc}")))
+
+
+async def _plan(session: AsyncSession, event: dict[str, Any], *, metrics: GatewayMetrics) -> StripePlan:
     kind = str(event.get("type") or "")
     obj = (event.get("data") or {}).get("object") or {}
     created = _at(event.get("created"))
@@ -61,12 +100,13 @@ async def plan(session: AsyncSession, event: dict[str, Any], *, metrics: Gateway
             result.effects.steps.append(expire)
         return result
     if kind == "payment_intent.payment_failed":
-        order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj), provider_payment_id=obj.get("id"))
+        intent = _id(obj.get("id"), "the PaymentIntent id")
+        order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj), provider_payment_id=intent)
         if order is not None:
             error = obj.get("last_payment_error") or {}
             result = StripePlan()
             result.effects.events.append(("payment.failed", order.community_id, dict(
-                payment_id=obj.get("id"), provider=PROVIDER, payer_id=order.payer_id, plan_id=order.plan_id,
+                payment_id=intent, provider=PROVIDER, payer_id=order.payer_id, plan_id=order.plan_id,
                 reason=str(error.get("message") or error.get("code") or "")[:500], failed_at=created.isoformat())))
             return result
         return StripePlan(legacy=lambda community_of: stripe_hook.normalise(event, community_of=community_of))
@@ -79,15 +119,16 @@ async def plan(session: AsyncSession, event: dict[str, Any], *, metrics: Gateway
 
 def _order_id(obj: dict[str, Any]) -> str | None:
     meta = obj.get("metadata") or {}
-    return obj.get("client_reference_id") or meta.get("order_id") or None
+    found = obj.get("client_reference_id") or meta.get("order_id")
+    return found if isinstance(found, str) and 0 < len(found) <= MAX_ORDER_ID else None  # else not one of ours
 
 
 async def _payment(session: AsyncSession, kind: str, obj: dict[str, Any], created: datetime, event: dict[str, Any],
                    metrics: GatewayMetrics) -> StripePlan:
     checkout = kind == "checkout.session.completed"
-    payment_id = (obj.get("payment_intent") or obj.get("id")) if checkout else obj.get("id")
+    payment_id = _id((obj.get("payment_intent") or obj.get("id")) if checkout else obj.get("id"), "the payment id")
     order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj), provider_payment_id=payment_id)
-    charge_id = None if checkout else obj.get("latest_charge")
+    charge_id = None if checkout else _id(obj.get("latest_charge"), "latest_charge")
     if order is None:  # started outside Qunzhu: the metadata names community, plan and payer, as before
         result = StripePlan(legacy=lambda community_of: stripe_hook.normalise(event, community_of=community_of))
         meta = obj.get("metadata") or {}
@@ -105,13 +146,15 @@ async def _payment(session: AsyncSession, kind: str, obj: dict[str, Any], create
         return result
     amount = obj.get("amount_total") if checkout else obj.get("amount_received")
     effects = await notify.settle_payment(
-        session, order, payment_id=str(payment_id), amount_fen=int(amount) if amount is not None else None,
+        session, order, payment_id=str(payment_id),
+        amount_fen=_amount(amount, "the amount") if amount is not None else None,
         currency=str(obj.get("currency") or ""), paid_at=created, metrics=metrics, charge_id=charge_id)
     return StripePlan(effects)
 
 
 def _refund_order(obj: dict[str, Any]) -> str | None:
-    return (obj.get("metadata") or {}).get("order_id") or None
+    found = (obj.get("metadata") or {}).get("order_id")
+    return found if isinstance(found, str) and 0 < len(found) <= MAX_ORDER_ID else None
 
 
 async def _book_and_order(session: AsyncSession, payment_id: str, charge_id: str | None, order_id: str | None
@@ -125,14 +168,15 @@ async def _book_and_order(session: AsyncSession, payment_id: str, charge_id: str
 async def _refund_object(session: AsyncSession, refund: dict[str, Any], created: datetime) -> Effects:
     if refund.get("status") != "succeeded" or not refund.get("id"):
         return Effects()  # pending, failed, canceled, requires_action: no money back (yet)
-    charge_id = refund.get("charge") if isinstance(refund.get("charge"), str) else None
-    payment_id = refund.get("payment_intent") if isinstance(refund.get("payment_intent"), str) else None
+    charge_id = _id(refund.get("charge"), "the refund's charge")
+    payment_id = _id(refund.get("payment_intent"), "the refund's payment_intent")
     payment_id = payment_id or charge_id
     if not payment_id:
         return Effects()
     book, order = await _book_and_order(session, payment_id, charge_id, _refund_order(refund))
     return await notify.record_refund(
-        session, book, refund_id=str(refund["id"]), amount_fen=int(refund.get("amount") or 0),
+        session, book, refund_id=str(_id(refund["id"], "the refund id")),
+        amount_fen=_amount(refund.get("amount"), "the refund"),
         currency=str(refund.get("currency") or (order.currency if order else "cny")),
         refunded_at=_at(refund.get("created")) if refund.get("created") else created,
         reason=str(refund.get("reason") or ""), order=order,
@@ -140,8 +184,8 @@ async def _refund_object(session: AsyncSession, refund: dict[str, Any], created:
 
 
 async def _charge_refunded(session: AsyncSession, charge: dict[str, Any], created: datetime) -> Effects:
-    charge_id = charge.get("id")
-    payment_id = charge.get("payment_intent") or charge_id
+    charge_id = _id(charge.get("id"), "the charge id")
+    payment_id = _id(charge.get("payment_intent"), "the charge's payment_intent") or charge_id
     if not payment_id:
         return Effects()
     book, order = await _book_and_order(session, str(payment_id), charge_id, _refund_order(charge))
@@ -156,10 +200,11 @@ async def _charge_refunded(session: AsyncSession, charge: dict[str, Any], create
             unnamed.append(refund)
             continue
         effects.add(await notify.record_refund(
-            session, book, refund_id=str(refund["id"]), amount_fen=int(refund["amount"]), currency=currency,
+            session, book, refund_id=str(_id(refund["id"], "the refund id")),
+            amount_fen=_amount(refund["amount"], "the refund"), currency=currency,
             refunded_at=_at(refund["created"]) if refund.get("created") else created,
             reason=str(refund.get("reason") or ""), order=order, community_id=community_id))
-    rest = int(charge.get("amount_refunded") or 0) - book.total
+    rest = _amount(charge.get("amount_refunded"), "amount_refunded") - book.total
     if rest > 0:
         named = unnamed[-1] if unnamed else None  # an embedded refund without its amount: the rest is it
         refund_id = str(named["id"]) if named else f"{charge_id}:refunded:{charge.get('amount_refunded')}"
