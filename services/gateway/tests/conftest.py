@@ -307,6 +307,11 @@ def stripe_mock() -> Iterator[str]:
         port = probe.getsockname()[1]
     process = subprocess.Popen([binary, "-http-addr", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
+    try:  # make test's safety net stops it if this run is cut short (tests/servers.py)
+        from tests.servers import forget_process, record_process
+    except ImportError:  # a bare pytest elsewhere: nothing to record
+        record_process, forget_process = (lambda *_: None), (lambda *_: None)
+    record_process(process, "stripe-mock")
     deadline = time.monotonic() + 30
     try:
         while True:
@@ -325,3 +330,4 @@ def stripe_mock() -> Iterator[str]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
+        forget_process(process.pid)
