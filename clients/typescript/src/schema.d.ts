@@ -2210,7 +2210,7 @@ export interface paths {
          * Access
          * @description May `member_id` read a resource of this tier, level and age? `allowed` plus a stable `reason`:
          *     ok, grace, staff, not_a_member, application_pending, application_rejected, payment_required,
-         *     ritual_pending, expired, removed, blacklisted, tier_required, level_required, reading_limit,
+         *     ritual_pending, expired, removed, blacklisted, paused, tier_required, level_required, reading_limit,
          *     community_dissolved. Asked by the member themself, staff (`paywall.check`) or an internal service
          *     (`X-Actor-Id: service:<name>`). `X-Actor-Id`: the acting person.
          */
@@ -6613,6 +6613,18 @@ export interface components {
         };
         /** CommunitySettingsPublic */
         membership__CommunitySettingsPublic: {
+            /**
+             * Chat Join Policy
+             * @description A chat join without a membership: admit | flag | ignore (unset: admit when the entry policy is free, else flag).
+             */
+            chat_join_policy?: ("admit" | "flag" | "ignore") | null;
+            /**
+             * Chat Leave Policy
+             * @description A member who left every chat group: keep | pause | end the membership.
+             * @default keep
+             * @enum {string}
+             */
+            chat_leave_policy?: "keep" | "pause" | "end";
             /** Community Id */
             community_id: string;
             /**
@@ -6700,6 +6712,10 @@ export interface components {
         };
         /** CommunitySettingsUpdate */
         membership__CommunitySettingsUpdate: {
+            /** Chat Join Policy */
+            chat_join_policy?: ("admit" | "flag" | "ignore") | null;
+            /** Chat Leave Policy */
+            chat_leave_policy?: ("keep" | "pause" | "end") | null;
             /** Contact Visible */
             contact_visible?: boolean | null;
             /** Grace Period Days */
@@ -7072,7 +7088,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "applied" | "rejected" | "pending_payment" | "pending_ritual" | "active" | "expired" | "removed" | "blacklisted";
+            status: "applied" | "rejected" | "pending_payment" | "pending_ritual" | "active" | "expired" | "removed" | "blacklisted" | "paused";
             /** Status Reason */
             status_reason: string;
             /** Tier */
