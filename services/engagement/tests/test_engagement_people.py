@@ -75,7 +75,9 @@ async def test_three_strikes_warn_then_recommend_removal(engagement):
     await engagement.message(cid, spammer, "加微信领取资料", T0 + timedelta(minutes=1))
     assert not await engagement.outbox_events("removal.recommended")
     warnings = [e for e in await engagement.outbox_events("chat.action.requested") if "提醒" in e.data["text"]]
-    assert [w.data["text"][:6] for w in warnings] == ["提醒（1/3", "提醒（2/3"]
+    # The warning mentions the member (the gateway renders the name), then says which strike it is.
+    assert [w.data["text"][:len("{mention:telegram:9} ") + 6] for w in warnings] == [
+        "{mention:telegram:9} 提醒（1/3", "{mention:telegram:9} 提醒（2/3"]
 
     await engagement.message(cid, spammer, "http://x.example", T0 + timedelta(minutes=2), links=["http://x.example"])
     [event] = await engagement.outbox_events("removal.recommended")

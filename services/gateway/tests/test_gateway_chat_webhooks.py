@@ -108,7 +108,7 @@ async def test_key_rotation_accepts_any_current_secret(gateway, admin_headers, o
 
     body, headers = signed(message("hi"), [whsec(), old], msg_id="signed-by-old")  # one bad, one good signature
     assert (await gateway.client.post(f"/webhooks/chat/{connector}", content=body, headers=headers)).status_code == 200
-    body, headers = signed(message("hi"), [new], msg_id="signed-by-new")
+    body, headers = signed(message("hi", message_id="m-2"), [new], msg_id="signed-by-new")
     assert (await gateway.client.post(f"/webhooks/chat/{connector}", content=body, headers=headers)).status_code == 200
     assert len(await outbox_events(gateway.app)) == 2
 

@@ -94,7 +94,7 @@ async def test_an_invite_contest_names_its_winners_when_it_ends(h):
 
     (finished,) = await h.emitted("campaign.finished")
     assert finished.data["winners"] == [{"place": 1, "member_id": ALICE, "invites": 2}]
-    assert "第1名 wecom:alice" in (await h.actions("announce"))[0]["text"]
+    assert "第1名 {mention:wecom:alice}" in (await h.actions("announce"))[0]["text"]  # the gateway names her
 
 
 async def test_campaign_rules_are_checked(h):

@@ -21,7 +21,7 @@ from engagement.activities.schemas import CelebrationSettingsBody
 from engagement.context import EngagementContext
 from engagement.db_insert import insert_ignore
 from engagement.models import Celebration, CelebrationSettings, GroupMember, MemberCopy
-from qunzhu_common.events.contracts.chat import ChatActionRequested
+from qunzhu_common.events.contracts.chat import ChatActionRequested, mention_token
 from qunzhu_common.events.contracts.engagement import (
     CelebrationPosted,
     CheckinChallengeCompleted,
@@ -118,6 +118,8 @@ async def celebrate(
     name = (member.display_name if member and member.display_name else person_id)
     template = conf.templates.get(kind) or DEFAULT_TEMPLATES[kind]  # type: ignore[call-overload]
     text = template.format_map({**{p: "" for p in PLACEHOLDERS}, **values, "name": name})
+    # The group sees the name the platform last reported for them there, as a mention (gateway-rendered).
+    chat_text = template.format_map({**{p: "" for p in PLACEHOLDERS}, **values, "name": mention_token(person_id)})
     inserted = await insert_ignore(session, Celebration, {
         "community_id": community_id, "person_id": person_id, "kind": kind, "ref": ref[:100],
         "group_id": group_id or "", "text": text[:1000], "status": "skipped" if reason else "posted",
@@ -130,7 +132,7 @@ async def celebrate(
     assert group_id is not None
     await ctx.emit(session, type="chat.action.requested", community_id=community_id, data=ChatActionRequested(
         action_id=f"celebration:{community_id}:{kind}:{ref}"[:200], action="send_message", group_id=group_id,
-        text=text, member_id=person_id, requested_by="engagement"))
+        text=chat_text, member_id=person_id, requested_by="engagement"))
     await ctx.emit(session, type="celebration.posted", community_id=community_id, data=CelebrationPosted(
         community_id=community_id, person_id=person_id, kind=kind, ref=ref[:100], group_id=group_id,  # type: ignore[arg-type]
         posted_at=at))

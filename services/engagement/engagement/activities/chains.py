@@ -31,6 +31,7 @@ from engagement.context import EngagementContext
 from engagement.db_insert import insert_ignore
 from engagement.errors import ThingNotFound
 from engagement.models import ChainSignup, SignupChain
+from qunzhu_common.events.contracts.chat import mention_token, person_token
 from qunzhu_common.timeutil import utcnow
 
 _NUMBERED = re.compile(r"^\s*(\d{1,4})\s*[.．、)）:：]\s*(.*?)\s*$")
@@ -122,15 +123,23 @@ async def public(session: AsyncSession, chain: SignupChain) -> ChainPublic:
     return ChainPublic(**chain.model_dump(), confirmed=confirmed, waitlist=waitlist)
 
 
+def shown(line: ChainLine, *, mention: bool = False) -> str:
+    """A line as the group sees it: what the person wrote, else their name as the platform reports it in
+    that group (the gateway renders the placeholder; never the raw id)."""
+    if line.line != line.person_id:
+        return line.line
+    return mention_token(line.person_id) if mention else person_token(line.person_id)
+
+
 def render(chain: SignupChain, confirmed: list[ChainLine], waitlist: list[ChainLine]) -> str:
     count = f"{len(confirmed)}/{chain.capacity}" if chain.capacity else str(len(confirmed))
     parts = [f"接龙：{chain.title}（{count}）"]
     if chain.description:
         parts.append(chain.description)
-    parts += [f"{line.position}. {line.line}" for line in confirmed]
+    parts += [f"{line.position}. {shown(line)}" for line in confirmed]
     if waitlist:
         parts.append("候补：")
-        parts += [f"{line.position}. {line.line}" for line in waitlist]
+        parts += [f"{line.position}. {shown(line)}" for line in waitlist]
     return "\n".join(parts)
 
 
@@ -203,7 +212,8 @@ async def cancel(session: AsyncSession, ctx: EngagementContext, *, chain: Signup
                            position=line.position, title=chain.title)
         await post(session, ctx, community_id=chain.community_id, group_id=chain.group_id,
                    action_id=f"chain:{chain.id}:promoted:{line.person_id}:{row.seq}",
-                   text=f"「{chain.title}」有人取消，{line.line} 从候补转为正式报名（第 {line.position} 位）。")
+                   text=f"「{chain.title}」有人取消，{shown(line, mention=True)} "
+                        f"从候补转为正式报名（第 {line.position} 位）。")
     await post_list(session, ctx, chain=chain, action_id=f"chain:{chain.id}:cancel:{row.seq}")
     return "cancelled", [line.person_id for line in promoted]
 

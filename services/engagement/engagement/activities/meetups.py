@@ -148,7 +148,7 @@ async def remind_due(session: AsyncSession, ctx: EngagementContext, *, now: date
             continue
         community = await get_community(session, meetup.community_id)
         confirmed, waitlist = await chains.lines(session, chain=await chain_of(session, meetup))
-        names = "、".join(line.line for line in confirmed) or "（暂无）"
+        names = "、".join(chains.shown(line) for line in confirmed) or "（暂无）"
         await post(session, ctx, community_id=meetup.community_id, group_id=meetup.group_id, announce=True,
                    action_id=f"meetup:{meetup.id}:reminder", text=(
                        f"⏰ 提醒：「{meetup.title}」{local_text(meetup.starts_at, community)} 在 {meetup.venue}。\n"

@@ -3,18 +3,20 @@ keep the group rosters (and feed group health)."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.activities import dispatch as activities
 from engagement.context import EngagementContext
 from engagement.homework import service as homework
-from engagement.models import GroupMember, NewActivity
+from engagement.models import Activity, GroupMember, NewActivity
 from engagement.scoring.classify import text_hash
-from engagement.scoring.engine import queue_activity
+from engagement.scoring.engine import queue_activity, score_queued_now
 from qunzhu_common.events.contracts.chat import (
     ChatCommandIssued,
     ChatMemberJoined,
     ChatMemberLeft,
+    ChatMentionResolved,
     ChatMessagePosted,
     ChatReactionAdded,
     ChatRedPacketSent,
@@ -80,6 +82,20 @@ async def on_red_packet_sent(session: AsyncSession, event: Event[ChatRedPacketSe
     ))
 
 
+async def on_mention_resolved(session: AsyncSession, event: Event[ChatMentionResolved], ctx: EngagementContext) -> None:
+    """An @-name of an earlier message now names a person (the gateway resolves names, in its one order of
+    deliveries): the message gains the mention, as if it had been resolved at once (key people read it)."""
+    d = event.data
+    await score_queued_now(session)  # the message may have come in this same batch
+    rows = (await session.execute(select(Activity).where(
+        Activity.community_id == event.community_id, Activity.message_id == d.message_id,
+        Activity.group_id == d.group_id, Activity.kind == "message",
+    ))).scalars().all()
+    for row in rows:
+        if d.mentioned_id not in row.mentions:
+            row.mentions = [*row.mentions, d.mentioned_id]
+
+
 async def on_member_joined(session: AsyncSession, event: Event[ChatMemberJoined], ctx: EngagementContext) -> None:
     d = event.data
     row = await session.get(GroupMember, (event.community_id, d.group_id, d.member_id))
@@ -113,4 +129,5 @@ HANDLERS = {
     "chat.red_packet.sent": on_red_packet_sent,
     "chat.member.joined": on_member_joined,
     "chat.member.left": on_member_left,
+    "chat.mention.resolved": on_mention_resolved,
 }

@@ -25,7 +25,7 @@ from engagement.models import (
 )
 from engagement.scoring.engine import local_day
 from engagement.scoring.rules import ScoringRules
-from qunzhu_common.events.contracts.chat import ChatActionRequested
+from qunzhu_common.events.contracts.chat import ChatActionRequested, mention_token
 from qunzhu_common.events.contracts.engagement import LurkerFlagged, RemovalRecommended
 from qunzhu_common.outbox import count_after_commit
 
@@ -102,10 +102,9 @@ async def flag_lurkers(
             community_id=community.id, person_id=member.person_id, last_effective_at=last,
             silent_days=flag.silent_days, threshold_days=rules.lurker_days, flagged_at=now,
         ))
-        name = member.display_name or "朋友"
         await send_to_member(
             session, ctx, community_id=community.id, person_id=member.person_id, action_id=f"lurker-nudge:{flag.id}",
-            text=f"@{name} 好久没见你冒泡了，最近在忙什么？来聊聊你的进展吧～",
+            text=f"{mention_token(member.person_id)} 好久没见你冒泡了，最近在忙什么？来聊聊你的进展吧～",
         )
     return flagged
 
@@ -197,6 +196,7 @@ async def on_strike(
                        data=ChatActionRequested(
                            action_id=f"strike-warning:{activity.source_event_id}", action="send_message",
                            group_id=activity.group_id, member_id=activity.person_id, requested_by="engagement",
-                           text=f"提醒（{strikes}/{rules.strike_limit}）：分享链接请附上介绍（是什么、为什么推荐），"
+                           text=f"{mention_token(activity.person_id)} 提醒（{strikes}/{rules.strike_limit}）："
+                                f"分享链接请附上介绍（是什么、为什么推荐），"
                                 f"请勿发广告或刷屏。",
                        ))

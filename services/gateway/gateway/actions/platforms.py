@@ -1,12 +1,14 @@
 """How each platform carries out a bot action. Every call answers Done, Retry(after) or Failed(reason).
 
-Telegram: sendMessage / banChatMember. WeCom: the group robot webhook (messages only: a robot cannot
+Requests arrive rendered (gateway.chatdir.render): `text` with names, and `segments` when it mentions
+someone. Telegram: sendMessage / banChatMember. WeCom: the group robot webhook (messages only: a robot cannot
 remove people). Generic: a Standard-Webhooks-signed POST to the operator's own bridge, with the action id
 as `webhook-id` and `Idempotency-Key`, so the bridge can drop a repeat.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from dataclasses import dataclass
@@ -45,6 +47,17 @@ def _chat(group_id: str) -> str:
     return group_id.partition(":")[2]
 
 
+def telegram_html(segments: list[dict[str, Any]]) -> str:
+    """Rendered segments as Telegram HTML: a mention is a link to the user, which notifies them."""
+    parts = []
+    for segment in segments:
+        if segment["type"] == "mention" and str(segment.get("user_id", "")).lstrip("-").isdigit():
+            parts.append(f'<a href="tg://user?id={segment["user_id"]}">{html.escape(segment["text"])}</a>')
+        else:
+            parts.append(html.escape(segment["text"], quote=False))
+    return "".join(parts)
+
+
 async def telegram(client: httpx.AsyncClient, settings: GatewaySettings, connector: ConnectorView,
                    request: dict[str, Any]) -> Result:
     token = str(connector.secrets.get("bot_token", ""))
@@ -56,6 +69,8 @@ async def telegram(client: httpx.AsyncClient, settings: GatewaySettings, connect
         method, payload = "banChatMember", {"chat_id": chat_id, "user_id": _chat(request["member_id"])}
     else:
         method, payload = "sendMessage", {"chat_id": chat_id, "text": request.get("text", "")}
+        if any(s["type"] == "mention" for s in request.get("segments") or ()):
+            payload.update(text=telegram_html(request["segments"]), parse_mode="HTML")
     response = await client.post(f"{base}/{method}", json=payload)
     try:
         answer = response.json()
@@ -79,8 +94,11 @@ async def wecom(client: httpx.AsyncClient, settings: GatewaySettings, connector:
     if not key:
         return Result("failed", f"no group robot key for {request['group_id']}")
     text: dict[str, Any] = {"content": request.get("text", "")}
+    mentioned = [s["user_id"] for s in request.get("segments") or () if s["type"] == "mention"]
     if request.get("mention_all") or request["action"] == "announce":
-        text["mentioned_list"] = ["@all"]
+        mentioned.append("@all")
+    if mentioned:
+        text["mentioned_list"] = list(dict.fromkeys(mentioned))
     response = await client.post(f"{settings.wecom_robot_base.rstrip('/')}/cgi-bin/webhook/send",
                                  params={"key": key}, json={"msgtype": "text", "text": text})
     if (transport := _classify_http(response, "wecom robot")) is not None:

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from gateway.actions.platforms import EXECUTORS, Result
+from gateway.chatdir.render import render
 from gateway.models import BotAction, ConnectorGroup
 from gateway.ratelimit import TokenBuckets
 from gateway.settings import GatewaySettings
@@ -124,9 +125,10 @@ class ActionWorker:
                 connector = await self.state.connectors.get(session, box=self.state.box, connector_id=connector_id)
             except Exception as exc:  # deleted since the action was asked
                 return "unknown", Result("failed", f"connector {connector_id}: {exc}")
+            request = await render(session, row.request)  # names as the platform last reported them
         started = time.perf_counter()
         try:
-            result = await EXECUTORS[connector.platform](self.client, self.settings, connector, row.request)
+            result = await EXECUTORS[connector.platform](self.client, self.settings, connector, request)
         except httpx.HTTPError as exc:
             result = Result("retry", f"{connector.platform}: {type(exc).__name__}")
         self.state.metrics.bot_action_duration.labels(connector.platform).observe(time.perf_counter() - started)

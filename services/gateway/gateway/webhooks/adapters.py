@@ -150,11 +150,14 @@ def _generic_event(item: Any, prefix: str) -> RawEvent:
             mentions_all=bool(item.get("mentions_all", False)),
             reply_to_message_id=_id(reply, "message_id"), reply_to_sender_id=person("sender_id", reply),
             media_kind=text("media_kind", "none"), forwarded=bool(item.get("forwarded", False)),
+            sender_username=text("sender_username"), mention_names=_names(item.get("mention_names")),
         )
     if kind == "member_joined":
+        joined = person("member_id")
         return RawEvent("chat.member.joined", chat, dict(
-            member_id=person("member_id"), display_name=text("display_name"),
-            inviter_id=person("inviter_id"), joined_at=at))
+            member_id=joined, display_name=text("display_name"),
+            inviter_id=person("inviter_id"), joined_at=at),
+            usernames={joined: text("username")} if joined and text("username") else {})
     if kind == "member_left":
         return RawEvent("chat.member.left", chat, dict(
             member_id=person("member_id"), removed_by=person("removed_by"), left_at=at))
@@ -170,6 +173,15 @@ def _generic_event(item: Any, prefix: str) -> RawEvent:
             sender_id=person("sender_id"), amount_fen=_count(item, "amount_fen"), count=_count(item, "count"),
             sent_at=at))
     raise Unnormalisable(f"unknown event type {_shown(kind)}")
+
+
+def _names(value: Any) -> list[str]:
+    """`mention_names`: @-names the text mentions without an id (["dave", "李一天"])."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise Unnormalisable("mention_names is not a list of strings")
+    return [n.lstrip("@")[:200] for n in value if n.lstrip("@")]
 
 
 def _id(item: dict[str, Any], key: str) -> str | None:

@@ -4,6 +4,9 @@ Per batch: one INSERT … ON CONFLICT DO NOTHING RETURNING claims the delivery i
 new; the rest are replays), one INSERT puts the claimed deliveries' events in the outbox, one INSERT
 keeps the quarantined ones (the first two as `bulk_insert`s: column arrays on PostgreSQL, no statement
 compiled per batch). Within a batch the first copy of a delivery wins, as it would one by one.
+Between the claim and the outbox, in the same transaction: the claimed deliveries' messages claim their
+(group, platform message id) keys (a message re-sent under a new delivery id is dropped, even when both
+copies are in this batch), and the names directory learns names and resolves @-names (gateway.chatdir).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.chatdir import directory
+from gateway.chatdir.messages import claim_messages, mark_repeated
 from gateway.models import QuarantinedWebhook, WebhookDelivery
 from gateway.webhooks.ingest import EVENT_ID_NAMESPACE, Outcome, Staged
 from qunzhu_common.db.bulk import bulk_insert
@@ -80,6 +85,7 @@ class BatchRecorder:
             returning=("source", "delivery_id"))}
 
         outbox_rows, quarantine_rows = [], []
+        accepted: list[int] = []
         for key, index in first.items():
             delivery = batch[index]
             if key not in claimed:
@@ -91,9 +97,28 @@ class BatchRecorder:
                     reason=delivery.quarantine_reason[:2000], payload=delivery.payload, received_at=now))
                 outcomes[index] = Outcome("quarantined", reason=delivery.quarantine_reason)
                 continue
-            for position, event in enumerate(delivery.events):
-                outbox_rows.append(self._outbox_row(delivery, position, event, now))
-            outcomes[index] = Outcome(delivery.status, events=len(delivery.events))
+            accepted.append(index)
+        kept = await claim_messages(session, [(batch[i], list(enumerate(batch[i].events))) for i in accepted], now)
+        items = [(i, position, event) for i, events in zip(accepted, kept, strict=True) for position, event in events]
+        applied = await directory.apply(session, [event for _, _, event in items], now=now)
+        extra: dict[int, int] = {}
+        for n, (index, position, event) in enumerate(items):
+            outbox_rows.append(self._outbox_row(batch[index], position, applied.replaced.get(n, event), now))
+        for n, event in applied.resolved:
+            index = items[n][0]
+            extra[index] = extra.get(index, 0) + 1
+            position = len(batch[index].events) + extra[index] - 1  # after the delivery's own events
+            outbox_rows.append(self._outbox_row(batch[index], position, event, now))
+        repeated = []
+        for index, events in zip(accepted, kept, strict=True):
+            delivery = batch[index]
+            if delivery.events and not events:  # every message in it was already received
+                outcomes[index] = Outcome("duplicate")
+                repeated.append(delivery)
+            else:
+                outcomes[index] = Outcome(delivery.status, events=len(events))
+        if repeated:
+            await mark_repeated(session, repeated)
         if outbox_rows:
             await bulk_insert(session, self.outbox_table, outbox_rows, fallback=insert(self.outbox_table))
             if self.on_outbox_write is not None:

@@ -54,27 +54,33 @@ class RawEvent:
     type: str
     chat_id: str
     fields: dict[str, Any] = field(default_factory=dict)
+    # For the names directory, not the contract: platform usernames of the people the event names
+    # (person id → "dave" for Telegram's @dave), and @-names the text mentions that no id came with.
+    usernames: dict[str, str] = field(default_factory=dict)
+    mention_names: list[str] = field(default_factory=list)
 
 
 def message_event(
     *, chat_id: str, message_id: str, sender_id: str, sender_name: str, text: str, sent_at: datetime,
     mentions: list[str] | None = None, mentions_all: bool = False, reply_to_message_id: str | None = None,
     reply_to_sender_id: str | None = None, media_kind: str = "none", forwarded: bool = False,
+    sender_username: str = "", mention_names: list[str] | None = None,
 ) -> RawEvent:
     """A recognised command becomes `chat.command.issued` (only); anything else `chat.message.posted`."""
+    usernames = {sender_id: sender_username} if sender_username and sender_id else {}
     command = parse_command(text) if text else None
     if command is not None:
         kind, argument = command
         return RawEvent("chat.command.issued", chat_id, dict(
             message_id=message_id, sender_id=sender_id, sender_name=sender_name, command=kind,
             argument=argument, sent_at=sent_at,
-        ))
+        ), usernames=usernames)
     return RawEvent("chat.message.posted", chat_id, dict(
         message_id=message_id, sender_id=sender_id, sender_name=sender_name, text=text,
         mentions=mentions or [], mentions_all=mentions_all, reply_to_message_id=reply_to_message_id,
         reply_to_sender_id=reply_to_sender_id, links=find_links(text), media_kind=media_kind,
         forwarded=forwarded, sent_at=sent_at,
-    ))
+    ), usernames=usernames, mention_names=[n for n in (mention_names or []) if n][:50])
 
 
 class Unnormalisable(ValueError):

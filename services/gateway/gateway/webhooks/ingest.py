@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,13 +30,19 @@ class Staged:
     type: str
     community_id: str
     payload: BaseModel
+    # For the names directory (gateway.chatdir): the group, who the event names with which name
+    # (person id, display name, username), and @-names its text mentions without an id.
+    group_id: str = ""
+    names: tuple[tuple[str, str, str], ...] = ()
+    mention_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # accepted, ignored, quarantined, duplicate
+    status: str  # accepted, ignored, quarantined, duplicate; answered (a platform reply, nothing recorded)
     events: int = 0
     reason: str = ""
+    reply: Any = None  # adapters.Reply: the platform's own answer instead of our JSON acknowledgement
 
 
 def stage_chat_events(
@@ -55,8 +62,24 @@ def stage_chat_events(
             payload = spec.payload.model_validate(data)
         except ValidationError as exc:
             raise Unnormalisable(f"{event.type}: {_short(exc)}") from None
-        staged.append(Staged(event.type, community_id, payload))
+        staged.append(Staged(event.type, community_id, payload, group_id=group, names=_names(event),
+                             mention_names=tuple(event.mention_names)))
     return staged
+
+
+# Which field of which event names whom: every chat event that carries a name teaches the directory.
+_NAMED = {"chat.message.posted": ("sender_id", "sender_name"), "chat.command.issued": ("sender_id", "sender_name"),
+          "chat.member.joined": ("member_id", "display_name"), "chat.member.renamed": ("member_id", "display_name")}
+
+
+def _names(event: RawEvent) -> tuple[tuple[str, str, str], ...]:
+    person_field, name_field = _NAMED.get(event.type, (None, None))
+    person = event.fields.get(person_field) if person_field else None
+    if not isinstance(person, str) or not person:
+        return ()
+    name = str(event.fields.get(name_field) or "").strip()[:200]
+    username = str(event.usernames.get(person) or "").strip().lstrip("@")[:200]
+    return ((person, name, username),) if name or username else ()
 
 
 def _short(exc: ValidationError) -> str:

@@ -61,7 +61,7 @@ def _message(msg: dict[str, Any], prefix: str, parse_time: Any) -> list[RawEvent
             RawEvent("chat.member.joined", chat, dict(
                 member_id=prefix + str(m["id"]), display_name=_name(m),
                 inviter_id=prefix + str(sender["id"]) if sender.get("id") not in (None, m["id"]) else None,
-                joined_at=at))
+                joined_at=at), usernames=_username(prefix + str(m["id"]), m))
             for m in msg["new_chat_members"]
         ]
     if "left_chat_member" in msg:
@@ -78,6 +78,8 @@ def _message(msg: dict[str, Any], prefix: str, parse_time: Any) -> list[RawEvent
         return []  # service messages (pinned, title changed…) carry nothing we use
     entities = msg.get("entities") or msg.get("caption_entities") or []
     mentions = [prefix + str(e["user"]["id"]) for e in entities if e.get("type") == "text_mention" and e.get("user")]
+    # "@dave" (a `mention` entity) names a username, not a user: the names directory resolves it.
+    names = [_entity_text(text, e).lstrip("@") for e in entities if e.get("type") == "mention"]
     reply = msg.get("reply_to_message") or {}
     return [message_event(
         chat_id=chat, message_id=str(msg["message_id"]), sender_id=prefix + str(sender["id"]),
@@ -85,6 +87,7 @@ def _message(msg: dict[str, Any], prefix: str, parse_time: Any) -> list[RawEvent
         reply_to_message_id=str(reply["message_id"]) if "message_id" in reply else None,
         reply_to_sender_id=prefix + str(reply["from"]["id"]) if (reply.get("from") or {}).get("id") else None,
         media_kind=media, forwarded=any(k in msg for k in ("forward_origin", "forward_from", "forward_date")),
+        sender_username=str(sender.get("username") or ""), mention_names=names,
     )]
 
 
@@ -100,6 +103,19 @@ def _reaction(reaction: dict[str, Any], prefix: str, parse_time: Any) -> list[Ra
         for r in reaction.get("new_reaction", [])
         if r.get("type") == "emoji" and r.get("emoji") not in old
     ]
+
+
+def _entity_text(text: str, entity: dict[str, Any]) -> str:
+    """The entity's part of the text: Telegram counts offsets and lengths in UTF-16 code units."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    start, length = int(entity["offset"]), int(entity["length"])
+    if start < 0 or length < 0:
+        raise Unnormalisable("an entity with a negative offset or length")
+    return units[2 * start:2 * (start + length)].decode("utf-16-le", "replace")[:200]
+
+
+def _username(person: str, user: dict[str, Any]) -> dict[str, str]:
+    return {person: str(user["username"])} if user.get("username") else {}
 
 
 def _name(user: dict[str, Any]) -> str:

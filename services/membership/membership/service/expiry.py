@@ -27,6 +27,7 @@ from membership.service.groups import apply_deferred_seat_counts, defer_seat_cou
 from membership.service.lifecycle import end_membership
 from membership.service.schedule import reminder_dues, schedule_reminders
 from membership.service.terms import format_local
+from qunzhu_common.events.contracts.chat import mention_token
 from qunzhu_common.events.contracts.membership import MemberReminded
 
 
@@ -123,15 +124,17 @@ async def _send(session: AsyncSession, ctx: MembershipContext, *, member: Member
         select(Seat.group_id).where(Seat.community_id == member.community_id, Seat.member_id == member.member_id)
         .order_by(Seat.group_id)
     )).scalars().all()
-    name = member.display_name or member.member_id
+    # The person is a placeholder: the gateway writes the name the platform last reported for them in that
+    # group, as a real mention (never the raw id; membership's own copy of the name may be stale).
+    name = mention_token(member.member_id)
     if kind == "renewal":
         assert member.expires_at is not None
         days = int(key.rsplit(":", 1)[1])
-        text = (f"@{name} 你在「{community.name}」的会员将于 {format_local(member.expires_at, community.timezone)} "
+        text = (f"{name} 你在「{community.name}」的会员将于 {format_local(member.expires_at, community.timezone)} "
                 f"到期（还有 {days} 天），续费后可继续留在群里。")
     else:
         fields = " / ".join(community.intro_fields)
-        text = (f"@{name} 欢迎加入「{community.name}」！请按格式发自我介绍（{fields}），"
+        text = (f"{name} 欢迎加入「{community.name}」！请按格式发自我介绍（{fields}），"
                 f"并把群昵称改为「{community.nickname_pattern}」。")
     group = group_ids[0] if group_ids else None
     if group is not None:

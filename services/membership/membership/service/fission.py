@@ -14,6 +14,7 @@ from membership.models import Campaign, CampaignCreate, CampaignProgress, ChatGr
 from membership.models.invite import Leaderboard, LeaderboardRow
 from membership.models.member import LIVE_STATUSES
 from membership.service.events import request_chat_action
+from qunzhu_common.events.contracts.chat import mention_token
 from qunzhu_common.events.contracts.membership import CampaignChanged, CampaignWinner
 
 COUNTED = (*LIVE_STATUSES, "expired")  # joins that happened and were not undone (refund, removal)
@@ -191,7 +192,8 @@ async def check_campaigns(session: AsyncSession, ctx: MembershipContext, *, limi
         if state == "goal_reached":
             text = f"🎉 「{campaign.title}」达成目标 {campaign.goal} 人！奖励：{campaign.reward}"
         else:
-            names = "、".join(f"第{w['place']}名 {w['member_id']}（{w['invites']} 人）" for w in campaign.winners)
+            names = "、".join(f"第{w['place']}名 {mention_token(w['member_id'])}（{w['invites']} 人）"
+                             for w in campaign.winners)  # the gateway writes each winner's name in the group
             text = f"🏆 「{campaign.title}」结束：{names or '无人上榜'}。奖励：{campaign.reward}"
         await _announce(session, ctx, campaign, text)
         changed += 1

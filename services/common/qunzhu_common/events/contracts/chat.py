@@ -67,6 +67,18 @@ class ChatMemberRenamed(_ChatEvent):
     renamed_at: AwareDatetime
 
 
+class ChatMentionResolved(_ChatEvent):
+    """An @-name in an earlier message (`message_id`) that named nobody known then, now resolved: the
+    gateway saw someone carry that name later (a join, a message, a rename). Consumers add the mention
+    to that message as if it had been resolved at once; replaying the history gives the same result."""
+
+    message_id: str = Field(max_length=200)
+    sender_id: PersonId
+    mentioned_id: PersonId
+    name: str = Field(max_length=200, description="The @-name as written, without the @.")
+    resolved_at: AwareDatetime
+
+
 class ChatReactionAdded(_ChatEvent):
     message_id: str = Field(max_length=200)
     reactor_id: PersonId
@@ -82,6 +94,25 @@ class ChatRedPacketSent(_ChatEvent):
     sent_at: AwareDatetime
 
 
+PERSON_TOKEN = "{person:%s}"
+MENTION_TOKEN = "{mention:%s}"
+"""In a bot action's `text`, `{person:telegram:42}` stands for that person's name and `{mention:telegram:42}`
+for a mention of them (they are notified). The gateway renders both at send time from the name the platform
+last reported for them in that group (group card / nickname / username; a masked id such as
+`telegram:19…88` when none), a mention in the platform's own syntax where it has one (Telegram text
+mention, WeCom mentioned_list, QQ `at` segment; bridges get `segments`)."""
+
+
+def person_token(person_id: str) -> str:
+    """The placeholder for a person's name in a bot message's text (see PERSON_TOKEN)."""
+    return PERSON_TOKEN % person_id
+
+
+def mention_token(person_id: str) -> str:
+    """The placeholder for a mention of a person in a bot message's text (see PERSON_TOKEN)."""
+    return MENTION_TOKEN % person_id
+
+
 ActionKind = Literal["send_message", "announce", "remove_member", "relay"]
 
 
@@ -93,7 +124,8 @@ class ChatActionRequested(BaseModel):
     action_id: str = Field(max_length=200, description="Idempotency key of the action.")
     action: ActionKind
     group_id: GroupId
-    text: str = Field(default="", max_length=20000)
+    text: str = Field(default="", max_length=20000,
+                      description="May hold `{person:<id>}` / `{mention:<id>}` placeholders (PERSON_TOKEN).")
     mention_all: bool = False
     member_id: PersonId | None = Field(default=None, description="Target of remove_member.")
     reason: str = Field(default="", max_length=500)
@@ -135,6 +167,7 @@ CHAT_SPECS = (
     _chat("chat.member.joined", ChatMemberJoined, "Someone joined a chat group."),
     _chat("chat.member.left", ChatMemberLeft, "Someone left or was removed from a chat group."),
     _chat("chat.member.renamed", ChatMemberRenamed, "A member changed their group nickname."),
+    _chat("chat.mention.resolved", ChatMentionResolved, "An earlier message's @-name now names a person."),
     _chat("chat.reaction.added", ChatReactionAdded, "A member reacted to a message."),
     _chat("chat.red_packet.sent", ChatRedPacketSent, "A member sent a red packet (红包)."),
     _action("chat.action.requested", ChatActionRequested, "A service asks the gateway's bot to act."),

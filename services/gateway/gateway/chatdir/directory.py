@@ -1,0 +1,197 @@
+"""The names directory at ingest: learn names from chat events, resolve @-names to person ids.
+
+Why here, in the gateway, inside the group commit: the gateway sees every chat event first and in one
+order (the commit order of its deliveries), and it is what renders names into the bot's messages. A
+mention resolved here is written into the event itself (`mentions`), and a name that named nobody yet
+is kept (chat_pending_mention) until someone carries it, when a `chat.mention.resolved` event is
+emitted. Consumers therefore never resolve anything: the key-people graph reads ids from the events, and
+replaying the event history gives exactly the same result, whatever the directory holds by then.
+
+Resolution of a name (case-folded, without the @), in a community, first match wins:
+1. one person whose platform username is the name (Telegram's @dave; usernames are unique);
+2. one person whose name in the message's group is the name (group card / nickname / display name);
+3. one person in the community's groups with that name.
+Two people with the same name at a step leave it unresolved there (ambiguous, never a guess).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.chatdir.models import ChatName, ChatPendingMention
+from gateway.webhooks.ingest import Staged
+from qunzhu_common.events.contracts.chat import ChatMentionResolved
+
+_NAME: Table = ChatName.__table__  # type: ignore[attr-defined]
+
+
+def name_key(name: str) -> str:
+    return name.strip().lstrip("@").casefold()[:200]
+
+
+@dataclass
+class _Entry:
+    community_id: str
+    display_name: str = ""
+    username: str = ""
+    dirty: bool = False
+
+    @property
+    def display_key(self) -> str:
+        return name_key(self.display_name)
+
+    @property
+    def username_key(self) -> str:
+        return name_key(self.username)
+
+
+@dataclass
+class _Pending:
+    community_id: str
+    group_id: str
+    message_id: str
+    sender_id: str
+    name: str
+    id: int | None = None  # None: found in this batch, not stored yet
+    done: bool = False
+
+
+@dataclass
+class Applied:
+    """What the directory changed in a batch: events with resolved mentions, and new events."""
+
+    replaced: dict[int, Staged] = field(default_factory=dict)  # item index → the event with its mentions
+    resolved: list[tuple[int, Staged]] = field(default_factory=list)  # (item index that resolved it, event)
+
+
+class _Directory:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.entries: dict[tuple[str, str], _Entry] = {}  # (group, person)
+        self.pending: list[_Pending] = []
+
+    def lookup(self, community_id: str, group_id: str, key: str) -> str | None:
+        if not key:
+            return None
+        rows = [(g, p, e) for (g, p), e in self.entries.items() if e.community_id == community_id]
+        for match in (lambda g, e: e.username_key == key,
+                      lambda g, e: g == group_id and e.display_key == key,
+                      lambda g, e: e.display_key == key):
+            people = {p for g, p, e in rows if match(g, e)}
+            if len(people) == 1:
+                return people.pop()
+            if len(people) > 1:
+                return None  # ambiguous: no guess
+        return None
+
+    def learn(self, community_id: str, group_id: str, person: str, display: str, username: str) -> set[str]:
+        entry = self.entries.setdefault((group_id, person), _Entry(community_id))
+        if display and display != entry.display_name:
+            entry.display_name, entry.dirty = display, True
+        if username and username != entry.username:
+            entry.username, entry.dirty = username, True
+        return {k for k in (name_key(display), name_key(username)) if k}
+
+
+async def apply(session: AsyncSession, items: Sequence[Staged], *, now: datetime) -> Applied:
+    """Learn the names `items` carry and resolve the @-names they mention, in order; write the directory."""
+    directory = _Directory(now)
+    await _load(session, directory, items)
+    applied = Applied()
+    for index, item in enumerate(items):
+        learned: set[str] = set()
+        for person, display, username in item.names:
+            learned |= directory.learn(item.community_id, item.group_id, person, display, username)
+        if learned:
+            for pending in directory.pending:
+                if pending.done or pending.community_id != item.community_id or name_key(pending.name) not in learned:
+                    continue
+                person = directory.lookup(pending.community_id, pending.group_id, name_key(pending.name))
+                if person is None or person == pending.sender_id:
+                    continue
+                pending.done = True
+                applied.resolved.append((index, Staged("chat.mention.resolved", item.community_id, ChatMentionResolved(
+                    platform=pending.group_id.partition(":")[0],  # type: ignore[arg-type]
+                    group_id=pending.group_id, delivery_id=getattr(item.payload, "delivery_id", ""),
+                    message_id=pending.message_id, sender_id=pending.sender_id, mentioned_id=person,
+                    name=pending.name, resolved_at=now,
+                ), group_id=pending.group_id)))
+        if item.mention_names and item.type == "chat.message.posted":
+            applied.replaced[index] = _resolve_mentions(directory, item)
+    await _store(session, directory)
+    return applied
+
+
+def _resolve_mentions(directory: _Directory, item: Staged) -> Staged:
+    payload: Any = item.payload
+    mentions = list(payload.mentions)
+    for name in dict.fromkeys(item.mention_names):
+        person = directory.lookup(item.community_id, item.group_id, name_key(name))
+        if person is None:
+            if not any(p.message_id == payload.message_id and p.group_id == item.group_id and p.name == name
+                       for p in directory.pending):
+                directory.pending.append(_Pending(item.community_id, item.group_id, payload.message_id,
+                                                  payload.sender_id, name))
+        elif person not in mentions and person != payload.sender_id:
+            mentions.append(person)
+    if mentions == payload.mentions:
+        return item
+    return Staged(item.type, item.community_id, payload.model_copy(update={"mentions": mentions}),
+                  group_id=item.group_id, names=item.names, mention_names=item.mention_names)
+
+
+async def _load(session: AsyncSession, directory: _Directory, items: Sequence[Staged]) -> None:
+    """Everything the batch can touch: the named people's rows, the rows holding any name the batch
+    learns or mentions (for ambiguity), and the pending mentions those names can resolve."""
+    communities = {i.community_id for i in items if i.names or i.mention_names}
+    if not communities:
+        return
+    pairs = {(i.group_id, person) for i in items for person, _, _ in i.names}
+    keys = {name_key(n) for i in items for n in i.mention_names}
+    learned = {name_key(k) for i in items for _, display, username in i.names for k in (display, username)}
+    keys |= learned
+    keys.discard("")
+    conditions = []
+    if pairs:
+        conditions.append(tuple_(ChatName.group_id, ChatName.person_id).in_(sorted(pairs)))
+    if keys:
+        conditions.append(ChatName.community_id.in_(sorted(communities)) & or_(
+            ChatName.username_key.in_(sorted(keys)), ChatName.display_key.in_(sorted(keys))))
+    for row in (await session.execute(select(ChatName).where(or_(*conditions)))).scalars():
+        directory.entries[(row.group_id, row.person_id)] = _Entry(row.community_id, row.display_name, row.username)
+    if learned - {""}:
+        rows = await session.execute(select(ChatPendingMention).where(
+            ChatPendingMention.community_id.in_(sorted(communities)),
+            ChatPendingMention.name_key.in_(sorted(learned - {""}))).order_by(ChatPendingMention.id))
+        directory.pending.extend(
+            _Pending(r.community_id, r.group_id, r.message_id, r.sender_id, r.name, id=r.id) for r in rows.scalars())
+
+
+async def _store(session: AsyncSession, directory: _Directory) -> None:
+    rows = [dict(group_id=g, person_id=p, community_id=e.community_id, display_name=e.display_name[:200],
+                 username=e.username[:200], display_key=e.display_key, username_key=e.username_key,
+                 updated_at=directory.now)
+            for (g, p), e in sorted(directory.entries.items()) if e.dirty]
+    if rows:
+        make = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        statement = make(_NAME)
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=[_NAME.c.group_id, _NAME.c.person_id],
+            set_={c: statement.excluded[c] for c in ("community_id", "display_name", "username", "display_key",
+                                                     "username_key", "updated_at")}), rows)
+    done = [p.id for p in directory.pending if p.done and p.id is not None]
+    if done:
+        await session.execute(delete(ChatPendingMention).where(ChatPendingMention.id.in_(done)))
+    new = [p for p in directory.pending if not p.done and p.id is None]
+    if new:
+        session.add_all(ChatPendingMention(
+            community_id=p.community_id, group_id=p.group_id, message_id=p.message_id, sender_id=p.sender_id,
+            name=p.name[:200], name_key=name_key(p.name), created_at=directory.now) for p in new)
+        await session.flush()

@@ -1,0 +1,73 @@
+"""Message-level dedupe: a chat message is one (group, platform message id), whatever delivery carried it.
+
+A delivery id only says "this HTTP request was seen". A bridge that re-posts the same chat message
+with a new webhook-id (or a platform that re-sends an update under another id) would otherwise make a
+second 作业 count again. The keys are claimed with one INSERT … ON CONFLICT DO NOTHING RETURNING in the
+group commit's transaction, after the delivery ids: what comes back is new; within a batch the first
+copy wins, so two copies arriving in the same batch are caught as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.chatdir.models import ChatMessageSeen
+from gateway.models import WebhookDelivery
+from gateway.webhooks.ingest import Staged
+from qunzhu_common.db.bulk import bulk_insert
+
+_SEEN: Table = ChatMessageSeen.__table__  # type: ignore[attr-defined]
+# The events that are a platform message (a reaction or a join names a message or a person, not a new one).
+MESSAGE_EVENTS = ("chat.message.posted", "chat.command.issued")
+
+
+def message_key(event: Staged) -> tuple[str, str] | None:
+    if event.type not in MESSAGE_EVENTS:
+        return None
+    payload: Any = event.payload
+    message_id = getattr(payload, "message_id", "") or ""
+    return (payload.group_id, message_id) if message_id else None
+
+
+async def claim_messages(
+    session: AsyncSession, deliveries: Sequence[tuple[Any, list[tuple[int, Staged]]]], now: datetime,
+) -> list[list[tuple[int, Staged]]]:
+    """Per delivery, its (position, event) pairs less the messages already received."""
+    first: dict[tuple[str, str], Any] = {}
+    for delivery, events in deliveries:
+        for position, event in events:
+            key = message_key(event)
+            if key is not None and key not in first:
+                first[key] = (delivery, position)
+    claimed: set[tuple[str, str]] = set()
+    if first:
+        rows = [dict(group_id=g, message_id=m, delivery_id=d.delivery_id, received_at=now)
+                for (g, m), (d, _) in first.items()]
+        make = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        fallback = make(_SEEN).on_conflict_do_nothing().returning(_SEEN.c.group_id, _SEEN.c.message_id)
+        claimed = {(g, m) for g, m in await bulk_insert(
+            session, _SEEN, rows, fallback=fallback, pg_tail="ON CONFLICT DO NOTHING",
+            returning=("group_id", "message_id"))}
+    kept: list[list[tuple[int, Staged]]] = []
+    for delivery, events in deliveries:
+        mine = []
+        for position, event in events:
+            key = message_key(event)
+            if key is None or (key in claimed and first[key][0] is delivery and first[key][1] == position):
+                mine.append((position, event))
+        kept.append(mine)
+    return kept
+
+
+async def mark_repeated(session: AsyncSession, deliveries: Sequence[Any]) -> None:
+    """Deliveries whose every message was a repeat: their dedupe row says so (outcome `duplicate`)."""
+    for delivery in deliveries:
+        await session.execute(update(WebhookDelivery).where(
+            WebhookDelivery.source == delivery.source, WebhookDelivery.delivery_id == delivery.delivery_id,
+        ).values(outcome="duplicate", event_count=0))
