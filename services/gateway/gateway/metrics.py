@@ -71,7 +71,8 @@ class GatewayMetrics:
             ["provider", "outcome"], registry=registry,
         )
         self.orders = Counter(
-            p + "orders_total", "Checkout orders by provider, channel and outcome (opened, failed, expired).",
+            p + "orders_total",
+            "Checkout orders by provider, channel and outcome (opened, failed, unavailable, expired).",
             ["provider", "channel", "outcome"], registry=registry,
         )
         self.payment_reviews = Counter(

@@ -138,7 +138,7 @@ async def test_checkout_refusals(gw, member_headers, membership, admin_headers):
     assert (await gw.client.post(url, json=body, headers=me)).status_code == 409
 
 
-async def test_unpaid_orders_expire(gw, member_headers):
+async def test_unpaid_orders_expire(gw, member_headers, metric_value):
     from sqlalchemy import update
 
     from gateway.models import PaymentOrder
@@ -150,6 +150,8 @@ async def test_unpaid_orders_expire(gw, member_headers):
     async with gw.app.state.runtime.session_maker() as session, session.begin():
         await session.execute(update(PaymentOrder).where(PaymentOrder.id == order_id).values(expires_at=utcnow()))
     assert await gw.app.state.orders.expire_due() == 1
+    assert metric_value(gw.app, "qunzhu_gateway_orders_total", provider="stripe", channel="checkout",
+                        outcome="expired") == 1
     polled = await gw.client.get(f"/api/v1/communities/{COMMUNITY}/orders/{order_id}",
                                  headers=member_headers(gw.app, PAYER))
     assert polled.json()["status"] == "expired"
@@ -179,3 +181,10 @@ async def test_an_unreachable_provider_then_a_retry_opens_the_same_order(gw, mem
     first, second = (_form(r) for r in recorder.sent)
     assert first == second  # the same parameters under the same idempotency key
     assert recorder.sent[0].headers["idempotency-key"] == recorder.sent[1].headers["idempotency-key"]
+
+
+async def test_orders_are_counted(gw, member_headers, metric_value):
+    await gw.client.post(f"/api/v1/communities/{COMMUNITY}/checkout", headers=member_headers(gw.app, PAYER),
+                         json={"plan_id": "yearly", "provider": "stripe", "channel": "checkout"})
+    assert metric_value(gw.app, "qunzhu_gateway_orders_total", provider="stripe", channel="checkout",
+                        outcome="opened") == 1

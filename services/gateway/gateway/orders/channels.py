@@ -52,6 +52,11 @@ class ChannelDeps:
     settings: GatewaySettings
     http: httpx.AsyncClient
     clients: dict[str, Any] = field(default_factory=dict)
+    metrics: Any = None  # GatewayMetrics: orders_total{provider,channel,outcome}
+
+    def count(self, order: PaymentOrder, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.orders.labels(order.provider, order.channel, outcome).inc()
 
 
 class Channel(Protocol):

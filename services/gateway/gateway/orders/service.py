@@ -157,10 +157,13 @@ async def checkout(
                                                           client_ip=client_ip))
     except ProviderRefused as exc:
         await _update(sessions, order.id, status="failed", last_error=str(exc.detail or exc)[:2000])
+        deps.count(order, "failed")
         raise
     except ProviderUnavailable as exc:
         await _update(sessions, order.id, last_error=str(exc.detail or exc)[:2000])
+        deps.count(order, "unavailable")
         raise
+    deps.count(order, "opened")
     return await _update(sessions, order.id, provider_order_id=opened.provider_order_id, client=opened.client)
 
 
