@@ -49,6 +49,12 @@ def _ok(result: subprocess.CompletedProcess[str], what: str) -> None:
                                    f"{result.stderr[-4000:]}"
 
 
+def test_a_missing_node_or_npm_fails_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(pytest.fail.Exception, match=r"npm not found: .*sudo apt-get install nodejs npm"):
+        _tool("npm")
+
+
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
     """`npm ci` from the committed lockfile, once per lockfile (a stamp in node_modules records which)."""
