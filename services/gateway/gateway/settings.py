@@ -108,6 +108,12 @@ class GatewaySettings(ServiceSettings):
         default=SecretStr(""), description="PEM of the merchant API private key signing WeChat Pay API calls."
     )
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+    wechatpay_appid: str = Field(default="", description=(
+        "AppID the WeChat Pay orders are made for (the mini-program's or official account's, bound to the "
+        "merchant); empty: WeChat Pay checkout is refused."))
+    wechatpay_notify_url: str = Field(default="", description=(
+        "notify_url of WeChat Pay orders: the gateway's public https://…/webhooks/payments/wechatpay; "
+        "empty: WeChat Pay checkout is refused."))
     wechatpay_refund_notify_url: str = Field(
         default="", description="notify_url sent with WeChat Pay refunds (the gateway's "
         "/webhooks/payments/wechatpay); empty: the URL configured on the merchant platform."

@@ -14,9 +14,9 @@ from fastapi import FastAPI, Request
 from sqlalchemy import select
 
 from gateway.models import PaymentOrder
-from gateway.orders import reconcile, stripe_checkout  # noqa: F401 - registers the Stripe channel
+from gateway.orders import reconcile, stripe_checkout, wechatpay_pay  # noqa: F401 - registers the channels
 from gateway.orders.channels import ChannelDeps, channel_of
-from gateway.refunds import stripe_api
+from gateway.refunds import stripe_api, wechatpay_api
 from gateway.settings import GatewaySettings
 from gateway.state import GatewayState
 from qunzhu_common.background import BackgroundLoop
@@ -46,7 +46,6 @@ class OrdersRuntime:
             for order in due:
                 order.status, order.updated_at = "expired", utcnow()
         for order in due:
-            self.deps.count(order, "expired")
             channel = channel_of(order.provider, order.channel)
             if channel is None:
                 continue
@@ -86,10 +85,12 @@ def orders_lifespan(settings: GatewaySettings):
         timeout = httpx.Timeout(settings.refund_timeout_s, connect=min(5.0, settings.refund_timeout_s))
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
             on_close: list = []
-            deps = ChannelDeps(settings=settings, http=http, metrics=app.state.gateway.metrics)
+            deps = ChannelDeps(settings=settings, http=http)
             client = _stripe_client(settings, on_close)
             if client is not None:
                 deps.clients["stripe"] = client
+            # The WeChat Pay merchant, or the sentence saying why there is none (its checkouts are refused).
+            deps.clients[wechatpay_pay.CLIENT] = wechatpay_api.merchant_from(settings)
             orders = OrdersRuntime(state=app.state.gateway, deps=deps, on_close=on_close)
             metrics = app.state.gateway.metrics
             for provider, reconciler in reconcile.RECONCILERS.items():  # exported at 0 before the first run

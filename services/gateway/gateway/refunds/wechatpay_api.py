@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gateway.errors import WebhookUnauthorized
 from gateway.models import RefundOrder
-from gateway.payments.wechatpay import PlatformKeys, verify
+from gateway.payments.wechatpay import PlatformKeys, load_keys, verify
 from gateway.refunds.result import Result
+from gateway.settings import GatewaySettings
 
 PATH = "/v3/refund/domestic/refunds"
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
@@ -43,6 +44,29 @@ class Merchant:
     platform_certificates: PlatformKeys | tuple[x509.Certificate, ...]  # verify the answers (or public key)
     notify_url: str = ""  # where WeChat Pay reports the refund's outcome; empty: the merchant platform's setting
     tolerance_s: int = 300
+
+
+NOT_CONFIGURED = ("WeChat Pay is not configured: set GATEWAY_WECHATPAY_MCHID, GATEWAY_WECHATPAY_MERCHANT_SERIAL_NO "
+                  "and GATEWAY_WECHATPAY_MERCHANT_PRIVATE_KEY")
+
+
+def merchant_from(settings: GatewaySettings) -> Merchant | str:
+    """The merchant that signs API calls (refunds, orders), or why there is none (a sentence for ops)."""
+    s = settings
+    pem = s.wechatpay_merchant_private_key.get_secret_value()
+    if not (s.wechatpay_mchid and s.wechatpay_merchant_serial_no and pem.strip()):
+        return NOT_CONFIGURED
+    try:
+        key = load_private_key(pem)
+        keys = load_keys(s.wechatpay_platform_certificates, s.wechatpay_public_key, s.wechatpay_public_key_id)
+    except (ValueError, TypeError) as exc:
+        return f"the WeChat Pay merchant key or platform certificates are unusable: {exc}"
+    if not keys:
+        return ("WeChat Pay needs GATEWAY_WECHATPAY_PLATFORM_CERTIFICATES or GATEWAY_WECHATPAY_PUBLIC_KEY to "
+                "verify WeChat Pay's answers")
+    return Merchant(s.wechatpay_mchid, s.wechatpay_merchant_serial_no, key, s.wechatpay_api_base,
+                    platform_certificates=keys, notify_url=s.wechatpay_refund_notify_url,
+                    tolerance_s=s.webhook_tolerance_s)
 
 
 def load_private_key(pem: str) -> rsa.RSAPrivateKey:
@@ -108,10 +132,15 @@ async def refund(client: httpx.AsyncClient, merchant: Merchant, order: RefundOrd
     return Result("failed", error)
 
 
+def check_answer(response: httpx.Response, merchant: Merchant) -> None:
+    """WebhookUnauthorized unless WeChat Pay signed this answer (platform certificate or public key)."""
+    verify(response.headers, response.content, merchant.platform_certificates, tolerance_s=merchant.tolerance_s)
+
+
 def _believed(response: httpx.Response, merchant: Merchant, result: Result) -> Result:
     """`result` if WeChat Pay signed this answer, else a retry saying why."""
     try:
-        verify(response.headers, response.content, merchant.platform_certificates, tolerance_s=merchant.tolerance_s)
+        check_answer(response, merchant)
     except WebhookUnauthorized as exc:
         return Result("retry", f"wechatpay {response.status_code}: the answer's signature does not verify "
                                f"({exc.extra.get('reason')}); not believed")

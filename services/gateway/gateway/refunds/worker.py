@@ -21,7 +21,6 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from gateway.models import PaymentRef, RefundOrder
-from gateway.payments.wechatpay import load_keys
 from gateway.refunds import stripe_api, wechatpay_api
 from gateway.refunds.result import Result
 from gateway.settings import GatewaySettings
@@ -55,25 +54,12 @@ class RefundWorker:
             self._stripe_http = stripe.HTTPXClient(timeout=s.refund_timeout_s)
             self.stripe = stripe_api.new_client(secret_key=s.stripe_secret_key.get_secret_value(),
                                                 api_base=s.stripe_api_base, http_client=self._stripe_http)
-        pem = s.wechatpay_merchant_private_key.get_secret_value()
-        if s.wechatpay_mchid and s.wechatpay_merchant_serial_no and pem.strip():
-            # Refunds fail with the problem as their reason; the rest of the gateway still starts.
-            try:
-                key = wechatpay_api.load_private_key(pem)
-                keys = load_keys(s.wechatpay_platform_certificates, s.wechatpay_public_key, s.wechatpay_public_key_id)
-            except (ValueError, TypeError) as exc:
-                self.merchant_problem = f"the WeChat Pay merchant key or platform certificates are unusable: {exc}"
-                log.error("%s", self.merchant_problem)
-                return
-            if not keys:
-                self.merchant_problem = "WeChat Pay refunds need GATEWAY_WECHATPAY_PLATFORM_CERTIFICATES or " \
-                    "GATEWAY_WECHATPAY_PUBLIC_KEY to verify WeChat Pay's answers"
-                log.error("%s", self.merchant_problem)
-                return
-            self.merchant = wechatpay_api.Merchant(
-                s.wechatpay_mchid, s.wechatpay_merchant_serial_no, key, s.wechatpay_api_base,
-                platform_certificates=keys, notify_url=s.wechatpay_refund_notify_url,
-                tolerance_s=s.webhook_tolerance_s)
+        merchant = wechatpay_api.merchant_from(s)
+        if isinstance(merchant, wechatpay_api.Merchant):
+            self.merchant = merchant
+        elif merchant != wechatpay_api.NOT_CONFIGURED:  # refunds fail with it; the rest of the gateway starts
+            self.merchant_problem = merchant
+            log.error("%s", merchant)
 
     @property
     def _sessions(self):
