@@ -46,6 +46,7 @@ class OrdersRuntime:
             for order in due:
                 order.status, order.updated_at = "expired", utcnow()
         for order in due:
+            self.deps.count(order, "expired")
             channel = channel_of(order.provider, order.channel)
             if channel is None:
                 continue
@@ -85,7 +86,7 @@ def orders_lifespan(settings: GatewaySettings):
         timeout = httpx.Timeout(settings.refund_timeout_s, connect=min(5.0, settings.refund_timeout_s))
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
             on_close: list = []
-            deps = ChannelDeps(settings=settings, http=http)
+            deps = ChannelDeps(settings=settings, http=http, metrics=app.state.gateway.metrics)
             client = _stripe_client(settings, on_close)
             if client is not None:
                 deps.clients["stripe"] = client
