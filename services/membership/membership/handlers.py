@@ -29,7 +29,8 @@ def build_handlers(ctx: MembershipContext) -> dict[str, Handler]:
                                      display_name=d.display_name, joined_at=d.joined_at)
 
     async def on_chat_member_left(session: AsyncSession, event: Event[ChatMemberLeft]) -> None:
-        await reconcile.on_chat_leave(session, ctx, group_id=event.data.group_id, person_id=event.data.member_id)
+        await reconcile.on_chat_leave(session, ctx, group_id=event.data.group_id, person_id=event.data.member_id,
+                                      left_at=event.data.left_at)
 
     async def on_chat_member_renamed(session: AsyncSession, event: Event[ChatMemberRenamed]) -> None:
         d = event.data

@@ -76,7 +76,7 @@ class Scheduler:
             )).all()
         counts = dict(rows)
         for status in ("applied", "rejected", "pending_payment", "pending_ritual", "active", "expired", "removed",
-                       "blacklisted"):
+                       "blacklisted", "paused"):
             self.ctx.metrics.members.labels(status).set(int(counts.get(status, 0)))
         self.ctx.metrics.applications_pending.set(int(counts.get("applied", 0)))
 

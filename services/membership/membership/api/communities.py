@@ -22,6 +22,7 @@ from membership.models import (
 )
 from membership.service import communities as svc
 from membership.service.access import authorize, load_community
+from membership.service.arrivals import effective_chat_join_policy
 from membership.service.communities import BILLING_SETTINGS
 from membership.service.expiry import reschedule_community
 from membership.service.ritual import release_pending
@@ -100,7 +101,8 @@ async def dissolve_community(community_id: str, session: SessionDep, ctx: CtxDep
 
 def _settings(community) -> CommunitySettingsPublic:  # type: ignore[no-untyped-def]
     return CommunitySettingsPublic.model_validate(
-        {**community.model_dump(), "community_id": community.id}
+        {**community.model_dump(), "community_id": community.id,
+         "chat_join_policy": effective_chat_join_policy(community)}  # unset shows the default it stands for
     )
 
 

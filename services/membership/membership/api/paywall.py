@@ -28,7 +28,7 @@ async def access(
 ) -> AccessDecision:
     """May `member_id` read a resource of this tier, level and age? `allowed` plus a stable `reason`:
     ok, grace, staff, not_a_member, application_pending, application_rejected, payment_required,
-    ritual_pending, expired, removed, blacklisted, tier_required, level_required, reading_limit,
+    ritual_pending, expired, removed, blacklisted, paused, tier_required, level_required, reading_limit,
     community_dissolved. Asked by the member themself, staff (`paywall.check`) or an internal service
     (`X-Actor-Id: service:<name>`). `X-Actor-Id`: the acting person."""
     community = await load_community(session, community_id)

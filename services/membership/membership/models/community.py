@@ -93,6 +93,13 @@ class CommunityUpdate(Body):
 
 UnpaidJoinPolicy = Literal["flag", "remove"]
 RemovalPolicy = Literal["auto", "review"]
+# Someone who joins one of the community's chat groups without a membership (#17): `admit` makes them an
+# active member (the joining ritual starts), `flag` is the unpaid-join reconciliation of paid groups,
+# `ignore` does nothing. Unset: `admit` in a free community, `flag` otherwise (effective_chat_join_policy).
+ChatJoinPolicy = Literal["admit", "flag", "ignore"]
+# A member who left every chat group of the community: `keep` the membership, `pause` it (status `paused`
+# until they join a group again), or `end` it (status `removed`, reason "left every chat group").
+ChatLeavePolicy = Literal["keep", "pause", "end"]
 
 
 class CommunitySettings(SQLModel):
@@ -119,6 +126,13 @@ class CommunitySettings(SQLModel):
     contact_visible: bool = Field(default=False, description="Members may see each other's contact details.")
     unpaid_join_policy: UnpaidJoinPolicy = Field(default="flag", sa_type=String(10))
     removal_policy: RemovalPolicy = Field(default="review", sa_type=String(10))
+    chat_join_policy: ChatJoinPolicy | None = Field(
+        default=None, sa_type=String(10),
+        description="A chat join without a membership: admit | flag | ignore (unset: admit when the entry "
+                    "policy is free, else flag).")
+    chat_leave_policy: ChatLeavePolicy = Field(
+        default="keep", sa_type=String(10),
+        description="A member who left every chat group: keep | pause | end the membership.")
     referral_commission_bps: int = Field(default=0, ge=0, le=5000, description="Referrer's share, basis points.")
     term_anniversary: str | None = Field(
         default=None, max_length=5,  # MM-DD, checked on CommunitySettingsUpdate
@@ -139,6 +153,8 @@ class CommunitySettingsUpdate(Body):
     contact_visible: bool | None = None
     unpaid_join_policy: UnpaidJoinPolicy | None = None
     removal_policy: RemovalPolicy | None = None
+    chat_join_policy: ChatJoinPolicy | None = None
+    chat_leave_policy: ChatLeavePolicy | None = None
     referral_commission_bps: int | None = Field(default=None, ge=0, le=5000)
     term_anniversary: str | None = Field(
         default=None, schema_extra={"pattern": r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"}

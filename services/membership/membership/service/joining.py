@@ -60,6 +60,9 @@ async def join(
     await _check_door(session, community=community, person_id=person_id, member=member)
     if member is not None and member.status in IN_PROGRESS:
         return member, False
+    if member is not None and member.status == "paused":  # left every chat group; back through the website
+        await admit(session, ctx, community=community, member=member, reason="back", prior_status="paused")
+        return member, False
     if community.rules_version and data.accepted_rules_version != community.rules_version:
         raise RulesNotAccepted(
             f"accept the current rules (version {community.rules_version}) to join",

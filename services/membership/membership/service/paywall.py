@@ -25,6 +25,7 @@ DENIAL_BY_STATUS = {
     "expired": ("expired", "the membership has expired; renew to regain access"),
     "removed": ("removed", "removed from the community"),
     "blacklisted": ("blacklisted", "blacklisted by the owner"),
+    "paused": ("paused", "left every chat group; joining one of them again resumes the membership"),
 }
 
 

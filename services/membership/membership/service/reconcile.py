@@ -64,7 +64,24 @@ async def on_chat_join(session: AsyncSession, ctx: MembershipContext, *, group_i
         if newly_seated:
             await emit_member(session, ctx, "member.groups_changed", member, reason=f"joined {group.id}")
         return
-    if not group.paid:
+    from membership.service import arrivals
+
+    if member is not None and member.status == "paused":
+        member = await arrivals.resume_paused(session, ctx, community=community, member=member, group=group)
+        if display_name:
+            await on_nickname(session, ctx, community=community, member=member, name=display_name, at=joined_at)
+        return
+    policy = arrivals.effective_chat_join_policy(community)
+    if policy == "admit":
+        admitted = await arrivals.admit_from_chat(session, ctx, community=community, group=group, member=member,
+                                                  person_id=person_id, display_name=display_name,
+                                                  joined_at=joined_at)
+        if admitted is not None:
+            if display_name:  # the joining name counts for the ritual's nickname
+                await on_nickname(session, ctx, community=community, member=admitted, name=display_name,
+                                  at=joined_at)
+            return
+    if policy == "ignore" or not group.paid:
         return
     existing = (await session.execute(select(UnpaidJoinFlag).where(
         UnpaidJoinFlag.group_id == group.id, UnpaidJoinFlag.person_id == person_id,
@@ -85,14 +102,20 @@ async def _seated(session: AsyncSession, group_id: str, person_id: str) -> bool:
     return await session.get(Seat, (group_id, person_id)) is not None
 
 
-async def on_chat_leave(session: AsyncSession, ctx: MembershipContext, *, group_id: str, person_id: str) -> None:
+async def on_chat_leave(session: AsyncSession, ctx: MembershipContext, *, group_id: str, person_id: str,
+                        left_at: datetime | None = None) -> None:
     group = await session.get(ChatGroup, group_id)
     if group is None:
         return
     if await release_seat(session, group_id=group_id, member_id=person_id):
         member = await find_membership(session, group.community_id, person_id, for_update=True)
-        if member is not None:
-            await emit_member(session, ctx, "member.groups_changed", member, reason=f"left {group_id}")
+        community = await session.get(Community, group.community_id)
+        if member is not None and community is not None:
+            from membership.service.arrivals import on_left_a_group
+
+            if not await on_left_a_group(session, ctx, community=community, member=member, group_id=group_id,
+                                         left_at=left_at or ctx.now()):
+                await emit_member(session, ctx, "member.groups_changed", member, reason=f"left {group_id}")
     for flag in (await session.execute(select(UnpaidJoinFlag).where(
         UnpaidJoinFlag.group_id == group_id, UnpaidJoinFlag.person_id == person_id,
         UnpaidJoinFlag.state.in_(OPEN_STATES),

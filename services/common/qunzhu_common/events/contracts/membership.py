@@ -129,7 +129,8 @@ class PlanChanged(_Payload):
 
 Role = Literal["owner", "admin", "guest", "member"]
 MemberStatus = Literal[
-    "applied", "rejected", "pending_payment", "pending_ritual", "active", "expired", "removed", "blacklisted"
+    "applied", "rejected", "pending_payment", "pending_ritual", "active", "expired", "removed", "blacklisted",
+    "paused",  # left every chat group of a community whose chat leave policy is `pause`; no access until back
 ]
 
 
