@@ -22,7 +22,7 @@ from test_gateway_wechatpay_notifications import (
     sdk,  # noqa: F401 - fixture
     signed,
 )
-from wechatpay_standin import Standin, serving
+from wechatpay_standin import Standin, serving, trade_bill
 
 MCHID, MERCHANT_SERIAL, APPID = "1900000001", "5157F09EFDC096DE15EBE81A47057A7232F1B8E1", "wx8888888888888888"
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
@@ -163,3 +163,53 @@ async def test_the_stand_in_refuses_a_request_not_signed_by_the_merchant(tmp_pat
                                                             "channel": "native"}, headers=member_headers(gw.app, PAYER))
     assert answer.status_code == 502 and "SIGN_ERROR" in answer.json()["detail"]
     assert standin.orders == {}
+
+
+async def test_reconciliation_with_the_trade_bill(gw, standin, member_headers, admin_headers, metric_value):
+    """The bill of 2026-12-06 (China) against our records: one paid order matches; a payment and a refund
+    only WeChat Pay knows, and an order paid here that the bill lacks, are reported, each once."""
+    from datetime import datetime
+
+    from gateway.models import PaymentOrder
+    from gateway.orders import reconcile
+
+    opened = await gw.client.post(checkout_url(), json={"plan_id": "yearly", "provider": "wechatpay",
+                                                        "channel": "native"}, headers=member_headers(gw.app, PAYER))
+    order_id = opened.json()["order_id"]
+    paid = wechat_notification("EV-BILL-1", "TRANSACTION.SUCCESS", {
+        "out_trade_no": order_id, "transaction_id": "4200000801", "trade_state": "SUCCESS", "attach": order_id,
+        "success_time": "2026-12-06T12:00:00+08:00", "amount": {"total": 99900, "currency": "CNY"}})
+    assert (await gw.client.post(URL, content=paid, headers=signed(paid, PUBLIC_KEY, PUBLIC_KEY_ID))).json()[
+        "status"] == "accepted"
+    async with gw.app.state.runtime.session_maker() as session, session.begin():
+        session.add(PaymentOrder(
+            id="qz" + "c" * 24, community_id=COMMUNITY, plan_id="yearly", payer_id=PAYER, provider="wechatpay",
+            channel="native", kind="new", amount_fen=99900, currency="CNY", request_hash="0" * 64, status="paid",
+            provider_payment_id="4200000802", paid_amount_fen=99900, paid_currency="CNY",
+            paid_at=datetime.fromisoformat("2026-12-06T15:00:00+08:00"),
+            expires_at=datetime.fromisoformat("2026-12-06T15:30:00+08:00")))
+    standin.bills["2026-12-06"] = trade_bill([
+        {"transaction_id": "4200000801", "out_trade_no": order_id, "yuan": "999.00"},
+        {"transaction_id": "4200000803", "out_trade_no": "elsewhere-0001", "yuan": "9.90"},
+        {"transaction_id": "4200000801", "out_trade_no": order_id, "yuan": "999.00", "out_refund_no": "rf-bill-1",
+         "refund_yuan": "100.00"},
+    ])
+    now = datetime.fromisoformat("2026-12-07T12:00:00+08:00")  # the window holds exactly 2026-12-06 (China)
+    orders = gw.app.state.orders
+
+    found = await reconcile.run(gw.app.state.runtime.session_maker, orders.deps, gw.app.state.gateway.metrics, now=now)
+    await reconcile.run(gw.app.state.runtime.session_maker, orders.deps, gw.app.state.gateway.metrics, now=now)
+
+    assert sorted((d.kind, d.reference) for d in found["wechatpay"]) == [
+        ("payment_missing_at_provider", "4200000802"), ("payment_missing_here", "4200000803"),
+        ("refund_missing_here", "rf-bill-1")]
+    tradebill = standin.calls("/v3/bill/tradebill")
+    assert tradebill[0]["url"] == "/v3/bill/tradebill?bill_date=2026-12-06&bill_type=ALL"
+    assert len(standin.calls("/download/")) == 2  # each download signed too (the stand-in checks it)
+    listed = (await gw.client.get("/api/v1/ops/reconciliation", headers=admin_headers)).json()
+    assert sorted(d["kind"] for d in listed["data"] if d["provider"] == "wechatpay") == [
+        "payment_missing_at_provider", "payment_missing_here", "refund_missing_here"]  # stored once
+    assert metric_value(gw.app, "qunzhu_gateway_reconciliation_differences", provider="wechatpay",
+                        kind="refund_missing_here") == 1
+    assert metric_value(gw.app, "qunzhu_gateway_reconciliation_differences", provider="wechatpay",
+                        kind="payment_amount_differs") == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import re
 import secrets
@@ -39,7 +40,7 @@ class Standin:
     url: str = ""
     requests: list[dict] = field(default_factory=list)
     orders: dict[str, dict] = field(default_factory=dict)  # out_trade_no → {"body", "prepay_id", "closed"}
-    bills: dict[str, str] = field(default_factory=dict)  # bill_date → CSV text
+    bills: dict[str, str] = field(default_factory=dict)  # bill_date → CSV text (see trade_bill)
     sign_answers: bool = True
 
     def calls(self, path_part: str) -> list[dict]:
@@ -112,7 +113,8 @@ class Standin:
             date = request.query_params.get("bill_date", "")
             if date not in self.bills:
                 return self._error(400, "NO_STATEMENT_EXIST", "账单文件不存在")
-            return self._answer(200, {"hash_type": "SHA1", "hash_value": "",
+            digest = hashlib.sha1(self.bills[date].encode("utf-8")).hexdigest()  # noqa: S324 - WeChat Pay's
+            return self._answer(200, {"hash_type": "SHA1", "hash_value": digest,
                                       "download_url": f"{self.url}/download/{date}"})
         return self._error(404, "NOT_FOUND", "not found")
 
@@ -181,3 +183,26 @@ async def serving(standin: Standin) -> AsyncIterator[Standin]:
     finally:
         server.should_exit = True
         await task
+
+
+BILL_HEADER = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,"
+               "货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,"
+               "商户数据包,手续费,费率,订单金额,申请退款金额,费率备注")
+
+
+def trade_bill(rows: list[dict]) -> str:
+    """A trade bill (ALL) as WeChat Pay writes it: every field of a row starts with a backquote, amounts in
+    yuan; `rows` give transaction_id, out_trade_no, yuan and, for refunds, out_refund_no + refund_yuan."""
+    lines = [BILL_HEADER]
+    for r in rows:
+        refund = "out_refund_no" in r
+        fields = ["2026-12-06 12:00:00", "wx8888888888888888", "1900000001", "0", "", r["transaction_id"],
+                  r["out_trade_no"], "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "JSAPI", "REFUND" if refund else "SUCCESS",
+                  "OTHERS", "CNY", "0.00" if refund else r["yuan"], "0.00", "50300" if refund else "0",
+                  r.get("out_refund_no", "0"), r.get("refund_yuan", "0.00"), "0.00",
+                  "ORIGINAL" if refund else "", "SUCCESS" if refund else "", "年度会员", r["out_trade_no"], "0.00",
+                  "0.60%", r["yuan"], r.get("refund_yuan", "0.00"), ""]
+        lines.append(",".join("`" + f for f in fields))
+    lines.append("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额")
+    lines.append(f"`{len(rows)},`0.00,`0.00,`0.00,`0.00,`0.00,`0.00")
+    return "\n".join(lines) + "\n"

@@ -14,7 +14,12 @@ from fastapi import FastAPI, Request
 from sqlalchemy import select
 
 from gateway.models import PaymentOrder
-from gateway.orders import reconcile, stripe_checkout, wechatpay_pay  # noqa: F401 - registers the channels
+from gateway.orders import (  # noqa: F401 - registers the channels and reconcilers
+    reconcile,
+    stripe_checkout,
+    wechatpay_bill,
+    wechatpay_pay,
+)
 from gateway.orders.channels import ChannelDeps, channel_of
 from gateway.refunds import stripe_api, wechatpay_api
 from gateway.settings import GatewaySettings

@@ -79,14 +79,18 @@ def pay_sign(merchant: Merchant, app_id: str, prepay_id: str, *, timestamp: int 
     return params | {"paySign": base64.b64encode(signature).decode()}
 
 
-async def call(deps: ChannelDeps, merchant: Merchant, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST a signed request; the verified JSON answer (empty for 204). ProviderUnavailable (retry) or
-    ProviderRefused (WeChat Pay said no) otherwise."""
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {"Authorization": wechatpay_api.authorization(merchant, "POST", path, content),
-               "Content-Type": "application/json", "Accept": "application/json", "User-Agent": "qunzhu-gateway"}
+async def call(deps: ChannelDeps, merchant: Merchant, path: str, body: dict[str, Any] | None = None, *,
+               method: str = "POST") -> dict[str, Any]:
+    """A signed request (`path` with its query); the verified JSON answer (empty for 204).
+    ProviderUnavailable (retry) or ProviderRefused (WeChat Pay said no) otherwise."""
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else b""
+    headers = {"Authorization": wechatpay_api.authorization(merchant, method, path, content),
+               "Accept": "application/json", "User-Agent": "qunzhu-gateway"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     try:
-        response = await deps.http.post(merchant.api_base.rstrip("/") + path, content=content, headers=headers)
+        response = await deps.http.request(method, merchant.api_base.rstrip("/") + path, content=content or None,
+                                           headers=headers)
     except httpx.HTTPError as exc:
         raise ProviderUnavailable(f"wechatpay: {type(exc).__name__}") from None
     try:
