@@ -104,13 +104,6 @@ def test_regeneration_is_stable(regenerated: Path) -> None:
     assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-# What a mini-program provides and the README's examples use without declaring.
-README_PRELUDE = """\
-declare const wx: import("@qunzhu/client").WxLike & { getStorageSync(key: string): string };
-declare function Page<T>(options: T & ThisType<{ setData(data: object): void }>): void;
-"""
-
-
 def readme_examples() -> list[str]:
     """The ```ts blocks of the README's section on the TypeScript client."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -120,24 +113,28 @@ def readme_examples() -> list[str]:
 
 def test_the_readme_examples_compile_against_the_client(node_modules: Path) -> None:
     """The README's web and mini-program examples are type-checked against the built client's types (real
-    paths, parameters and fields), importing it by its package name as an app would."""
+    paths, parameters and fields), importing it by its package name as an app would; the mini-program one
+    also against WeChat's own typings (miniprogram-api-typings: `wx`, `Page`), so `wxRequestFetch(wx)` must
+    accept the real `wx`."""
     examples = readme_examples()
     assert len(examples) >= 2, "the README's TypeScript client section lost its ```ts examples"
+    assert any("wxRequestFetch(wx" in e for e in examples), "the README lost its mini-program example"
     npm = _tool("npm")
     _ok(_run([npm, "run", "--silent", "build"], timeout=300), "npm run build (tsc)")
     check = CLIENT / ".readme-check"  # inside the package, so "@qunzhu/client" resolves to it (self-reference)
     shutil.rmtree(check, ignore_errors=True)
     check.mkdir()
-    for i, example in enumerate(examples):
-        (check / f"example{i}.ts").write_text(README_PRELUDE + example, encoding="utf-8")
-    (check / "tsconfig.json").write_text(json.dumps({
-        "extends": "../tsconfig.json",
-        "compilerOptions": {"noEmit": True, "rootDir": ".", "noUnusedLocals": False},
-        "include": ["*.ts"],
-    }))
     try:
-        _ok(_run([str(node_modules / ".bin" / "tsc"), "-p", str(check / "tsconfig.json")], timeout=300),
-            "tsc over the README's examples")
+        for i, example in enumerate(examples):
+            (check / f"example{i}.ts").write_text(example, encoding="utf-8")
+            (check / f"tsconfig{i}.json").write_text(json.dumps({
+                "extends": "../tsconfig.json",
+                "compilerOptions": {"noEmit": True, "rootDir": ".", "noUnusedLocals": False,
+                                    "types": ["miniprogram-api-typings"] if "wx" in example else []},
+                "files": [f"example{i}.ts"], "include": [],
+            }))
+            _ok(_run([str(node_modules / ".bin" / "tsc"), "-p", str(check / f"tsconfig{i}.json")], timeout=300),
+                f"tsc over the README's TypeScript example {i + 1}")
     finally:
         shutil.rmtree(check, ignore_errors=True)
 
@@ -186,7 +183,7 @@ def test_the_built_client_runs_the_first_hour_under_node_test(node_modules: Path
     _ok(_run([npm, "run", "--silent", "typecheck"], timeout=300), "npm run typecheck (tsc over test/*.mjs)")
     tests = sorted(str(p.relative_to(CLIENT)) for p in (CLIENT / "test").glob("*.test.mjs"))
     assert len(tests) >= 2, tests
-    result = _run([_tool("node"), "--test", *tests], timeout=300, env={
+    result = _run([_tool("node"), "--test", "--test-reporter=tap", *tests], timeout=300, env={
         "QUNZHU_BASE_URL": embedded.url,
         "QUNZHU_OWNER_ID": OWNER,
         "QUNZHU_OWNER_TOKEN": _mint(embedded.data_dir, OWNER),

@@ -14,7 +14,7 @@ import type { components, operations, paths } from "./schema.js";
 export type { components, operations, paths } from "./schema.js";
 export type { Client, Middleware } from "openapi-fetch";
 export { installFetchPolyfills, wxRequestFetch } from "./wx.js";
-export type { WxLike, WxRequestOptions, WxRequestSuccess } from "./wx.js";
+export type { WxLike, WxMethod, WxRequestOptions, WxRequestSuccess } from "./wx.js";
 
 /** Every component schema of the OpenAPI document, by name (services' schemas are `<service>__<Name>`). */
 export type Schemas = components["schemas"];

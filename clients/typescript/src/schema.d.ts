@@ -69,6 +69,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/wecom": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Login With Wecom
+         * @description Exchange a WeCom OAuth `code` (web login through the enterprise's self-built app) for a person-wide
+         *     member token for `wecom:<userid>`: WeCom itself vouches for the person. Configured with
+         *     GATEWAY_WECOM_LOGIN_CORP_ID and GATEWAY_WECOM_LOGIN_SECRET.
+         */
+        post: operations["login_with_wecom_api_v1_auth_wecom_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/communities": {
         parameters: {
             query?: never;
@@ -3248,6 +3270,7 @@ export interface paths {
          *
          *     Answered 200 only after its events (or its quarantine row) are committed; a replayed delivery id
          *     is answered 200 `duplicate` with no side effect. Deliveries arriving together share one commit.
+         *     WeCom callbacks are answered 200 with an empty body, as WeCom documents (no passive reply).
          */
         post: operations["chat_webhook_webhooks_chat__connector_id__post"];
         delete?: never;
@@ -3969,11 +3992,24 @@ export interface components {
             platform: "wecom";
             secrets: components["schemas"]["WecomSecrets"];
         };
+        /** WecomLogin */
+        WecomLogin: {
+            /**
+             * Code
+             * @description The `code` WeCom's OAuth page redirected back with (used once, 5 minutes).
+             */
+            code: string;
+        };
         /**
          * WecomSecrets
          * @description A WeCom app callback's secrets: Token and EncodingAESKey from the console, group robot keys.
          */
         WecomSecrets: {
+            /**
+             * Agent Id
+             * @description The self-built app's AgentId (message/send).
+             */
+            agent_id?: number | null;
             /**
              * Corp Id
              * @description Checked against the decrypted receive id.
@@ -3981,10 +4017,22 @@ export interface components {
              */
             corp_id?: string;
             /**
+             * Corp Secret
+             * @description The self-built app's Secret: with corp_id and agent_id, login codes go to a person through the app.
+             * @default
+             */
+            corp_secret?: string;
+            /**
              * Encoding Aes Key
              * @description The EncodingAESKey from the WeCom console: 43 base64 characters (a 32-byte AES key).
              */
             encoding_aes_key: string;
+            /**
+             * Register External Chats
+             * @description Register each customer group (客户群) created in the app's visible range as one of this connector's groups, from its change_external_chat create callback.
+             * @default false
+             */
+            register_external_chats?: boolean;
             /**
              * Robot Keys
              * @description Group robot webhook key per chat id (actions out).
@@ -7541,6 +7589,60 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+        };
+    };
+    login_with_wecom_api_v1_auth_wecom_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WecomLogin"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description WeCom does not vouch for anyone with this code */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description WeCom login is not configured */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description WeCom could not be reached; try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -4,12 +4,17 @@
  * stand-ins for those classes when the runtime lacks them (only then: where they exist they are kept).
  */
 
-/** What `wx.request` is given (the subset used here). */
+/** The methods `wx.request` has (no PATCH). */
+export type WxMethod = "OPTIONS" | "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "TRACE" | "CONNECT";
+const WX_METHODS: readonly string[] = ["OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT"];
+
+/** What `wx.request` is given (the subset used here; compatible with miniprogram-api-typings). */
 export interface WxRequestOptions {
   url: string;
-  method: string;
+  method: WxMethod;
   header: Record<string, string>;
   data?: string;
+  /** Anything but "json": wx leaves the body as text (its documentation's value is "其他"). */
   dataType: string;
   responseType: "text";
   timeout?: number;
@@ -21,7 +26,7 @@ export interface WxRequestOptions {
 export interface WxRequestSuccess {
   data: unknown;
   statusCode: number;
-  header?: Record<string, string | string[]>;
+  header?: Record<string, unknown>;
 }
 
 /** The `wx` global, or anything with a compatible `request` (Taro's and uni-app's are). */
@@ -186,6 +191,7 @@ function bodyText(data: unknown): string {
 function responseHeaders(header: WxRequestSuccess["header"]): [string, string][] {
   const out: [string, string][] = [];
   for (const [name, value] of Object.entries(header ?? {})) {
+    if (value === undefined || value === null) continue;
     for (const one of Array.isArray(value) ? value : [value]) out.push([name, String(one)]);
   }
   return out;
@@ -193,9 +199,10 @@ function responseHeaders(header: WxRequestSuccess["header"]): [string, string][]
 
 /**
  * A fetch function over `wx.request`: `createQunzhuClient({ baseUrl, token, fetch: wxRequestFetch(wx) })`.
- * The body goes as text and comes back as text (`dataType` other than "json": wx does not parse it), so
+ * The body goes as text and comes back as text (`dataType` "其他", not "json": wx does not parse it), so
  * openapi-fetch parses JSON and problem documents itself. A network failure rejects with a TypeError,
- * as fetch does.
+ * as fetch does; so does a PATCH, which wx.request cannot send (among the PATCH routes, a member's own
+ * profile, `PATCH …/members/{member_id}`, is one a mini-program would want).
  */
 export function wxRequestFetch(wx: WxLike, options: { timeoutMs?: number } = {}): (input: Request) => Promise<Response> {
   installFetchPolyfills();
@@ -205,14 +212,18 @@ export function wxRequestFetch(wx: WxLike, options: { timeoutMs?: number } = {})
       header[name] = value;
     });
     const method = input.method.toUpperCase();
+    if (!WX_METHODS.includes(method)) {
+      // Refused here rather than sent as something else: wx.request has no PATCH.
+      throw new TypeError(`wx.request cannot send ${method} (it has ${WX_METHODS.join(", ")})`);
+    }
     const data = method === "GET" || method === "HEAD" ? undefined : await input.text();
     const result = await new Promise<WxRequestSuccess>((resolve, reject) => {
       wx.request({
         url: input.url,
-        method,
+        method: method as WxMethod,
         header,
         ...(data ? { data } : {}),
-        dataType: "text",
+        dataType: "其他",
         responseType: "text",
         ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
         success: resolve,

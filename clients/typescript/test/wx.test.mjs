@@ -23,7 +23,7 @@ const wx = {
       res.on("data", (chunk) => chunks.push(chunk));
       res.on("end", () => {
         const text = Buffer.concat(chunks).toString("utf8");
-        // wx parses JSON only when dataType is "json"; the adapter asks for text.
+        // wx parses JSON only when dataType is "json"; the adapter asks for "其他" (text).
         const data = options.dataType === "json" ? JSON.parse(text || "null") : text;
         options.success({ statusCode: res.statusCode ?? 0, data, header: /** @type {any} */ (res.headers) });
       });
@@ -65,6 +65,17 @@ test("wx.request carries the typed calls: create, read, a problem, a network fai
   const invalid = await client.POST("/api/v1/membership/communities", { body: { name: "", positioning: "y" } });
   assert.equal(invalid.response.status, 422);
   assert.ok(isProblem(invalid.error));
+
+  // wx.request has no PATCH: refused before anything is sent.
+  const sent = calls.length;
+  await assert.rejects(
+    client.PATCH("/api/v1/membership/communities/{community_id}/members/{member_id}", {
+      params: { path: { community_id: created.data.id, member_id: required("QUNZHU_OWNER_ID") } },
+      body: { display_name: "群主" },
+    }),
+    /wx.request cannot send PATCH/,
+  );
+  assert.equal(calls.length, sent);
 
   const offline = createQunzhuClient({ baseUrl: "http://127.0.0.1:9", fetch: wxRequestFetch(wx) });
   await assert.rejects(offline.GET("/api/v1/communities"), /wx.request failed: request:fail/);
