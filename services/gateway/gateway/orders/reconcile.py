@@ -84,6 +84,13 @@ async def run(sessions: Any, deps: ChannelDeps, metrics: Any, *, now: datetime |
     return found
 
 
+async def paid_orders(session: AsyncSession, provider: str, start: datetime, end: datetime) -> list[PaymentOrder]:
+    """The provider's orders paid (or held for review) here within [start, end): the provider must know them."""
+    return list((await session.execute(select(PaymentOrder).where(
+        PaymentOrder.provider == provider, PaymentOrder.status.in_(("paid", "review")),
+        PaymentOrder.paid_at >= start, PaymentOrder.paid_at < end))).scalars().all())
+
+
 class StripeReconciler:
     """PaymentIntents and Refunds created in the window, listed through the stripe library, against our
     orders, payment references and refunds."""
@@ -126,11 +133,8 @@ class StripeReconciler:
                                         f"{str(getattr(pi, 'currency', '')).upper()}; no payment or order here"))
             elif ours is not None and ours != amount:
                 found.append(Difference("payment_amount_differs", pi.id, f"Stripe {amount}, here {ours}"))
-        ours_paid = (await session.execute(select(PaymentOrder).where(
-            PaymentOrder.provider == "stripe", PaymentOrder.status.in_(("paid", "review")),
-            PaymentOrder.paid_at >= start, PaymentOrder.paid_at < end))).scalars().all()
         listed = set(ids)
-        for order in ours_paid:
+        for order in await paid_orders(session, "stripe", start, end):
             if order.provider_payment_id not in listed:
                 found.append(Difference("payment_missing_at_provider", order.provider_payment_id or order.id,
                                         f"order {order.id} is {order.status} here; Stripe lists no such payment"))

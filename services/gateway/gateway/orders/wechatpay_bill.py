@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import PaymentOrder, PaymentRef, ProviderRefund
 from gateway.orders.channels import ChannelDeps, ProviderRefused, ProviderUnavailable
-from gateway.orders.reconcile import Difference, register_reconciler
+from gateway.orders.reconcile import Difference, paid_orders, register_reconciler
 from gateway.orders.wechatpay_pay import CHINA, call
 from gateway.refunds import wechatpay_api
 from gateway.refunds.wechatpay_api import Merchant
@@ -152,10 +152,7 @@ class WechatpayReconciler:
                 found.append(Difference("payment_amount_differs", row.transaction_id,
                                         f"WeChat Pay {row.amount_fen} fen, here {ours}"))
         billed = set(trade_nos) | set(ids)
-        paid_here = (await session.execute(select(PaymentOrder).where(
-            PaymentOrder.provider == PROVIDER, PaymentOrder.status.in_(("paid", "review")),
-            PaymentOrder.paid_at >= since, PaymentOrder.paid_at < until))).scalars().all()
-        for order in paid_here:
+        for order in await paid_orders(session, PROVIDER, since, until):
             if order.id not in billed and order.provider_payment_id not in billed:
                 found.append(Difference("payment_missing_at_provider", order.provider_payment_id or order.id,
                                         f"order {order.id} is {order.status} here; not in WeChat Pay's bill"))
