@@ -55,6 +55,12 @@ class GatewaySettings(ServiceSettings):
         default=SecretStr(""), description="Bot token checking Telegram Login Widget data; empty disables it."
     )
     telegram_login_max_age_s: int = Field(default=86400, ge=60)
+    wecom_login_corp_id: str = Field(default="", max_length=100, description=(
+        "WeCom web login (POST /api/v1/auth/wecom): the enterprise's CorpID; empty disables it."))
+    wecom_login_secret: SecretStr = Field(default=SecretStr(""), description=(
+        "The Secret of the self-built app whose OAuth page the login uses (its access token reads the userid)."))
+    wecom_api_base: str = Field(default="https://qyapi.weixin.qq.com", description=(
+        "WeCom's server API (gettoken, auth/getuserinfo, message/send): a loopback stand-in in tests."))
 
     # -- webhooks in -------------------------------------------------------------------------
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

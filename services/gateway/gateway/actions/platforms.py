@@ -88,6 +88,10 @@ async def telegram(client: httpx.AsyncClient, settings: GatewaySettings, connect
 
 async def wecom(client: httpx.AsyncClient, settings: GatewaySettings, connector: ConnectorView,
                 request: dict[str, Any]) -> Result:
+    if request.get("to_person"):  # a login code: through the self-built app, not a group robot
+        from gateway.auth.wecom import send_to_person
+
+        return await send_to_person(client, settings, connector, request)
     if request["action"] == "remove_member":
         return Result("failed", "a WeCom group robot cannot remove members")
     key = (connector.secrets.get("robot_keys") or {}).get(_chat(request["group_id"]))

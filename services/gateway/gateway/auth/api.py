@@ -1,4 +1,4 @@
-"""Login routes (one-time code, Telegram Login Widget) and API keys for bots and operators."""
+"""Login routes (one-time code, Telegram Login Widget, WeCom web login) and API keys for bots and operators."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from typing import Literal
 
+import httpx
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -15,13 +16,14 @@ from gateway.auth.deps import CurrentPrincipal, StateDep, rate_limit
 from gateway.auth.principal import require_role
 from gateway.errors import InvalidCredentials
 from qunzhu_common.deps import SessionDep
-from qunzhu_common.errors import NotFound, problem_response
+from qunzhu_common.errors import NotFound, ServiceUnavailable, problem_response
 from qunzhu_common.events.contracts.identity import PersonId
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["auth"], dependencies=[Depends(rate_limit)])
 _UNSENT_REASONS = {
-    "no_connector": "no_connector (the community has no telegram or generic connector for this person's platform)",
+    "no_connector": "no_connector (the community has no telegram, generic or wecom connector for this person's "
+                    "platform)",
     "blacklisted": "blacklisted (the person is blacklisted in this community)",
     "too_many_live_codes": "too_many_live_codes (the person already has the maximum of unused, unexpired codes)",
 }
@@ -92,6 +94,40 @@ async def login_with_telegram(data: dict[str, str | int], state: StateDep) -> JS
         raise InvalidCredentials("the Telegram login data is not valid") from None
     state.metrics.logins.labels("telegram", "ok").inc()
     return _token(state, subject, "telegram")
+
+
+class WecomLogin(BaseModel):
+    code: str = Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_\-.~]+$",
+                      description="The `code` WeCom's OAuth page redirected back with (used once, 5 minutes).")
+
+
+@router.post("/auth/wecom", response_model=TokenResponse, responses={
+    401: {"description": "WeCom does not vouch for anyone with this code"},
+    404: {"description": "WeCom login is not configured"},
+    503: {"description": "WeCom could not be reached; try again"}})
+async def login_with_wecom(body: WecomLogin, state: StateDep) -> JSONResponse:
+    """Exchange a WeCom OAuth `code` (web login through the enterprise's self-built app) for a person-wide
+    member token for `wecom:<userid>`: WeCom itself vouches for the person. Configured with
+    GATEWAY_WECOM_LOGIN_CORP_ID and GATEWAY_WECOM_LOGIN_SECRET."""
+    from gateway.auth import wecom
+
+    settings = state.settings
+    secret = settings.wecom_login_secret.get_secret_value()
+    if not settings.wecom_login_corp_id or not secret:
+        raise NotFound("WeCom login is not configured here")
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            subject = await wecom.person_for_code(client, base=settings.wecom_api_base,
+                                                  corp_id=settings.wecom_login_corp_id, secret=secret, code=body.code)
+    except wecom.WecomUnavailable as exc:
+        state.metrics.logins.labels("wecom", "unavailable").inc()
+        raise ServiceUnavailable(f"WeCom could not be reached ({exc}); try again", service="wecom") from None
+    except wecom.WecomError as exc:
+        state.metrics.logins.labels("wecom", "refused").inc()
+        log.info("WeCom login refused: %s", exc)
+        raise InvalidCredentials("WeCom does not vouch for anyone with this code") from None
+    state.metrics.logins.labels("wecom", "ok").inc()
+    return _token(state, subject, "wecom")
 
 
 def _token(state, subject: str, method: str, *, community_id: str | None = None) -> JSONResponse:

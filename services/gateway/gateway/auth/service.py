@@ -19,6 +19,8 @@ from qunzhu_common.errors import InvalidInput
 from qunzhu_common.timeutil import utcnow
 
 MAX_LIVE_CODES = 3
+# Connectors that can reach a person's private chat: Telegram bots, bridges, and WeCom self-built apps.
+CODE_PLATFORMS = ("telegram", "generic", "wecom")
 LOGIN_CODE_ACTION_PREFIX = "login-code:"
 
 
@@ -42,7 +44,7 @@ async def send_login_code(session: AsyncSession, *, state: GatewayState, communi
     platform, _, user = member_id.partition(":")
     connector = (await session.execute(
         select(Connector).where(Connector.community_id == community_id, Connector.identity_platform == platform,
-                                Connector.platform.in_(("telegram", "generic"))).limit(1)
+                                Connector.platform.in_(CODE_PLATFORMS)).limit(1)
     )).scalars().first()
     if connector is None:
         return "no_connector"
@@ -61,7 +63,9 @@ async def send_login_code(session: AsyncSession, *, state: GatewayState, communi
     session.add(BotAction(
         action_id=action_id, community_id=community_id, group_id=f"{platform}:{user}", connector_id=connector.id,
         action="send_message", request=dict(action_id=action_id, action="send_message", group_id=f"{platform}:{user}",
-                                            text=text, requested_by="gateway"),
+                                            text=text, requested_by="gateway",
+                                            # WeCom reaches a person through the self-built app, not a group robot
+                                            **({"to_person": True} if connector.platform == "wecom" else {})),
     ))
     await session.flush()
     return "sent"
