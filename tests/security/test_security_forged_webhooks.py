@@ -254,6 +254,15 @@ def providers(secure_stack: SecurityStack) -> Providers:
     return asyncio.run(setup())
 
 
+def acknowledged(provider: str, answer: httpx.Response, expected: str) -> str:
+    """Our JSON acknowledgement's status; WeCom is answered with an empty body as it documents, which says
+    no more than its 200 (the row counts show what was recorded)."""
+    if provider == "wecom":
+        assert answer.content == b"", answer.text
+        return expected
+    return answer.json()["status"]
+
+
 async def test_forged_and_malformed_webhooks_are_refused_without_any_side_effect(secure_stack, providers):
     p = providers
     async with httpx.AsyncClient(timeout=30) as client:
@@ -262,7 +271,8 @@ async def test_forged_and_malformed_webhooks_are_refused_without_any_side_effect
         calibration = p.valid()
         for name, request in calibration.items():
             answer = await send(client, request)
-            assert answer.status_code == 200 and answer.json()["status"] == "accepted", (name, answer.text)
+            assert answer.status_code == 200, (name, answer.text)
+            assert acknowledged(name, answer, "accepted") == "accepted", (name, answer.text)
         expected = delta(await settled(secure_stack), before)
         # The markers flowed: 2 payments, 3 chat events.
         assert (expected.get("topic payments.events.v1"), expected.get("topic chat.events.v1")) == (2, 3), expected
@@ -276,7 +286,7 @@ async def test_forged_and_malformed_webhooks_are_refused_without_any_side_effect
                 answer = await send(client, request)
             if status == 200:
                 assert answer.status_code == 200, (provider, kind, answer.text)
-                assert answer.json()["status"] == "duplicate", (provider, kind, answer.text)
+                assert acknowledged(provider, answer, "duplicate") == "duplicate", (provider, kind, answer.text)
             else:
                 assert_problem(answer, status)
             refused[provider] += 1
@@ -285,7 +295,7 @@ async def test_forged_and_malformed_webhooks_are_refused_without_any_side_effect
         # Valid deliveries after the bad ones: same partitions, so once their effects are in, any effect of
         # the bad ones would be too.
         for name, request in p.valid().items():
-            assert (await send(client, request)).json()["status"] == "accepted", name
+            assert acknowledged(name, await send(client, request), "accepted") == "accepted", name
 
     try:
         after = await settled(secure_stack, timeout=60, until=lambda s: delta(s, start) == expected)

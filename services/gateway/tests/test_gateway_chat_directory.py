@@ -122,3 +122,50 @@ async def test_bridge_mention_names_resolve_by_group_name_and_ambiguity_is_never
     events = await outbox_events(gateway.app)
     posted = next(e for e in events if e.type == "chat.message.posted")
     assert posted.data["mentions"] == ["generic:wxid_li"]  # two 小王 in the community: no guess
+
+
+async def test_the_issues_homework_re_sent_by_a_bridge_scores_once(platform, member_headers, eventually):
+    """Embedded mode, every service: the owner's homework re-sent twice under new webhook-ids keeps its
+    points; a check-in after it (same partition, so scored after the copies) adds exactly its own."""
+    owner = member_headers(platform.app, "telegram:42")
+    created = await platform.client.post("/api/v1/communities", headers=owner,
+                                         json={"name": "增长黑客", "positioning": "每天一个增长实验"})
+    assert created.status_code == 201, created.text
+    cid = created.json()["id"]
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+    async def connected():
+        answer = await platform.client.post(f"/api/v1/communities/{cid}/connectors", headers=owner, json={
+            "platform": "generic", "identity_platform": "telegram", "groups": ["g-1"],
+            "secrets": {"signing_secrets": [secret]}})
+        return answer.json()["id"] if answer.status_code == 201 else None
+
+    connector_id = await eventually(connected, what="the community known to the gateway", within=30)
+    url = f"/webhooks/chat/{connector_id}"
+
+    async def points() -> int:
+        board = await platform.client.get(f"/api/v1/engagement/communities/{cid}/leaderboard", headers=owner)
+        return next((r["points"] for r in board.json().get("data", []) if r["person_id"] == "telegram:42"), 0)
+
+    async def send(body: dict, webhook_id: str) -> str:
+        raw, headers = signed({"group_id": "g-1", "sender_id": "42", "sender_name": "群主", "type": "message",
+                               **body}, secret, webhook_id)
+        return (await platform.client.post(url, content=raw, headers=headers)).json()["status"]
+
+    homework = {"message_id": "m-1", "text": "作业 第一周：注册页改版的实验记录"}
+    assert await send(homework, "bridge-1") == "accepted"
+    first = await eventually(lambda: _positive(points), what="the homework scored", within=30)
+    assert [await send(homework, f"bridge-{n}") for n in (2, 3)] == ["duplicate", "duplicate"]
+    assert await send({"message_id": "m-2", "text": "打卡 第1天"}, "bridge-4") == "accepted"
+    later = await eventually(lambda: _more_than(points, first), what="the check-in scored", within=30)
+    assert later - first == 5  # the check-in's own 5 points; the copies of the homework added nothing
+
+
+async def _positive(points):
+    value = await points()
+    return value if value > 0 else None
+
+
+async def _more_than(points, before: int):
+    value = await points()
+    return value if value > before else None

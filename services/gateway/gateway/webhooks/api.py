@@ -48,11 +48,12 @@ class WebhookAck(BaseModel):
 
 @router.post("/chat/{connector_id}", response_model=WebhookAck, responses={
     **_RESPONSES, 429: {"description": "The connector is over its delivery rate; retry after Retry-After seconds"}})
-async def chat_webhook(connector_id: str, request: Request) -> JSONResponse:
+async def chat_webhook(connector_id: str, request: Request) -> Response:
     """A chat platform's delivery (Standard Webhooks JSON, Telegram update or WeCom callback).
 
     Answered 200 only after its events (or its quarantine row) are committed; a replayed delivery id
     is answered 200 `duplicate` with no side effect. Deliveries arriving together share one commit.
+    WeCom callbacks are answered 200 with an empty body, as WeCom documents (no passive reply).
     """
     state: GatewayState = request.app.state.gateway  # not a dependency: this is the hot path
     limit = state.settings.webhook_max_body_bytes
@@ -64,6 +65,8 @@ async def chat_webhook(connector_id: str, request: Request) -> JSONResponse:
     incoming = Incoming(dict(request.headers), dict(request.query_params), await read_limited(request, limit))
     outcome = await service.receive_chat(state=state, outbox=state.runtime.outbox, connector=connector,
                                          incoming=incoming)
+    if connector.platform == "wecom":  # WeCom documents an empty body when there is no passive reply
+        return Response(status_code=200)
     return JSONResponse({"status": outcome.status, "events": outcome.events})
 
 

@@ -7,6 +7,7 @@ import logging
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.chatdir.groups import register_created_groups
 from gateway.errors import TooManyRequests, WebhookUnauthorized
 from gateway.models import QuarantinedWebhook
 from gateway.ratelimit import TokenBuckets
@@ -53,6 +54,7 @@ async def receive_chat(
     source = f"chat:{connector.id}"
     try:
         raw = adapter.normalise(verified.payload, connector)
+        connector = await register_created_groups(state, connector, raw)
         staged = stage_chat_events(
             raw, registry=outbox.registry, identity_platform=connector.identity_platform, groups=connector.groups,
             delivery_id=delivery_id,

@@ -1,5 +1,7 @@
-"""WeCom callbacks → raw chat events: group robot messages (群机器人回调) and customer-group changes
-(change_external_chat add_member / del_member). Payloads are XML; entity declarations are refused."""
+"""WeCom callbacks → raw chat events: group robot messages (群机器人回调) and customer-group changes from the
+self-built app's callback (change_external_chat: create, update add_member / del_member with JoinScene /
+QuitScene, dismiss). Payloads are XML; entity declarations are refused. WeCom expects an empty body (or
+"success") when there is no passive reply, which is how the gateway answers its callbacks."""
 
 from __future__ import annotations
 
@@ -68,17 +70,36 @@ def normalise(payload: bytes, connector: Any) -> list[RawEvent]:
     )]
 
 
+# 客户群变更事件 (change_external_chat), from the self-built app's callback: JoinScene 0 invited directly,
+# 1 through an invite link, 3 by scanning the group QR code; QuitScene 0 left, 1 removed by the owner/an admin.
+_JOIN_SCENES = {"0": "invite", "1": "invite_link", "3": "qr_code"}
+_QUIT_SCENES = {"0": "left", "1": "removed"}
+
+
 def _event(root: ET.Element, prefix: str, at: Any) -> list[RawEvent]:
     event = (root.findtext("Event") or "").strip() or (root.findtext("Event/EventType") or "").strip()
     if event != "change_external_chat":
         return []  # subscribe, enter_agent, add_to_chat…: nothing for the other services
     chat = (root.findtext("ChatId") or "").strip()
-    detail = (root.findtext("UpdateDetail") or "").strip()
-    members = [(i.text or "").strip() for i in root.iter("Item") if (i.text or "").strip()]
     if not chat:
         raise Unnormalisable("change_external_chat without ChatId")
+    change = (root.findtext("ChangeType") or "update").strip()
+    if change == "create":
+        return [RawEvent("chat.group.created", chat, dict(created_at=at))]
+    if change == "dismiss":
+        return [RawEvent("chat.group.dismissed", chat, dict(dismissed_at=at))]
+    if change != "update":
+        raise Unnormalisable(f"change_external_chat with ChangeType {change[:40]!r}")
+    detail = (root.findtext("UpdateDetail") or "").strip()
+    members = [(i.text or "").strip() for i in root.iterfind("MemChangeList/Item") if (i.text or "").strip()]
+    if not members:  # older callbacks list the members without the MemChangeList wrapper
+        members = [(i.text or "").strip() for i in root.iter("Item") if (i.text or "").strip()]
     if detail == "add_member":
-        return [RawEvent("chat.member.joined", chat, dict(member_id=prefix + m, joined_at=at)) for m in members]
+        via = _JOIN_SCENES.get((root.findtext("JoinScene") or "").strip())
+        return [RawEvent("chat.member.joined", chat, dict(member_id=prefix + m, joined_via=via, joined_at=at))
+                for m in members]
     if detail == "del_member":
-        return [RawEvent("chat.member.left", chat, dict(member_id=prefix + m, left_at=at)) for m in members]
-    return []
+        via = _QUIT_SCENES.get((root.findtext("QuitScene") or "").strip())
+        return [RawEvent("chat.member.left", chat, dict(member_id=prefix + m, left_via=via, left_at=at))
+                for m in members]
+    return []  # change_owner, change_name, change_notice: nothing the services keep

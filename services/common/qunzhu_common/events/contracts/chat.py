@@ -48,17 +48,37 @@ class ChatCommandIssued(_ChatEvent):
     sent_at: AwareDatetime
 
 
+JoinedVia = Literal["invite", "invite_link", "qr_code", "approved"]
+LeftVia = Literal["left", "removed"]
+
+
 class ChatMemberJoined(_ChatEvent):
     member_id: PersonId
     display_name: str = Field(default="", max_length=200)
     inviter_id: PersonId | None = None
+    joined_via: JoinedVia | None = Field(default=None, description="How they came in, when the platform says.")
     joined_at: AwareDatetime
 
 
 class ChatMemberLeft(_ChatEvent):
     member_id: PersonId
     removed_by: PersonId | None = None
+    left_via: LeftVia | None = Field(default=None, description="Left by themselves or removed, when the platform "
+                                     "says so without naming who removed them.")
     left_at: AwareDatetime
+
+
+class ChatGroupCreated(_ChatEvent):
+    """A chat group came into being where the connector sees it (a WeCom customer group created by a member
+    of the app's visible range); registered as the connector's group when the connector says so."""
+
+    created_at: AwareDatetime
+
+
+class ChatGroupDismissed(_ChatEvent):
+    """A chat group was dismissed (解散) on the platform: nobody is in it any more."""
+
+    dismissed_at: AwareDatetime
 
 
 class ChatMemberRenamed(_ChatEvent):
@@ -166,6 +186,8 @@ CHAT_SPECS = (
     _chat("chat.command.issued", ChatCommandIssued, "A member issued a command (打卡, 作业, 接龙, ?)."),
     _chat("chat.member.joined", ChatMemberJoined, "Someone joined a chat group."),
     _chat("chat.member.left", ChatMemberLeft, "Someone left or was removed from a chat group."),
+    _chat("chat.group.created", ChatGroupCreated, "A chat group was created on the platform."),
+    _chat("chat.group.dismissed", ChatGroupDismissed, "A chat group was dismissed on the platform."),
     _chat("chat.member.renamed", ChatMemberRenamed, "A member changed their group nickname."),
     _chat("chat.mention.resolved", ChatMentionResolved, "An earlier message's @-name now names a person."),
     _chat("chat.reaction.added", ChatReactionAdded, "A member reacted to a message."),
