@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.deps import CurrentPrincipal, PlatformOperator, client_address, rate_limit
 from gateway.models import PaymentOrder, ReconciliationDifference
@@ -86,6 +87,17 @@ async def get_order(community_id: CommunityId, order_id: OrderId, session: Sessi
 
 
 ops = APIRouter(prefix="/api/v1/ops", tags=["operations"])
+ProviderQuery = Annotated[Literal["stripe", "wechatpay"] | None, Query()]
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+async def _page(session: AsyncSession, model: Any, where: list[Any], newest: Any, offset: int, limit: int
+                ) -> tuple[list[Any], int]:
+    """One page of an ops list, newest first, and how many there are in all."""
+    rows = (await session.execute(select(model).where(*where).order_by(newest.desc()).offset(offset).limit(limit)
+                                  )).scalars().all()
+    return list(rows), int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 class ReviewPublic(BaseModel):
@@ -110,21 +122,18 @@ class ReviewPage(BaseModel):
 
 @ops.get("/payment-reviews", response_model=ReviewPage, summary="Payments held for review")
 async def payment_reviews(
-    session: SessionDep, _operator: PlatformOperator,
-    provider: Annotated[Literal["stripe", "wechatpay"] | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    session: SessionDep, _operator: PlatformOperator, provider: ProviderQuery = None, offset: Offset = 0,
+    limit: Limit = 50,
 ) -> ReviewPage:
     """Orders whose payment arrived with another amount or currency than the order's: nothing was granted;
     someone decides (refund, or grant by hand). Newest first (platform operators)."""
     where = [PaymentOrder.status == "review"] + ([PaymentOrder.provider == provider] if provider else [])
-    rows = (await session.execute(select(PaymentOrder).where(*where).order_by(PaymentOrder.updated_at.desc())
-                                   .offset(offset).limit(limit))).scalars().all()
-    count = await session.scalar(select(func.count()).select_from(PaymentOrder).where(*where))
+    rows, count = await _page(session, PaymentOrder, where, PaymentOrder.updated_at, offset, limit)
     return ReviewPage(data=[ReviewPublic(
         order_id=o.id, community_id=o.community_id, payer_id=o.payer_id, plan_id=o.plan_id, provider=o.provider,
         payment_id=o.provider_payment_id, amount_fen=o.amount_fen, currency=o.currency,
         paid_amount_fen=o.paid_amount_fen, paid_currency=o.paid_currency, reason=o.review_reason,
-        updated_at=o.updated_at) for o in rows], count=int(count or 0))
+        updated_at=o.updated_at) for o in rows], count=count)
 
 
 class DifferencePublic(BaseModel):
@@ -145,17 +154,13 @@ class DifferencePage(BaseModel):
 
 @ops.get("/reconciliation", response_model=DifferencePage, summary="Differences with the payment providers")
 async def reconciliation_differences(
-    session: SessionDep, _operator: PlatformOperator,
-    provider: Annotated[Literal["stripe", "wechatpay"] | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    session: SessionDep, _operator: PlatformOperator, provider: ProviderQuery = None, offset: Offset = 0,
+    limit: Limit = 50,
 ) -> DifferencePage:
     """What the daily reconciliation found between our orders, payments and refunds and the provider's
     records (a payment or refund only one side knows, or amounts that differ), newest first (platform
     operators)."""
     where = [ReconciliationDifference.provider == provider] if provider else []
-    rows = (await session.execute(select(ReconciliationDifference).where(*where)
-                                   .order_by(ReconciliationDifference.id.desc()).offset(offset).limit(limit)
-                                   )).scalars().all()
-    count = await session.scalar(select(func.count()).select_from(ReconciliationDifference).where(*where))
+    rows, count = await _page(session, ReconciliationDifference, where, ReconciliationDifference.id, offset, limit)
     return DifferencePage(data=[DifferencePublic.model_validate(r, from_attributes=True) for r in rows],
-                          count=int(count or 0))
+                          count=count)
