@@ -106,6 +106,9 @@ class WecomSecrets(BaseModel):
     robot_keys: dict[str, str] = Field(
         default_factory=dict, description="Group robot webhook key per chat id (actions out)."
     )
+    register_external_chats: bool = Field(default=False, description=(
+        "Register each customer group (客户群) created in the app's visible range as one of this connector's "
+        "groups, from its change_external_chat create callback."))
     corp_secret: str = Field(default="", max_length=200, description=(
         "The self-built app's Secret: with corp_id and agent_id, login codes go to a person through the app."))
     agent_id: int | None = Field(default=None, ge=0, description="The self-built app's AgentId (message/send).")
