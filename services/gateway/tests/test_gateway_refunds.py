@@ -351,3 +351,27 @@ async def test_wechatpay_refunds_need_platform_certificates_and_send_the_notify_
     assert {e.data["request_id"]: e.type for e in events}["rr-wx-notify"] == "refund.submitted"
     (call,) = providers.calls(WECHAT_PATH)
     assert json.loads(call["body"])["notify_url"] == notify
+
+
+async def test_wechatpay_answers_in_public_key_mode_are_believed(
+    refund_gateway, providers, publish, outbox_events, eventually, wechatpay_platform,
+):
+    """A merchant with the WeChat Pay public key and no platform certificate: answers signed with it (serial
+    PUB_KEY_ID_…) are believed; one signed by the old platform certificate is not (none is configured)."""
+    public_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_id = "PUB_KEY_ID_0114232134912410000000000007"
+    pem = public_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    providers.sign_wechat = lambda body: wechatpay_platform.headers(body, key=public_key, serial=key_id)
+    async with refund_gateway(wechatpay_platform_certificates="", wechatpay_public_key=pem,
+                              wechatpay_public_key_id=key_id, refund_max_attempts=1) as gw:
+        await publish(gw.app, "refund.requested", refund_requested("rr-wx-pk", provider="wechatpay",
+                                                                    payment_id="4200000011"), COMMUNITY)
+        (event,) = await settled(gw, outbox_events, eventually)
+        assert event.type == "refund.submitted"
+        providers.sign_wechat = wechatpay_platform.headers
+        await publish(gw.app, "refund.requested", refund_requested("rr-wx-cert", provider="wechatpay",
+                                                                    payment_id="4200000012"), COMMUNITY)
+        events = await settled(gw, outbox_events, eventually, 2)
+    (failed,) = [e for e in events if e.data["request_id"] == "rr-wx-cert"]
+    assert failed.type == "refund.failed" and "unknown_certificate" in failed.data["reason"]
