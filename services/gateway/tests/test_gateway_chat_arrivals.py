@@ -151,7 +151,8 @@ async def active_member(client, cid: str, person: str, eventually) -> None:
     await eventually(admitted, what=f"{person} admitted from the chat")
 
 
-async def test_a_person_admitted_from_a_wecom_group_gets_a_code_through_the_app(platform, fake_platform, eventually):
+async def test_a_person_admitted_from_a_wecom_group_gets_a_code_through_the_app(platform, fake_platform, eventually,
+                                                                                  publish):
     app, client = platform
     cid = await free_community(client, eventually)
     aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
@@ -161,8 +162,6 @@ async def test_a_person_admitted_from_a_wecom_group_gets_a_code_through_the_app(
                     "corp_secret": "app-secret", "agent_id": 1000002}})
     assert connector.status_code == 201, connector.text
     # The join as the gateway publishes it from the app's callback (chat.events.v1).
-    from conftest import publish
-
     await publish(app, "chat.member.joined", ChatMemberJoined(
         platform="wecom", group_id="wecom:chat1", delivery_id=uuid.uuid4().hex, member_id="wecom:lisi",
         display_name="李四", joined_at=datetime.now(UTC)), cid)
