@@ -65,7 +65,7 @@ def node_modules() -> Path:
         pytest.fail(f"Node.js {version} is too old: the client and its tests need Node.js 18+", pytrace=False)
     lock = hashlib.sha256((CLIENT / "package-lock.json").read_bytes()).hexdigest()
     if not INSTALL_STAMP.is_file() or INSTALL_STAMP.read_text().strip() != lock:
-        _ok(_run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], timeout=600),
+        _ok(_run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], timeout=290),
             "npm ci in clients/typescript")
         INSTALL_STAMP.write_text(lock + "\n")
     return CLIENT / "node_modules"
