@@ -43,6 +43,12 @@ class GatewayMetrics:
             p + "webhook_events_total", "Events written to the outbox from webhooks, by type.",
             ["type"], registry=registry,
         )
+        self.join_requests = Counter(
+            p + "join_requests_total",
+            "Requests to join a chat group decided at the door (OneBot), by platform, decision (approved, "
+            "refused) and why (member, no_membership, or the membership's status).",
+            ["platform", "decision", "why"], registry=registry,
+        )
         self.bot_actions = Counter(
             p + "bot_actions_total",
             "Bot action attempts by platform, action and outcome (completed, retried, failed, duplicate).",

@@ -91,6 +91,11 @@ class GatewaySettings(ServiceSettings):
     # -- bot actions out ---------------------------------------------------------------------
     telegram_api_base: str = "https://api.telegram.org"
     wecom_robot_base: str = "https://qyapi.weixin.qq.com"
+    qq_api_base: str = Field(default="https://api.sgroup.qq.com", description="QQ official bot OpenAPI (replies).")
+    qq_token_base: str = Field(default="https://bots.qq.com", description="QQ official bot app access tokens.")
+    join_checkout_url_template: str = Field(default="", description=(
+        "Where a refused QQ group join request (OneBot) is sent to pay, e.g. "
+        "https://example.org/c/{community_id}/join; empty: the refusal names no link."))
     action_poll_interval_s: float = Field(default=0.5, gt=0)
     action_max_attempts: int = Field(default=5, ge=1, description=(
         "Calls per bot action before chat.action.failed: the one retry budget (content sends a broadcast's "

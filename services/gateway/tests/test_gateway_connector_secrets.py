@@ -32,6 +32,11 @@ async def register(gw, headers, platform: str, secrets: dict):
     ("wecom", {"token": "t", "encoding_aes_key": AES_KEY[:42] + "-"}),
     ("telegram", {"bot_token": "123456:bot-token", "secret_token": "has spaces in it!!"}),
     ("telegram", {"bot_token": "123456:bot-token", "secret_token": "x" * 257}),
+    ("onebot", {"secret": "short", "self_id": "3889000001"}),
+    ("onebot", {"secret": "s" * 20, "self_id": "not-a-qq-number"}),
+    ("onebot", {"secret": "s" * 20, "self_id": "3889000001", "api_base": "ftp://127.0.0.1"}),
+    ("qq", {"app_id": "102000001"}),
+    ("qq", {"app_id": "app", "app_secret": "qqbotsecret"}),
 ])
 async def test_a_secret_the_connector_could_never_use_is_refused(gateway, admin_headers, platform, secrets):
     response = await register(gateway, admin_headers, platform, secrets)
@@ -85,7 +90,8 @@ async def test_the_openapi_shows_each_platforms_secret_fields(gateway):
         assert all(p.get("description") for p in secrets["properties"].values()), platform
         required[platform] = set(secrets["required"])
     assert required == {"generic": {"signing_secrets"}, "telegram": {"bot_token", "secret_token"},
-                        "wecom": {"token", "encoding_aes_key"}}
+                        "wecom": {"token", "encoding_aes_key"}, "onebot": {"secret", "self_id"},
+                        "qq": {"app_id", "app_secret"}}
     patch = document["paths"]["/api/v1/communities/{community_id}/connectors/{connector_id}"]["patch"]
     update = resolve(patch["requestBody"]["content"]["application/json"]["schema"])
     assert "TelegramSecrets for telegram" in update["properties"]["secrets"]["description"]

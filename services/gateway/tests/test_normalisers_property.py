@@ -159,3 +159,65 @@ wecom_payload = st.one_of(
 @given(wecom_payload)
 def test_wecom_normaliser_gives_events_or_unnormalisable(payload):
     check("wecom", "wecom", payload)
+
+
+# -- QQ: OneBot 11 and the official bot -----------------------------------------------------------
+
+QQ_CHATS = ["-1001", "g-1"]  # a mapped group (CHATS) as a number-like and a string id
+segment = st.fixed_dictionaries({"type": st.one_of(st.sampled_from(
+    ["text", "at", "reply", "image", "face", "forward", "record"]), json_values)}, optional={"data": st.one_of(
+        json_values, st.fixed_dictionaries({}, optional={"text": json_values, "qq": st.one_of(
+            st.sampled_from(["all", "123456", ""]), json_values), "id": json_values}))})
+cq_text = st.lists(st.one_of(st.text(max_size=10), st.sampled_from([
+    "[CQ:at,qq=123456]", "[CQ:at,qq=all]", "[CQ:reply,id=5]", "[CQ:face,id=178]", "[CQ:image,file=a.jpg]",
+    "&#91;", "[CQ:", "]", "打卡", "[CQ:at,qq=1 2]"])), max_size=6).map("".join)
+onebot_event = st.fixed_dictionaries(
+    {"post_type": st.one_of(st.sampled_from(["message", "notice", "request", "meta_event"]), json_values)},
+    optional={
+        "message_type": st.one_of(st.just("group"), json_values), "sub_type": st.one_of(st.sampled_from(
+            ["normal", "anonymous", "approve", "invite", "leave", "kick", "kick_me", "add"]), json_values),
+        "notice_type": st.one_of(st.sampled_from(["group_increase", "group_decrease", "group_recall",
+                                                  "group_card"]), json_values),
+        "request_type": st.one_of(st.just("group"), json_values),
+        "group_id": st.one_of(st.sampled_from(QQ_CHATS), json_values), "user_id": json_values,
+        "operator_id": json_values, "message_id": json_values, "time": json_values, "self_id": json_values,
+        "message": st.one_of(cq_text, st.lists(segment, max_size=4), json_values), "card_new": json_values,
+        "sender": st.one_of(json_values, st.fixed_dictionaries({}, optional={
+            "card": json_values, "nickname": json_values})),
+        "flag": json_values, "comment": json_values,
+    },
+)
+
+
+def check_onebot(payload: bytes) -> None:
+    check("onebot", "qq", payload)
+    try:
+        ADAPTERS["onebot"].join_request(payload, connector("onebot", "qq"))
+    except Unnormalisable as exc:
+        str(exc).encode("utf-8")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(onebot_event.map(dumps), json_values.map(dumps), st.binary(max_size=40),
+                 deep.map(lambda d: f'{{"post_type":"message","message_type":"group","message":{d}}}'.encode())))
+def test_onebot_normaliser_gives_events_or_unnormalisable(payload):
+    check_onebot(payload)
+
+
+qq_dispatch = st.fixed_dictionaries(
+    {"op": st.one_of(st.sampled_from([0, 13]), json_values)},
+    optional={"t": st.one_of(st.sampled_from(["GROUP_AT_MESSAGE_CREATE", "GROUP_ADD_ROBOT", "C2C_MESSAGE_CREATE"]),
+                             json_values),
+              "id": json_values,
+              "d": st.one_of(json_values, st.fixed_dictionaries({}, optional={
+                  "group_openid": st.one_of(st.sampled_from(CHATS), json_values), "id": json_values,
+                  "content": json_values, "timestamp": json_values, "attachments": json_values,
+                  "author": st.one_of(json_values, st.fixed_dictionaries({}, optional={
+                      "member_openid": json_values}))}))},
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(qq_dispatch.map(dumps), json_values.map(dumps), st.binary(max_size=40)))
+def test_qq_bot_normaliser_gives_events_or_unnormalisable(payload):
+    check("qq", "qq", payload)

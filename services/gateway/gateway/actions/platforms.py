@@ -2,7 +2,9 @@
 
 Requests arrive rendered (gateway.chatdir.render): `text` with names, and `segments` when it mentions
 someone. Telegram: sendMessage / banChatMember. WeCom: the group robot webhook (messages only: a robot cannot
-remove people). Generic: a Standard-Webhooks-signed POST to the operator's own bridge, with the action id
+remove people). QQ (gateway.actions.qq): a OneBot 11 HTTP API (messages, kick, card, mute, recall, join
+requests) or the official bot's passive replies.
+Generic: a Standard-Webhooks-signed POST to the operator's own bridge, with the action id
 as `webhook-id` and `Idempotency-Key`, so the bridge can drop a repeat.
 """
 
@@ -43,6 +45,9 @@ def _classify_http(response: httpx.Response, what: str) -> Result | None:
     return None
 
 
+MESSAGES_AND_REMOVAL = ("send_message", "announce", "relay", "remove_member")
+
+
 def _chat(group_id: str) -> str:
     return group_id.partition(":")[2]
 
@@ -63,6 +68,8 @@ async def telegram(client: httpx.AsyncClient, settings: GatewaySettings, connect
     token = str(connector.secrets.get("bot_token", ""))
     base = f"{settings.telegram_api_base.rstrip('/')}/bot{token}"
     chat_id = _chat(request["group_id"])
+    if request["action"] not in MESSAGES_AND_REMOVAL:
+        return Result("failed", f"telegram: {request['action']} is not supported")
     if request["action"] == "remove_member":
         if not request.get("member_id"):
             return Result("failed", "remove_member without member_id")
@@ -92,8 +99,8 @@ async def wecom(client: httpx.AsyncClient, settings: GatewaySettings, connector:
         from gateway.auth.wecom import send_to_person
 
         return await send_to_person(client, settings, connector, request)
-    if request["action"] == "remove_member":
-        return Result("failed", "a WeCom group robot cannot remove members")
+    if request["action"] not in MESSAGES_AND_REMOVAL or request["action"] == "remove_member":
+        return Result("failed", f"a WeCom group robot cannot {request['action']}")
     key = (connector.secrets.get("robot_keys") or {}).get(_chat(request["group_id"]))
     if not key:
         return Result("failed", f"no group robot key for {request['group_id']}")
@@ -139,4 +146,10 @@ async def bridge(client: httpx.AsyncClient, settings: GatewaySettings, connector
     return Result("failed", f"bridge: HTTP {response.status_code}")
 
 
-EXECUTORS = {"telegram": telegram, "wecom": wecom, "generic": bridge}
+def _qq_executors() -> dict[str, Any]:
+    from gateway.actions import qq  # it builds on this module's Result and helpers
+
+    return {"onebot": qq.onebot, "qq": qq.qqbot}
+
+
+EXECUTORS = {"telegram": telegram, "wecom": wecom, "generic": bridge, **_qq_executors()}

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-ConnectorPlatform = Literal["generic", "telegram", "wecom"]
+ConnectorPlatform = Literal["generic", "telegram", "wecom", "onebot", "qq"]
 IdentityPlatform = Literal["telegram", "wecom", "wechat", "qq", "discord", "generic"]
 
 
@@ -114,8 +114,34 @@ class WecomSecrets(BaseModel):
     agent_id: int | None = Field(default=None, ge=0, description="The self-built app's AgentId (message/send).")
 
 
+class OnebotSecrets(BaseModel):
+    """A OneBot 11 implementation's secrets (NapCat, Lagrange.OneBot, LLOneBot): the HTTP POST `secret` its
+    events are signed with, the bot's QQ number, and its HTTP API for actions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str = Field(min_length=16, max_length=200, description=(
+        "The HTTP POST secret (`X-Signature: sha1=<HMAC-SHA1(secret, body)>`); at least 16 characters."))
+    self_id: str = Field(pattern=r"^[0-9]{5,12}$", description="The bot's QQ number (checked against X-Self-ID).")
+    api_base: str | None = Field(default=None, max_length=500, pattern=r"^https?://", description=(
+        "The implementation's HTTP API, e.g. http://127.0.0.1:3000 (actions out: POST {api_base}/{action})."))
+    access_token: str | None = Field(default=None, max_length=200, description=(
+        "The HTTP API's access_token, sent as `Authorization: Bearer …`."))
+
+
+class QqBotSecrets(BaseModel):
+    """A QQ official bot's (q.qq.com) AppID and AppSecret: the secret derives the Ed25519 key callbacks are
+    signed with and, with the AppID, gets the app access token for replies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: str = Field(pattern=r"^[0-9]{4,20}$", description="The bot's AppID.")
+    app_secret: str = Field(min_length=8, max_length=200, description="The bot's AppSecret (ClientSecret).")
+
+
 SECRET_MODELS: dict[str, type[BaseModel]] = {
-    "generic": GenericSecrets, "telegram": TelegramSecrets, "wecom": WecomSecrets,
+    "generic": GenericSecrets, "telegram": TelegramSecrets, "wecom": WecomSecrets, "onebot": OnebotSecrets,
+    "qq": QqBotSecrets,
 }
 
 
@@ -159,8 +185,25 @@ class WecomConnectorCreate(_ConnectorCreateBase):
     secrets: WecomSecrets
 
 
+class OnebotConnectorCreate(_ConnectorCreateBase):
+    """QQ groups through a OneBot 11 implementation (HTTP POST events in, HTTP API actions out); people and
+    groups are `qq:<QQ number>` / `qq:<group number>`."""
+
+    platform: Literal["onebot"]
+    identity_platform: IdentityPlatform | None = Field(default="qq", description="Prefix of person/group ids: qq.")
+    secrets: OnebotSecrets
+
+
+class QqBotConnectorCreate(_ConnectorCreateBase):
+    """A QQ official bot (q.qq.com webhook, Ed25519-signed); groups are group_openids, people member_openids."""
+
+    platform: Literal["qq"]
+    secrets: QqBotSecrets
+
+
 # One per SECRET_MODELS platform (a test holds them in step).
-ConnectorRegistration = GenericConnectorCreate | TelegramConnectorCreate | WecomConnectorCreate
+ConnectorRegistration = (GenericConnectorCreate | TelegramConnectorCreate | WecomConnectorCreate
+                         | OnebotConnectorCreate | QqBotConnectorCreate)
 ConnectorCreateAny = Annotated[ConnectorRegistration, Field(discriminator="platform")]
 
 
@@ -203,7 +246,7 @@ class ConnectorUpdate(BaseModel):
     secrets: dict[str, Any] | None = Field(default=None, description=(
         "New secrets, whole (a rotation replaces them all): the object the connector's platform takes at "
         "registration, checked against the stored platform — GenericSecrets for generic, TelegramSecrets for "
-        "telegram, WecomSecrets for wecom."
+        "telegram, WecomSecrets for wecom, OnebotSecrets for onebot, QqBotSecrets for qq."
     ))
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import WebhookUnauthorized
-from gateway.webhooks import telegram, wecom
+from gateway.webhooks import onebot, qqbot, telegram, wecom
 from gateway.webhooks.commands import RawEvent, Unnormalisable, message_event
 from gateway.webhooks.verify import verify_standard, verify_telegram
 from gateway.webhooks.wecom_crypto import WecomCryptoError, check_signature, decrypt
@@ -30,9 +30,19 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """A platform-specific answer to a delivery (instead of our JSON acknowledgement)."""
+
+    status_code: int = 200
+    body: bytes = b""
+    media_type: str | None = None
+
+
+@dataclass(frozen=True)
 class Verified:
     payload: bytes  # what to normalise (WeCom: the decrypted XML)
     delivery_id: str | None  # when the transport carries it (Standard Webhooks' webhook-id)
+    reply: Reply | None = None  # answer this at once and record nothing (OneBot heartbeats, QQ's URL check)
 
 
 @dataclass(frozen=True)
@@ -244,15 +254,49 @@ def open_wecom(query: Mapping[str, str], encrypted: str, connector: ConnectorVie
     return message
 
 
+# -- QQ: OneBot 11 and the official bot ------------------------------------------------------------
+
+
+def verify_onebot(incoming: Incoming, connector: ConnectorView, *, tolerance_s: int) -> Verified:
+    event = onebot.verify(incoming.headers, incoming.body, secret=str(connector.secrets.get("secret", "")),
+                          self_id=str(connector.secrets.get("self_id", "")), tolerance_s=tolerance_s)
+    if onebot.is_meta(event):
+        return Verified(incoming.body, None, reply=Reply(204))
+    return Verified(incoming.body, None)
+
+
+def verify_qqbot(incoming: Incoming, connector: ConnectorView, *, tolerance_s: int) -> Verified:
+    secret = str(connector.secrets.get("app_secret", ""))
+    qqbot.verify(incoming.headers, incoming.body, bot_secret=secret, tolerance_s=tolerance_s)
+    answer = qqbot.validation_answer(incoming.body, secret)
+    if answer is not None:
+        return Verified(incoming.body, None, reply=Reply(200, answer, "application/json"))
+    return Verified(incoming.body, None)
+
+
+def _qqbot_ack(status: str) -> Reply:
+    """QQ's HTTP callback ack (op 12), whatever became of the dispatch."""
+    return Reply(200, qqbot.ACK, "application/json")
+
+
+def _onebot_join_request(payload: bytes, connector: ConnectorView) -> onebot.JoinRequest | None:
+    return onebot.join_request(payload)
+
+
 @dataclass(frozen=True)
 class Adapter:
     verify: Callable[..., Verified]
     normalise: Callable[[bytes, ConnectorView], list[RawEvent]]
     delivery_id: Callable[[bytes], str]
+    reply: Callable[[str], Reply] | None = None  # the answer to a recorded delivery, by its status
+    join_request: Callable[[bytes, ConnectorView], onebot.JoinRequest | None] | None = None  # decided at the door
 
 
 ADAPTERS: dict[str, Adapter] = {
     "generic": Adapter(verify_generic, normaliser(normalise_generic), body_digest),
     "telegram": Adapter(verify_telegram_update, normaliser(telegram.normalise), telegram.delivery_id),
     "wecom": Adapter(verify_wecom, normaliser(wecom.normalise), wecom.delivery_id),
+    "onebot": Adapter(verify_onebot, normaliser(onebot.normalise), onebot.delivery_id,
+                      join_request=_onebot_join_request),
+    "qq": Adapter(verify_qqbot, normaliser(qqbot.normalise), qqbot.delivery_id, reply=_qqbot_ack),
 }

@@ -28,6 +28,7 @@ _RESPONSES = {
 MEDIA_TYPES = {
     "generic": ("application/json",), "telegram": ("application/json",), "stripe": ("application/json",),
     "wechatpay": ("application/json",), "wecom": ("text/xml", "application/xml"),
+    "onebot": ("application/json",), "qq": ("application/json",),
 }
 
 
@@ -47,9 +48,11 @@ class WebhookAck(BaseModel):
 
 
 @router.post("/chat/{connector_id}", response_model=WebhookAck, responses={
-    **_RESPONSES, 429: {"description": "The connector is over its delivery rate; retry after Retry-After seconds"}})
+    **_RESPONSES, 429: {"description": "The connector is over its delivery rate; retry after Retry-After seconds"},
+    204: {"description": "A OneBot 11 meta event (heartbeat, lifecycle): nothing recorded"}})
 async def chat_webhook(connector_id: str, request: Request) -> Response:
-    """A chat platform's delivery (Standard Webhooks JSON, Telegram update or WeCom callback).
+    """A chat platform's delivery (Standard Webhooks JSON, Telegram update, WeCom callback, OneBot 11 event
+    or QQ bot callback; QQ's are answered `{"op": 12}`, its URL check op 13 with the signed plain_token).
 
     Answered 200 only after its events (or its quarantine row) are committed; a replayed delivery id
     is answered 200 `duplicate` with no side effect. Deliveries arriving together share one commit.
@@ -65,6 +68,8 @@ async def chat_webhook(connector_id: str, request: Request) -> Response:
     incoming = Incoming(dict(request.headers), dict(request.query_params), await read_limited(request, limit))
     outcome = await service.receive_chat(state=state, outbox=state.runtime.outbox, connector=connector,
                                          incoming=incoming)
+    if outcome.reply is not None:  # the platform's own answer: OneBot heartbeats 204, QQ's op 12 / op 13
+        return Response(outcome.reply.body, status_code=outcome.reply.status_code, media_type=outcome.reply.media_type)
     if connector.platform == "wecom":  # WeCom documents an empty body when there is no passive reply
         return Response(status_code=200)
     return JSONResponse({"status": outcome.status, "events": outcome.events})

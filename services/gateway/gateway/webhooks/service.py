@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from gateway.errors import TooManyRequests, WebhookUnauthorized
 from gateway.models import QuarantinedWebhook
 from gateway.ratelimit import TokenBuckets
 from gateway.state import GatewayState
+from gateway.webhooks import door
 from gateway.webhooks.adapters import ADAPTERS, ConnectorView, Incoming, body_digest, open_wecom
 from gateway.webhooks.batch import Delivery
 from gateway.webhooks.commands import Unnormalisable
@@ -41,6 +43,9 @@ async def receive_chat(
     except WebhookUnauthorized as exc:
         state.metrics.refused(connector.platform, exc.reason)
         raise
+    if verified.reply is not None:  # a heartbeat or a URL check: answered, nothing recorded
+        state.metrics.webhooks.labels(connector.platform, "answered").inc()
+        return Outcome("answered", reply=verified.reply)
     # Counted once verified: a flood of forged requests costs a signature check each and cannot use up
     # the platform's own allowance; a verified flood (a bridge in a loop) is held off before any write.
     wait = state.deliveries.take(connector.id) if state.deliveries is not None else 0.0
@@ -59,11 +64,16 @@ async def receive_chat(
             raw, registry=outbox.registry, identity_platform=connector.identity_platform, groups=connector.groups,
             delivery_id=delivery_id,
         )
+        decision = None
+        if adapter.join_request is not None and (ask := adapter.join_request(verified.payload, connector)):
+            decision = await door.decide(state.settings, state.runtime.session_maker, outbox.registry,
+                                         connector, ask)
+            staged = [*staged, decision.staged]
     except Unnormalisable as exc:
-        reason, staged = str(exc), []
+        reason, staged, decision = str(exc), [], None
     except Exception as exc:  # noqa: BLE001 - a verified payload that breaks staging is quarantined, never a 500
         log.warning("unexpected failure normalising delivery %s of %s", delivery_id, source, exc_info=True)
-        reason, staged = str(Unnormalisable(f"{type(exc).__name__}: {exc}")), []
+        reason, staged, decision = str(Unnormalisable(f"{type(exc).__name__}: {exc}")), [], None
     else:
         reason = None
 
@@ -76,7 +86,12 @@ async def receive_chat(
     if outcome.status == "accepted":
         for event in staged:
             state.metrics.webhook_events.labels(event.type).inc()
+        if decision is not None:
+            state.metrics.join_requests.labels(connector.platform, door.DECISIONS[not decision.approve],
+                                               decision.why).inc()
     state.metrics.webhooks.labels(connector.platform, outcome.status).inc()
+    if adapter.reply is not None:
+        outcome = replace(outcome, reply=adapter.reply(outcome.status))
     return outcome
 
 

@@ -133,7 +133,11 @@ def mention_token(person_id: str) -> str:
     return MENTION_TOKEN % person_id
 
 
-ActionKind = Literal["send_message", "announce", "remove_member", "relay"]
+ActionKind = Literal[
+    "send_message", "announce", "remove_member", "relay",
+    # Platforms that can (OneBot 11 QQ groups): a join request decided, a group card set, a mute, a recall.
+    "decide_join", "set_card", "mute_member", "delete_message",
+]
 
 
 class ChatActionRequested(BaseModel):
@@ -157,6 +161,15 @@ class ChatActionRequested(BaseModel):
         max_length=36,
         description="The published post this message carries (a session summary), for a bridge to attach or link.",
     )
+    reply_to_message_id: str | None = Field(
+        default=None, max_length=200,
+        description="The platform message this answers (QQ official bots reply passively to a member's message).",
+    )
+    approve: bool | None = Field(default=None, description="decide_join: admit (true) or refuse (false).")
+    join_flag: str | None = Field(default=None, max_length=500, description="decide_join: the platform's request flag.")
+    display_name: str | None = Field(default=None, max_length=200, description="set_card: the group card to set.")
+    duration_s: int | None = Field(default=None, ge=0, le=30 * 86400, description="mute_member: seconds (0 lifts).")
+    message_id: str | None = Field(default=None, max_length=200, description="delete_message: what to recall.")
 
 
 class ChatActionSettled(BaseModel):
