@@ -4,6 +4,7 @@ which validates every request against Stripe's OpenAPI); membership is a stand-i
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from urllib.parse import parse_qs
 
 import httpx
@@ -99,6 +100,9 @@ async def test_checkout_creates_a_stripe_session(gw, member_headers, stripe_call
         assert sent[f"{prefix}[payer_id]"] == [PAYER]
         assert sent[f"{prefix}[plan_id]"] == ["yearly"]
     assert sent["success_url"][0].endswith(order["order_id"])
+    # Stripe wants a session to live 30 minutes at least: the order's 30 min + a minute's margin.
+    expires = datetime.fromisoformat(order["expires_at"]).timestamp()
+    assert 59 <= int(sent["expires_at"][0]) - expires <= 61
 
     polled = await gw.client.get(f"/api/v1/communities/{COMMUNITY}/orders/{order['order_id']}",
                                  headers=member_headers(gw.app, PAYER))

@@ -8,6 +8,7 @@ gets the same session back.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import stripe
@@ -16,6 +17,7 @@ from gateway.models import PaymentOrder
 from gateway.orders.channels import ChannelDeps, Checkout, Opened, ProviderRefused, ProviderUnavailable, register
 
 CLIENT = "stripe"
+MIN_SESSION_LIFETIME = timedelta(minutes=31)
 
 
 def client_of(deps: ChannelDeps) -> stripe.StripeClient:
@@ -50,8 +52,15 @@ def session_params(deps: ChannelDeps, order: PaymentOrder, checkout: Checkout) -
         "payment_intent_data": {"metadata": meta},
         "success_url": _url(deps.settings.stripe_checkout_success_url, order),
         "cancel_url": _url(deps.settings.stripe_checkout_cancel_url, order),
-        "expires_at": int(order.expires_at.timestamp()),
+        "expires_at": session_expiry(order),
     }
+
+
+def session_expiry(order: PaymentOrder) -> int:
+    """The order's expiry, but at least Stripe's minimum of 30 minutes after the session is created (a
+    minute's margin for the call itself); from the order's creation, so a retried call sends the same value.
+    The expiry job closes the session when the order expires anyway."""
+    return int(max(order.expires_at, order.created_at + MIN_SESSION_LIFETIME).timestamp())
 
 
 def _failure(exc: stripe.StripeError) -> Exception:
