@@ -19,6 +19,14 @@ from gateway.upstream import UPSTREAMS, Upstreams
 from qunzhu_common.errors import AppError
 
 _SKIPPED = frozenset({"/healthz", "/readyz", "/metrics"})
+# Gateway routes that check the caller and then forward to one service route: they are documented with
+# that route's parameters, body and answers, so a generated client types them instead of seeing "object".
+_FORWARDED = {
+    ("/api/v1/communities", "post"): ("membership", "/communities"),
+    ("/api/v1/communities", "get"): ("membership", "/communities"),
+    ("/api/v1/communities/{community_id}", "get"): ("membership", "/communities/{community_id}"),
+}
+_BORROWED = ("parameters", "requestBody", "responses")
 _CACHE_S = 30.0
 
 
@@ -49,9 +57,18 @@ def merge(own: dict[str, Any], services: dict[str, dict[str, Any] | None]) -> di
                     if "operationId" in operation:
                         operation["operationId"] = f"{service}__{operation['operationId']}"
             paths[f"/api/v1/{service}{path}"] = operations
+    _borrow_forwarded(paths)
     if unavailable:
         document["x-unavailable-services"] = unavailable
     return document
+
+
+def _borrow_forwarded(paths: dict[str, Any]) -> None:
+    for (path, method), (service, target) in _FORWARDED.items():
+        own = (paths.get(path) or {}).get(method)
+        theirs = (paths.get(f"/api/v1/{service}{target}") or {}).get(method)
+        if isinstance(own, dict) and isinstance(theirs, dict):
+            own.update({key: json.loads(json.dumps(theirs[key])) for key in _BORROWED if key in theirs})
 
 
 def install_aggregated_openapi(app: FastAPI) -> None:

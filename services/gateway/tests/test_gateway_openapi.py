@@ -75,3 +75,29 @@ async def test_service_routes_pass_through_with_the_authenticated_actor(tmp_path
     assert public_read.status_code == 201
     (read,) = [c for c in content_calls if c.url.path == "/communities/c-1/posts"]
     assert "x-actor-id" not in read.headers
+
+
+def test_gateway_routes_that_forward_are_documented_with_the_service_routes_types():
+    from gateway.openapi import merge
+
+    untyped = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+               "responses": {"201": {"description": "Successful Response"}}}
+    own = {"openapi": "3.1.0", "info": {"title": "gateway", "version": "1"}, "paths": {
+        "/api/v1/communities": {"post": {"operationId": "create_community", "summary": "Create", **untyped}}}}
+    membership = {"openapi": "3.1.0", "info": {"title": "membership", "version": "1"}, "paths": {
+        "/communities": {"post": {
+            "operationId": "create", "summary": "Create (membership)",
+            "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommunityIn"}}}},
+            "responses": {"201": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/CommunityOut"}}}}}}}},
+        "components": {"schemas": {"CommunityIn": {"type": "object"}, "CommunityOut": {"type": "object"}}}}
+
+    document = merge(own, {"membership": membership})
+
+    create = document["paths"]["/api/v1/communities"]["post"]
+    assert create["operationId"] == "create_community" and create["summary"] == "Create"
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/membership__CommunityIn"}
+    assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/membership__CommunityOut"}
+    assert "membership__CommunityOut" in document["components"]["schemas"]
