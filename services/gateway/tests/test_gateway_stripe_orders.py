@@ -228,3 +228,48 @@ async def test_odd_order_references_are_not_ours(gw, outbox_events):
         "id": "cs_odd", "client_reference_id": 12345, "payment_intent": "pi_odd", "payment_status": "paid",
         "amount_total": 100, "currency": "cny", "metadata": {"order_id": ["x"]}}))
     assert answer["status"] == "quarantined"  # neither an order of ours nor the documented metadata
+
+
+class _Listed:
+    def __init__(self, items: list[dict]) -> None:
+        self.items = [stripe.StripeObject.construct_from(i, "sk_test") for i in items]
+
+    def auto_paging_iter(self):
+        async def each():
+            for item in self.items:
+                yield item
+        return each()
+
+
+class _Lister:
+    def __init__(self, items: list[dict]) -> None:
+        self.items = items
+
+    async def list_async(self, params=None):
+        return _Listed(self.items)
+
+
+async def test_reconciliation_sees_payments_only_stripe_knows_and_amounts_that_differ(gw, member_headers):
+    from types import SimpleNamespace
+
+    from gateway.orders import reconcile
+
+    order = await new_order(gw, member_headers)
+    await send(gw, event("checkout.session.completed", completed(order, "pi_same")))
+    now = int(time.time())
+    stripe_side = SimpleNamespace(v1=SimpleNamespace(
+        payment_intents=_Lister([
+            {"id": "pi_same", "status": "succeeded", "amount_received": 50000, "currency": "cny", "created": now},
+            {"id": "pi_lost", "status": "succeeded", "amount_received": 99900, "currency": "cny", "created": now,
+             "metadata": {"order_id": "qzlost"}},
+            {"id": "pi_open", "status": "requires_payment_method", "amount_received": 0, "currency": "cny"}]),
+        refunds=_Lister([])))
+    deps = gw.app.state.orders.deps
+    fake = reconcile.ChannelDeps(settings=deps.settings, http=deps.http, clients={"stripe": stripe_side})
+
+    found = await reconcile.run(gw.app.state.runtime.session_maker, fake, gw.app.state.gateway.metrics)
+
+    kinds = {(d.kind, d.reference): d.detail for d in found["stripe"]}
+    assert "payment_amount_differs" in {k for k, _ in kinds} and ("payment_amount_differs", "pi_same") in kinds
+    assert "qzlost" in kinds[("payment_missing_here", "pi_lost")]
+    assert not any(ref == "pi_open" for _, ref in kinds)

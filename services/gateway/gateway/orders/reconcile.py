@@ -129,8 +129,10 @@ class StripeReconciler:
             ours = (order.paid_amount_fen if order is not None and order.paid_amount_fen is not None
                     else ref.amount_fen if ref is not None else None)
             if order is None and ref is None:
+                named = _metadata(pi).get("order_id")
                 found.append(Difference("payment_missing_here", pi.id, f"Stripe captured {amount} "
-                                        f"{str(getattr(pi, 'currency', '')).upper()}; no payment or order here"))
+                                        f"{str(getattr(pi, 'currency', '')).upper()}; no payment here"
+                                        + (f" (its order {named} never heard of it)" if named else "")))
             elif ours is not None and ours != amount:
                 found.append(Difference("payment_amount_differs", pi.id, f"Stripe {amount}, here {ours}"))
         listed = set(ids)
@@ -171,6 +173,11 @@ class StripeReconciler:
                 found.append(Difference("refund_missing_at_provider", row.refund_id,
                                         f"recorded here for {row.payment_id}; Stripe lists no such refund"))
         return found
+
+
+def _metadata(obj: Any) -> dict[str, Any]:
+    meta = getattr(obj, "metadata", None)  # a StripeObject is not a dict
+    return meta.to_dict() if hasattr(meta, "to_dict") else dict(meta or {})
 
 
 def _payment_of(refund: Any) -> str:
