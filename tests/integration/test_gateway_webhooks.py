@@ -61,8 +61,26 @@ async def test_a_signed_chat_webhook_reaches_kafka_once(stack: Stack) -> None:
         answers = [await client.post(url, content=message, headers=signed) for _ in range(3)]
         forged = await client.post(url, content=message, headers={**signed, "webhook-signature": "v1,AAAA"})
 
+        def sign(body: dict, webhook_id: str) -> tuple[bytes, dict]:
+            raw = json.dumps({"group_id": f"g-{community['id']}", **body}, ensure_ascii=False).encode()
+            at = int(time.time())
+            return raw, {"webhook-id": webhook_id, "webhook-timestamp": str(at),
+                         "webhook-signature": sign_standard(secret, webhook_id, at, raw)}
+
+        # The same chat message under a new webhook-id (a bridge re-sending it): no second event. Then the
+        # names directory on PostgreSQL: an @-name nobody carries yet, resolved when 赵六 joins.
+        later = [
+            sign(json.loads(message), f"resent-{community['id']}"),
+            sign({"type": "message", "message_id": "m-2", "sender_id": "wxid_li", "sender_name": "李一天",
+                  "text": "@赵六 早", "mention_names": ["赵六"]}, f"named-{community['id']}"),
+            sign({"type": "member_joined", "member_id": "wxid_zhao", "display_name": "赵六"},
+                 f"joined-{community['id']}"),
+        ]
+        resent, named, joined = [await client.post(url, content=b, headers=h) for b, h in later]
+
     assert [a.json()["status"] for a in answers] == ["accepted", "duplicate", "duplicate"]
     assert forged.status_code == 401
+    assert [a.json()["status"] for a in (resent, named, joined)] == ["duplicate", "accepted", "accepted"]
 
     async def ours() -> list:
         records = await read_topic(stack.kafka.bootstrap, "chat.events.v1")
@@ -73,4 +91,17 @@ async def test_a_signed_chat_webhook_reaches_kafka_once(stack: Stack) -> None:
     assert event["community_id"] == community["id"]
     assert event["data"]["command"] == "checkin"
     assert len(await ours()) == 1
+
+    async def resolved() -> list:
+        records = await read_topic(stack.kafka.bootstrap, "chat.events.v1")
+        return [e for e in (json.loads(r.value) for r in records)
+                if e["type"] == "chat.mention.resolved" and e["community_id"] == community["id"]]
+
+    (mention,) = await eventually(resolved, until=lambda found: len(found) >= 1, what="the mention resolved")
+    assert (mention["data"]["message_id"], mention["data"]["sender_id"], mention["data"]["mentioned_id"]) == (
+        "m-2", "wechat:wxid_li", "wechat:wxid_zhao")
+    records = await read_topic(stack.kafka.bootstrap, "chat.events.v1")
+    copies = [e for e in (json.loads(r.value) for r in records)
+              if e["community_id"] == community["id"] and e["data"].get("message_id") == "m-1"]
+    assert len(copies) == 1  # the re-sent copy under another webhook-id made none
     assert await metric(gateway, "qunzhu_gateway_webhooks_total", platform="generic", outcome="duplicate") >= 2

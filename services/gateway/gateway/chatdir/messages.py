@@ -47,8 +47,9 @@ async def claim_messages(
                 first[key] = (delivery, position)
     claimed: set[tuple[str, str]] = set()
     if first:
+        # In key order: two replicas claiming overlapping keys lock them in the same order (no deadlock).
         rows = [dict(group_id=g, message_id=m, delivery_id=d.delivery_id, received_at=now)
-                for (g, m), (d, _) in first.items()]
+                for (g, m), (d, _) in sorted(first.items(), key=lambda item: item[0])]
         make = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
         fallback = make(_SEEN).on_conflict_do_nothing().returning(_SEEN.c.group_id, _SEEN.c.message_id)
         claimed = {(g, m) for g, m in await bulk_insert(
