@@ -26,10 +26,10 @@ async def test_the_owner_decides_a_flag_during_its_grace_and_the_sweep_then_does
 
     decided = await h.ok("POST", f"/communities/{cid}/unpaid-joins/{flag['id']}/decision", OWNER,
                          json={"decision": decision})
-    assert decided["state"] == state
+    assert (decided["state"], decided["decided_by"]) == (state, OWNER)
     assert len(await h.actions("remove_member", BOB)) == removals
     (resolved,) = await h.emitted("unpaid_join.resolved")
-    assert (resolved.data["flag_id"], resolved.data["state"]) == (flag["id"], state)
+    assert (resolved.data["flag_id"], resolved.data["state"], resolved.data["decided_by"]) == (flag["id"], state, OWNER)
 
     h.clock.advance(minutes=16)
     assert (await h.run_scheduler())["unpaid_joins"] == 0  # the grace ended: nothing left to act on

@@ -33,6 +33,19 @@ async def test_what_an_operator_does_for_the_owner_is_recorded_with_its_key(h):
     assert published.data["published_by"] == f"platform-operator for {OWNER}"
 
 
+async def test_an_unpaid_join_decided_for_the_owner_names_the_key(h):
+    cid = (await h.community(entry_policies=["paid"]))["id"]
+    await h.group(cid, "paid-g")
+    await h.chat_join(cid, "wecom:paid-g", "wecom:bob")
+    (flag,) = await h.ok("GET", f"/communities/{cid}/unpaid-joins", OWNER)
+    path = f"/communities/{cid}/unpaid-joins/{flag['id']}/decision"
+    response = await h.client.post(path, json={"decision": "keep"}, headers=on_behalf(h, "POST", path, OWNER))
+    assert response.status_code == 200, response.text
+    assert response.json()["decided_by"] == f"apikey:k1 for {OWNER}"
+    (resolved,) = await h.emitted("unpaid_join.resolved")
+    assert resolved.data["decided_by"] == f"apikey:k1 for {OWNER}"
+
+
 async def test_on_behalf_of_someone_without_the_right_is_the_403_they_would_get(h):
     cid = (await h.community())["id"]
     await h.join(cid, "wecom:alice")

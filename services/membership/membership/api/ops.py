@@ -44,7 +44,7 @@ async def decide_unpaid_join(community_id: str, flag_id: str, body: FlagDecision
     community = await load_community(session, community_id)
     await authorize(session, community=community, actor=actor, action="member.remove.member")
     flag = await reconcile.decide_flag(session, ctx, community=community, flag_id=flag_id,
-                                       remove=body.decision == "remove")
+                                       remove=body.decision == "remove", decided_by=actor.recorded_as)
     return UnpaidJoinPublic.model_validate(flag, from_attributes=True)
 
 

@@ -42,6 +42,7 @@ class UnpaidJoinFlag(MembershipModel, table=True):
     policy: str = Field(max_length=10)
     state: str = Field(default="pending", max_length=10, description="pending → open/removed/cleared/dismissed")
     resolved_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+    decided_by: str | None = Field(default=None, max_length=200, description="Who decided it (null: automatic).")
     created_at: datetime = Field(default_factory=utcnow, sa_type=AwareDateTime)
 
 
@@ -55,6 +56,7 @@ class UnpaidJoinPublic(SQLModel):
     policy: str
     state: Literal["pending", "open", "cleared", "removed", "dismissed"]
     resolved_at: datetime | None
+    decided_by: str | None = None
 
 
 class RemovalReview(MembershipModel, table=True):

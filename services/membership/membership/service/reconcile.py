@@ -128,7 +128,7 @@ async def _emit(session: AsyncSession, ctx: MembershipContext, flag: UnpaidJoinF
         session, type=type_, community_id=flag.community_id,
         data=UnpaidJoinChanged(community_id=flag.community_id, flag_id=flag.id, group_id=flag.group_id,
                                person_id=flag.person_id, joined_at=flag.joined_at, policy=flag.policy,  # type: ignore[arg-type]
-                               state=flag.state, changed_at=ctx.now()),  # type: ignore[arg-type]
+                               state=flag.state, changed_at=ctx.now(), decided_by=flag.decided_by),  # type: ignore[arg-type]
     )
 
 
@@ -192,7 +192,7 @@ async def list_flags(session: AsyncSession, *, community_id: str, state: str | N
 
 
 async def decide_flag(session: AsyncSession, ctx: MembershipContext, *, community: Community, flag_id: str,
-                      remove: bool) -> UnpaidJoinFlag:
+                      remove: bool, decided_by: str | None = None) -> UnpaidJoinFlag:
     flag = await session.get(UnpaidJoinFlag, flag_id, with_for_update=True)
     if flag is None or flag.community_id != community.id:
         raise ResourceNotFound(f"flag {flag_id} not found in this community")
@@ -205,5 +205,6 @@ async def decide_flag(session: AsyncSession, ctx: MembershipContext, *, communit
                                   group_id=flag.group_id, member_id=flag.person_id,
                                   reason="no active membership for this paid group",
                                   action_id=f"membership:remove:unpaid:{flag.id}")
+    flag.decided_by = decided_by
     await _resolve(session, ctx, flag, "removed" if remove else "dismissed", announce=True)
     return flag

@@ -238,6 +238,8 @@ class UnpaidJoinChanged(_Payload):
     policy: Literal["flag", "remove"]
     state: Literal["open", "cleared", "removed", "dismissed"]
     changed_at: AwareDatetime
+    decided_by: str | None = Field(default=None, max_length=200, description=(
+        "Who decided (`apikey:<id> for <person>` when an operator acted for them); null: automatic."))
 
 
 class RemovalReviewChanged(_Payload):
