@@ -7431,6 +7431,8 @@ export interface components {
         membership__UnpaidJoinPublic: {
             /** Community Id */
             community_id: string;
+            /** Decided By */
+            decided_by?: string | null;
             /**
              * Due At
              * Format: date-time
@@ -7648,7 +7650,11 @@ export interface operations {
     };
     list_communities_api_v1_communities_get: {
         parameters: {
-            query?: never;
+            query?: {
+                owner_id?: string | null;
+                offset?: number;
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -7661,7 +7667,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["membership__CommunitiesPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["membership__HTTPValidationError"];
                 };
             };
         };
@@ -7669,13 +7684,16 @@ export interface operations {
     create_community_api_v1_communities_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The acting person's id (`<platform>:<user id>`), set by the gateway after it verified the caller's token; never taken from a client. Internal services call as `service:<name>` (read-only decisions); `platform-operator` may also create communities for any owner. */
+                "X-Actor-Id"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["membership__CommunityCreate"];
             };
         };
         responses: {
@@ -7685,7 +7703,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["membership__CommunityPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["membership__HTTPValidationError"];
                 };
             };
         };
@@ -7707,7 +7734,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["membership__CommunityPublic"];
                 };
             };
             /** @description Validation Error */
@@ -7716,7 +7743,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["membership__HTTPValidationError"];
                 };
             };
         };
