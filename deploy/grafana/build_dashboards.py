@@ -224,7 +224,7 @@ REVENUE = Dashboard(
         Panel("Payments rejected, by code", increase(M + "payments_rejected_total", "code"), legend="{{code}}",
               description="Each rejected payment gets a refund requested."),
         Panel("Reconciliation differences with the providers",
-              "sum by (provider, kind) (qunzhu_gateway_reconciliation_differences)", legend="{{provider}} {{kind}}",
+              "max by (provider, kind) (qunzhu_gateway_reconciliation_differences)", legend="{{provider}} {{kind}}",
               description="What the last daily reconciliation found between our orders, payments and refunds and "
                           "the provider's records; each is listed at GET /api/v1/ops/reconciliation."),
         Panel("Payments held for review", increase("qunzhu_gateway_payment_reviews_total", "provider, reason"),
