@@ -4,7 +4,7 @@
  * stand-ins for those classes when the runtime lacks them (only then: where they exist they are kept).
  */
 
-/** The methods `wx.request` has (no PATCH). */
+/** The methods `wx.request` has (no PATCH: that one goes as POST + X-HTTP-Method-Override). */
 export type WxMethod = "OPTIONS" | "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "TRACE" | "CONNECT";
 const WX_METHODS: readonly string[] = ["OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT"];
 
@@ -201,8 +201,9 @@ function responseHeaders(header: WxRequestSuccess["header"]): [string, string][]
  * A fetch function over `wx.request`: `createQunzhuClient({ baseUrl, token, fetch: wxRequestFetch(wx) })`.
  * The body goes as text and comes back as text (`dataType` "其他", not "json": wx does not parse it), so
  * openapi-fetch parses JSON and problem documents itself. A network failure rejects with a TypeError,
- * as fetch does; so does a PATCH, which wx.request cannot send (among the PATCH routes, a member's own
- * profile, `PATCH …/members/{member_id}`, is one a mini-program would want).
+ * as fetch does. wx.request cannot send PATCH, so a PATCH goes as POST with `X-HTTP-Method-Override: PATCH`,
+ * which the gateway turns back into the PATCH (and allows for nothing else); any other method wx.request
+ * lacks rejects with a TypeError before anything is sent.
  */
 export function wxRequestFetch(wx: WxLike, options: { timeoutMs?: number } = {}): (input: Request) => Promise<Response> {
   installFetchPolyfills();
@@ -211,9 +212,12 @@ export function wxRequestFetch(wx: WxLike, options: { timeoutMs?: number } = {})
     input.headers.forEach((value, name) => {
       header[name] = value;
     });
-    const method = input.method.toUpperCase();
+    let method = input.method.toUpperCase();
+    if (method === "PATCH") {
+      header["x-http-method-override"] = "PATCH";
+      method = "POST";
+    }
     if (!WX_METHODS.includes(method)) {
-      // Refused here rather than sent as something else: wx.request has no PATCH.
       throw new TypeError(`wx.request cannot send ${method} (it has ${WX_METHODS.join(", ")})`);
     }
     const data = method === "GET" || method === "HEAD" ? undefined : await input.text();

@@ -17,6 +17,7 @@ from gateway.api import api, ops
 from gateway.auth.api import router as auth_router
 from gateway.connectors.api import router as connectors_router
 from gateway.limits import BodyLimits
+from gateway.method_override import MethodOverride
 from gateway.metrics import GatewayMetrics
 from gateway.models import inbox_table, metadata, outbox_table
 from gateway.openapi import install_aggregated_openapi
@@ -73,13 +74,14 @@ def create_app(
     install_aggregated_openapi(app)
     app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes,
                        webhook_max_bytes=settings.webhook_max_body_bytes, read_timeout_s=settings.body_read_timeout_s)
+    app.add_middleware(MethodOverride)  # POST + X-HTTP-Method-Override: PATCH, for wx.request
     app.add_middleware(CanonicalPaths)  # outermost of the two: a path is refused before its body is read
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-On-Behalf-Of", "X-Request-ID",
-                           "Idempotency-Key"],
+                           "Idempotency-Key", "X-HTTP-Method-Override"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600,
         )
     return app
