@@ -154,3 +154,26 @@ async def test_a_small_demo_end_to_end_against_embedded_mode() -> None:
     assert sum(report.levels.values()) == report.members and max(report.levels) >= 2
     assert len(report.health) == config.groups
     assert report.driven.grades > 0 and report.bot_actions["gateway"] >= 1  # the owner's login code
+
+
+def test_the_group_health_table_fits_80_columns_without_cutting_a_header():
+    from rich.console import Console
+
+    from qunzhu.simulator.drive import Driven
+    from qunzhu.simulator.report import HEALTH_COLUMNS, Report, render
+
+    health = [dict(group_id=f"c-1-g{i}", members=200, daily_active_ratio_7d=0.123, effective_share_7d=0.456,
+                   messages_7d=12345, kol=9, active=40, reply_one=60, silent=91, dead_group_risk=i == 2)
+              for i in (1, 2, 3)]
+    report = Report(community_id="c-1", members=600, leaderboard=[], levels={1: 600}, lurkers=[], removals=[],
+                    leaders_found=[], connectors_found=[], planted_leaders=set(), planted_connectors=set(),
+                    planted_lurkers=set(), planted_spammers=set(), health=health,
+                    revenue={"captured_fen": 0}, expected_revenue_fen=0, driven=Driven())
+    console = Console(width=80, record=True, color_system=None)
+
+    render(report, console)
+
+    text = console.export_text()
+    header = next(line for line in text.splitlines() if "group" in line and "dying" in line)
+    assert all(column in header for column in HEALTH_COLUMNS), header
+    assert "…" not in header and max(len(line) for line in text.splitlines()) <= 80

@@ -104,6 +104,9 @@ def _short(person_id: str) -> str:
     return person_id.partition(":")[2] or person_id
 
 
+HEALTH_COLUMNS = ("group", "mem", "act/d", "eff", "msg7d", "KOL", "act", "r-1", "quiet", "dying")
+
+
 def _yuan(fen: Any) -> str:
     return f"¥{int(fen or 0) / 100:,.2f}"
 
@@ -149,11 +152,13 @@ def render(report: Report, console: Any) -> None:
         f"spammers caught by 群规 strikes: {len(spam_caught)}/{len(report.planted_spammers)}"
     )
 
-    groups = Table(title="Group health over the last 7 simulated days (dying: 僵尸群 risk, needs 37 days of history)",
-                   title_justify="left")
-    for column in ("group", "members", "active/day", "effective", "msgs 7d", "KOL", "active", "reply-1",
-                   "silent", "dying"):
-        groups.add_column(column, justify="left" if column == "group" else "right")
+    # Short headers, a legend below: ten columns fit an 80-column terminal without truncating a header.
+    groups = Table(title="Group health, last 7 simulated days", title_justify="left",
+                   caption="act/d: daily active share · eff: effective share · msg7d: messages · KOL/act/r-1/quiet: "
+                           "members by tier · dying: 僵尸群 risk (needs 37 days of history)", caption_justify="left")
+    for column in HEALTH_COLUMNS:
+        groups.add_column(column, justify="left" if column == "group" else "right", no_wrap=True,
+                          min_width=len(column))
     for g in report.health:
         groups.add_row(g["group_id"].rsplit("-", 1)[-1], str(g["members"]), f"{g['daily_active_ratio_7d']:.1%}",
                        f"{g['effective_share_7d']:.1%}", str(g["messages_7d"]), str(g["kol"]), str(g["active"]),
