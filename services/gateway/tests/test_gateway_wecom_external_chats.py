@@ -102,3 +102,26 @@ async def test_a_customer_group_is_not_registered_unless_the_connector_says_so(
     assert await outbox_events(gateway.app) == []
     listed = await gateway.client.get("/api/v1/ops/quarantine", headers=admin_headers)
     assert "not mapped" in listed.json()["data"][0]["reason"]
+
+
+def robot_message(user: str, name: str, text: str, msg_id: str) -> str:
+    return (f"<xml><WebhookUrl>https://qyapi.weixin.qq.com/x</WebhookUrl><ChatId>wrkSFfCgAA</ChatId>"
+            f"<ChatType>group</ChatType><From><UserId>{user}</UserId><Name>{name}</Name></From>"
+            f"<MsgType>text</MsgType><Text><Content><![CDATA[{text}]]></Content></Text><MsgId>{msg_id}</MsgId>"
+            f"<CreateTime>1790000000</CreateTime></xml>")
+
+
+async def test_an_at_name_in_a_wecom_message_names_the_person_the_group_knows_by_it(
+        gateway, admin_headers, outbox_events, crypto):
+    created = await gateway.client.post(f"/api/v1/communities/{COMMUNITY}/connectors", headers=admin_headers, json={
+        "community_id": COMMUNITY, "platform": "wecom", "groups": ["wrkSFfCgAA"], "secrets": {
+            "token": TOKEN, "encoding_aes_key": AES_KEY, "corp_id": CORP}})
+    url = f"/webhooks/chat/{created.json()['id']}"
+
+    await post(gateway, url, crypto, robot_message("liyitian", "李一天", "大家早", "m-1"), "n1")
+    await post(gateway, url, crypto, robot_message("zhangsan", "张三", "@李一天\u2005作业写完了吗？@all\u2005", "m-2"),
+               "n2")
+
+    events = await outbox_events(gateway.app)
+    assert [(e.data["message_id"], e.data["mentions"]) for e in events] == [
+        ("m-1", []), ("m-2", ["wecom:liyitian"])]

@@ -30,6 +30,7 @@ from engagement.db_insert import insert_ignore
 from engagement.errors import ThingNotFound
 from engagement.models import Activity, Campaign, CampaignReward, GroupMember, MemberCopy
 from engagement.scoring.engine import score_queued_now
+from qunzhu_common.events.contracts.chat import mention_token
 from qunzhu_common.events.contracts.engagement import CampaignRewardRecorded
 from qunzhu_common.timeutil import utcnow
 
@@ -103,7 +104,7 @@ async def reward(
                        recipient_kind=recipient_kind, amount_fen=row.amount_fen,  # type: ignore[arg-type]
                        reward_text=campaign.reward_text, recorded_at=at))
     completed(session, ctx, "campaign")
-    who = "全群" if recipient_kind == "group" else recipient_id
+    who = "全群" if recipient_kind == "group" else mention_token(recipient_id)  # named by the gateway
     await post(session, ctx, community_id=campaign.community_id, group_id=campaign.group_id, announce=True,
                action_id=f"campaign:{campaign.id}:reward:{recipient_id}",
                text=f"🎉 {campaign.title}：{reason}，{who} 获得 {campaign.reward_text or yuan(campaign.reward_fen)}！")

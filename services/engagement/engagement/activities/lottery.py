@@ -53,6 +53,7 @@ from engagement.db_insert import insert_ignore
 from engagement.errors import ThingNotFound
 from engagement.models import Lottery, LotteryEntry
 from engagement.scoring.engine import locked_community
+from qunzhu_common.events.contracts.chat import mention_token
 from qunzhu_common.events.contracts.engagement import LotteryDrawn, LotteryOpened
 from qunzhu_common.timeutil import utcnow
 
@@ -192,7 +193,7 @@ async def draw(session: AsyncSession, ctx: EngagementContext, *, lottery: Lotter
         entrants_sha256=entrants_digest(people), winners=winners, drawn_at=now,
     ))
     completed(session, ctx, "lottery")
-    names = "、".join(winners) if winners else "（无人参加）"
+    names = "、".join(mention_token(w) for w in winners) if winners else "（无人参加）"  # named by the gateway
     await post(session, ctx, community_id=lottery.community_id, group_id=lottery.group_id, announce=True,
                action_id=f"lottery:{lottery.id}:drawn", text=(
                    f"🎉 抽奖「{lottery.title}」开奖（{local_text(now, community)}）：{names}\n"

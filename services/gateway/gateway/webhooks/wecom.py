@@ -5,6 +5,7 @@ QuitScene, dismiss). Payloads are XML; entity declarations are refused. WeCom ex
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -66,8 +67,17 @@ def normalise(payload: bytes, connector: Any) -> list[RawEvent]:
         chat_id=chat, message_id=(root.findtext("MsgId") or "").strip(), sender_id=prefix + user,
         sender_name=(root.findtext("From/Name") or "").strip(), text=text, sent_at=at,
         mentions=[m for m in mentioned if m != prefix + "@all"], mentions_all=prefix + "@all" in mentioned,
-        media_kind=media,
+        media_kind=media, mention_names=_at_names(text),
     )]
+
+
+# WeCom writes a mention as "@<name>" followed by a four-per-em space (U+2005); the names directory turns the
+# name into the person (the ids in MentionedList, when WeCom sends one, are taken as they are).
+_AT_NAME = re.compile(r"@([^\s@\u2005]{1,64})")
+
+
+def _at_names(text: str) -> list[str]:
+    return [name for name in _AT_NAME.findall(text) if name.lower() != "all"][:20]
 
 
 # 客户群变更事件 (change_external_chat), from the self-built app's callback: JoinScene 0 invited directly,
