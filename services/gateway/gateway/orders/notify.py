@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.metrics import GatewayMetrics
 from gateway.models import PaymentOrder, PaymentRef, ProviderRefund
+from qunzhu_common.db.upsert import insert_if_absent
 from qunzhu_common.timeutil import utcnow
 
 EventTuple = tuple[str, str | None, dict[str, Any]]
@@ -205,7 +206,10 @@ async def record_refund(
     async def write(s: AsyncSession) -> None:
         for claimed, take in claims:
             claimed.claimed_fen += take
-        s.add(row)
+        # Two notifications of one refund at once (refund.updated, charge.refund.updated): the first one's
+        # row stands; the event both staged carries the same refund id, which membership applies once.
+        await insert_if_absent(s, ProviderRefund.__table__, {  # type: ignore[attr-defined]
+            c.name: getattr(row, c.name) for c in ProviderRefund.__table__.columns})  # type: ignore[attr-defined]
     effects.steps.append(write)
     return effects
 
