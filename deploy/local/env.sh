@@ -127,3 +127,14 @@ qz_apt_install() {
     [ "$rc" -eq 0 ] || { qz_log "----- last lines of $aptlog -----"; tail -n 20 "$aptlog" >&2; }
     return "$rc"
 }
+
+# qz_need_go -> Go on PATH (Debian's golang-go installed when missing and root), or exit naming the command
+qz_need_go() {
+    if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+        PATH="/usr/local/go/bin:$PATH"
+    fi
+    command -v go >/dev/null 2>&1 && return 0
+    [ "$(id -u)" -eq 0 ] || qz_die "Go is needed (stripe-mock, composecheck): sudo apt-get install -y golang-go"
+    qz_log "installing golang-go"
+    qz_apt_install golang-go || qz_die "apt-get install golang-go failed (output above)"
+}

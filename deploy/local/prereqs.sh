@@ -72,4 +72,7 @@ bash "$HERE/kafka.sh" fetch || qz_die "deploy/local/kafka.sh fetch failed (outpu
 # stripe-mock (the gateway's Stripe tests, issue #16): go install from the Go module proxy, once per version
 bash "$HERE/stripe-mock.sh" fetch || qz_die "deploy/local/stripe-mock.sh fetch failed (output above)"
 
+# composecheck (tests/deploy: deploy/compose.yaml loaded as docker compose loads it, no Docker): go build
+bash "$HERE/composecheck.sh" fetch || qz_die "deploy/local/composecheck.sh fetch failed (output above)"
+
 qz_log "prereqs: postgresql $(basename "$(dirname "$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/postgres' | sort -V | tail -n1)")")"), prometheus, java $(qz_java_major "$(qz_find_java 17)"), maven, node $(node --version), python $(python3 -c 'import platform; print(platform.python_version())'), kafka jars: present"

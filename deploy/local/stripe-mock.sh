@@ -23,17 +23,7 @@ fetched() { [ -x "$BINARY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STRIP
 
 fetch() {
     fetched && return 0
-    if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
-        PATH="/usr/local/go/bin:$PATH"
-    fi
-    if ! command -v go >/dev/null 2>&1; then
-        if [ "$(id -u)" -eq 0 ]; then
-            qz_log "stripe-mock: installing golang-go"
-            qz_apt_install golang-go || qz_die "apt-get install golang-go failed (output above)"
-        else
-            qz_die "stripe-mock needs Go: sudo apt-get install -y golang-go"
-        fi
-    fi
+    qz_need_go
     mkdir -p "$BIN_DIR"
     qz_log "stripe-mock: go install github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
     GOBIN="$BIN_DIR" GOFLAGS="${GOFLAGS:--buildvcs=false}" \

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -187,20 +186,30 @@ def test_the_interpolation_helper_follows_compose() -> None:
         interpolate("${A?no A}", {})
 
 
-def test_docker_compose_requires_the_internal_key(tmp_path: Path) -> None:
-    docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True,
-                                        timeout=30, check=False).returncode != 0:
-        pytest.skip("docker compose not available")
+def _composecheck() -> str:
+    """compose-go, the loader docker compose uses, built by deploy/local/composecheck.sh (no Docker needed)."""
+    found = subprocess.run(["bash", str(REPO / "deploy/local/composecheck.sh"), "path"], capture_output=True,
+                           text=True, timeout=30, check=False)
+    if found.returncode != 0:
+        pytest.fail("composecheck is not built: run `bash deploy/local/composecheck.sh fetch` "
+                    "(make test does, through deploy/local/prereqs.sh)", pytrace=False)
+    return found.stdout.strip()
+
+
+def test_compose_itself_requires_the_internal_key(tmp_path: Path) -> None:
+    """Loaded by compose-go as `docker compose config` loads it: no key, no project."""
     env_file = tmp_path / "empty.env"  # not deploy/.env, which may hold an operator's key
     env_file.write_text("")
     base = {k: v for k, v in os.environ.items() if k != INTERNAL_KEY_ENV}
-    command = [docker, "compose", "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "--quiet"]
+    command = [_composecheck(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE)]
     refused = subprocess.run(command, env=base, capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode != 0 and INTERNAL_KEY_ENV in refused.stderr, refused.stderr
     accepted = subprocess.run(command, env={**base, INTERNAL_KEY_ENV: "k" * 64}, capture_output=True,
                               text=True, timeout=60, check=False)
     assert accepted.returncode == 0, accepted.stderr
+    project = yaml.safe_load(accepted.stdout)
+    assert set(QUNZHU_SERVICES) <= set(project["services"])
+    assert project["services"]["gateway"]["environment"][INTERNAL_KEY_ENV] == "k" * 64
 
 
 def test_gateway_reaches_the_services_by_compose_name_and_port() -> None:
