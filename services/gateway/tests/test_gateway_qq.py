@@ -48,6 +48,7 @@ class QqStandIn:
     calls: list[dict] = field(default_factory=list)
     retcodes: list[int] = field(default_factory=list)
     tokens_issued: int = 0
+    expires_in: str = "7200"  # QQ sends it as a string
 
     async def handle(self, request):
         from starlette.responses import JSONResponse
@@ -57,7 +58,7 @@ class QqStandIn:
         self.calls.append({"path": path, "headers": dict(request.headers), "json": json.loads(body or b"null")})
         if path == "/app/getAppAccessToken":
             self.tokens_issued += 1
-            return JSONResponse({"access_token": f"qq-token-{self.tokens_issued}", "expires_in": "7200"})
+            return JSONResponse({"access_token": f"qq-token-{self.tokens_issued}", "expires_in": self.expires_in})
         if path.startswith("/v2/groups/"):
             if request.headers.get("authorization") != f"QQBot qq-token-{self.tokens_issued}":
                 return JSONResponse({"code": 11244, "message": "token not exist"}, status_code=401)
@@ -432,3 +433,33 @@ def test_a_rendered_message_mentions_qq_people_with_at_segments():
     assert segments("{mention:qq:10002} 加油", mention_all=True) == [
         {"type": "at", "data": {"qq": "all"}}, {"type": "text", "data": {"text": " "}},
         {"type": "at", "data": {"qq": "10002"}}, {"type": "text", "data": {"text": " 加油"}}]
+
+
+async def test_qq_bot_answers_the_groups_latest_message_when_the_action_names_none(
+        gw, admin_headers, stand_in, outbox_events, eventually, publish):
+    connector_id = await qq_connector(gw, admin_headers)
+    body, headers = qq_signed(at_message("e-latest", "ROBOT1.0_latest", "打卡 第2天"))
+    assert (await gw.client.post(f"/webhooks/chat/{connector_id}", content=body, headers=headers)).json() == {
+        "op": 12, "d": 0}
+    await publish(gw.app, "chat.action.requested", ChatActionRequested(
+        action_id="qq-ack", action="send_message", group_id="qq:GROUPOPENID0001", text="打卡成功",
+        requested_by="engagement"), COMMUNITY)
+
+    await settled(gw, outbox_events, eventually, 1)
+    (sent,) = [c for c in stand_in.calls if c["path"] == "/v2/groups/GROUPOPENID0001/messages"]
+    assert (sent["json"]["msg_id"], sent["json"]["content"]) == ("ROBOT1.0_latest", "打卡成功")
+
+
+async def test_a_qq_token_about_to_expire_is_refreshed_first(gw, admin_headers, stand_in, outbox_events, eventually,
+                                                               publish):
+    await qq_connector(gw, admin_headers)
+    stand_in.expires_in = "45"  # inside the refresh margin (60 s): every use fetches a new one
+    for n in (1, 2):
+        await publish(gw.app, "chat.action.requested", ChatActionRequested(
+            action_id=f"qq-exp-{n}", action="send_message", group_id="qq:GROUPOPENID0001", text="hi",
+            reply_to_message_id="m-1", requested_by="engagement"), COMMUNITY)
+    done = await settled(gw, outbox_events, eventually, 2)
+    assert {e.type for e in done.values()} == {"chat.action.completed"}
+    assert stand_in.tokens_issued == 2
+    sent = [c for c in stand_in.calls if c["path"].endswith("/messages")]
+    assert [c["headers"]["authorization"] for c in sent] == ["QQBot qq-token-1", "QQBot qq-token-2"]

@@ -8,7 +8,8 @@ segment, everyone with `at all`.
 QQ official bot: `POST {qq_api_base}/v2/groups/{group_openid}/messages` with `Authorization: QQBot
 <token>`; the app access token comes from `POST {qq_token_base}/app/getAppAccessToken` and is cached until
 shortly before it expires. A group message is a passive reply to the member's message that triggered it
-(msg_id) with a msg_seq derived from the action id, so a retried action is one message to QQ.
+(msg_id) with a msg_seq derived from the action id, so a retried action is one message to QQ; an action
+that names no message answers the group's latest one of the last 5 minutes (with_reply_target).
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ import asyncio
 import hashlib
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.actions.platforms import DONE, Result, _chat, _classify_http
+from gateway.chatdir.models import ChatMessageSeen
 from gateway.settings import GatewaySettings
 from gateway.webhooks.adapters import ConnectorView
+from qunzhu_common.timeutil import utcnow
 
 _PERSON = re.compile(r"\{(?:person|mention):([a-z]+):([^}\s]+)\}")
 _QQ_NUMBER = re.compile(r"^[0-9]{5,12}$")
@@ -139,20 +145,22 @@ async def onebot(client: httpx.AsyncClient, settings: GatewaySettings, connector
 
 
 class QqTokens:
-    """App access tokens per AppID, fetched once and reused until REFRESH_BEFORE_S before they expire."""
+    """App access tokens per (token endpoint, AppID), fetched once and reused until REFRESH_BEFORE_S before
+    they expire; a token refused (401) is forgotten."""
 
     REFRESH_BEFORE_S = 60.0
 
     def __init__(self) -> None:
-        self._tokens: dict[str, tuple[str, float]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def forget(self, app_id: str) -> None:
-        self._tokens.pop(app_id, None)
+    def forget(self, settings: GatewaySettings, app_id: str) -> None:
+        self._tokens.pop((settings.qq_token_base, app_id), None)
 
     async def get(self, client: httpx.AsyncClient, settings: GatewaySettings, app_id: str, secret: str) -> str | Result:
-        async with self._locks.setdefault(app_id, asyncio.Lock()):
-            cached = self._tokens.get(app_id)
+        key = (settings.qq_token_base, app_id)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            cached = self._tokens.get(key)
             if cached is not None and cached[1] - self.REFRESH_BEFORE_S > time.monotonic():
                 return cached[0]
             response = await client.post(f"{settings.qq_token_base.rstrip('/')}/app/getAppAccessToken",
@@ -164,11 +172,27 @@ class QqTokens:
                 token, expires_in = str(answer["access_token"]), float(answer.get("expires_in", 0))
             except (ValueError, KeyError, TypeError):
                 return Result("failed", f"qq token: HTTP {response.status_code}, no access_token")
-            self._tokens[app_id] = (token, time.monotonic() + expires_in)
+            self._tokens[key] = (token, time.monotonic() + expires_in)
             return token
 
 
 TOKENS = QqTokens()
+
+
+PASSIVE_REPLY_WINDOW_S = 290  # QQ takes a passive reply within 5 minutes of the member's message
+
+
+async def with_reply_target(session: AsyncSession, request: dict[str, Any]) -> dict[str, Any]:
+    """A message for a QQ official bot's group that names no message to answer answers the group's latest
+    one still within the passive-reply window (from the message-level dedupe keys), if there is one."""
+    if request.get("reply_to_message_id") or request.get("relay_of_message_id"):
+        return request
+    since = utcnow() - timedelta(seconds=PASSIVE_REPLY_WINDOW_S)
+    latest = await session.scalar(
+        select(ChatMessageSeen.message_id)
+        .where(ChatMessageSeen.group_id == request["group_id"], ChatMessageSeen.received_at >= since)
+        .order_by(ChatMessageSeen.received_at.desc()).limit(1))
+    return {**request, "reply_to_message_id": latest} if latest else request
 
 
 def msg_seq(action_id: str) -> int:
@@ -192,7 +216,7 @@ async def qqbot(client: httpx.AsyncClient, settings: GatewaySettings, connector:
         f"{settings.qq_api_base.rstrip('/')}/v2/groups/{_chat(request['group_id'])}/messages", json=body,
         headers={"authorization": f"QQBot {token}", "x-union-appid": app_id})
     if response.status_code == 401:
-        TOKENS.forget(app_id)  # revoked or expired early: the next attempt fetches a new one
+        TOKENS.forget(settings, app_id)  # revoked or expired early: the next attempt fetches a new one
         return Result("retry", "qq messages: HTTP 401 (token refused)")
     if (transport := _classify_http(response, "qq messages")) is not None:
         return transport

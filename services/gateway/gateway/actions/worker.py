@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from gateway.actions.platforms import EXECUTORS, Result
+from gateway.actions.qq import with_reply_target
 from gateway.chatdir.render import render
 from gateway.models import BotAction, ConnectorGroup
 from gateway.ratelimit import TokenBuckets
@@ -126,6 +127,8 @@ class ActionWorker:
             except Exception as exc:  # deleted since the action was asked
                 return "unknown", Result("failed", f"connector {connector_id}: {exc}")
             request = await render(session, row.request)  # names as the platform last reported them
+            if connector.platform == "qq":  # the official bot speaks in a group only as a passive reply
+                request = await with_reply_target(session, request)
         started = time.perf_counter()
         try:
             result = await EXECUTORS[connector.platform](self.client, self.settings, connector, request)
