@@ -94,7 +94,7 @@ class QuarantinedPublic(BaseModel):
     payload: str
     received_at: datetime
     retry_requested: bool = False  # the provider was asked to retry; kept in case it gives up
-    replayable: bool = False  # a payment notification kept with its signature headers
+    replayable: bool = False  # kept with what verifies it again (signature headers; a chat delivery's query)
 
 
 class QuarantinePage(BaseModel):
@@ -114,12 +114,14 @@ async def list_quarantined(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> QuarantinePage:
     """Verified payloads that could not be normalised, newest first, with the reason (platform operators)."""
+    from gateway.payments.replay import replayable  # the payment pipeline imports this module's helpers
+
     rows, count = await service.list_quarantine(session, source=source, offset=offset, limit=limit)
     return QuarantinePage(data=[
         QuarantinedPublic(id=r.id or 0, source=r.source, platform=r.platform, delivery_id=r.delivery_id,
                           reason=r.reason, payload=bytes(r.payload).decode("utf-8", "replace"),
                           received_at=r.received_at, retry_requested=bool(r.retry_requested),
-                          replayable=bool(r.headers) and r.platform in ("stripe", "wechatpay"))
+                          replayable=replayable(r))
         for r in rows
     ], count=count)
 
@@ -135,8 +137,7 @@ class ReplayAnswer(BaseModel):
     404: {"description": "No such quarantined delivery"},
     409: {"description": "Not a payment notification, or kept without its signature headers"}})
 async def replay_quarantined(
-    quarantine_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, state: StateDep,
-    _operator: PlatformOperator,
+    quarantine_id: Annotated[int, Path(ge=1, le=2**31 - 1)], state: StateDep, _operator: PlatformOperator,
 ) -> ReplayAnswer:
     """Replay a quarantined payment notification after a fix (platform operators).
 
@@ -146,6 +147,6 @@ async def replay_quarantined(
     one is quarantined again (`quarantined`) or kept for retry (`retry`) with the new reason."""
     from gateway.payments.replay import replay  # the payment pipeline imports this module's helpers
 
-    outcome = await replay(session, state=state, quarantine_id=quarantine_id)
+    outcome = await replay(state=state, quarantine_id=quarantine_id)
     return ReplayAnswer(status=outcome.status, events=outcome.events, reason=outcome.reason)
 

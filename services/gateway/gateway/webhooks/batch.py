@@ -12,7 +12,7 @@ copies are in this batch), and the names directory learns names and resolves @-n
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ class Delivery:
     quarantine_reason: str | None = None
     payload: bytes = b""
     correlation_id: str | None = None  # the request's: the writer runs in its own task
+    replay: Mapping[str, Any] | None = None  # a quarantined one: what re-verifying it needs (headers, query…)
 
     @property
     def status(self) -> str:
@@ -94,7 +95,8 @@ class BatchRecorder:
             if delivery.quarantine_reason is not None:
                 quarantine_rows.append(dict(
                     source=delivery.source, platform=delivery.platform, delivery_id=delivery.delivery_id,
-                    reason=delivery.quarantine_reason[:2000], payload=delivery.payload, received_at=now))
+                    reason=delivery.quarantine_reason[:2000], payload=delivery.payload, received_at=now,
+                    headers=dict(delivery.replay) if delivery.replay else None))
                 outcomes[index] = Outcome("quarantined", reason=delivery.quarantine_reason)
                 continue
             accepted.append(index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import replace
 
@@ -33,13 +34,29 @@ async def connector_view(*, state: GatewayState, connector_id: str) -> Connector
         return await state.connectors.get(session, box=state.box, connector_id=connector_id)
 
 
+# Headers never needed to verify a chat delivery again, and not to be kept with it.
+_NOT_KEPT = frozenset({"authorization", "cookie", "x-api-key", "host", "content-length", "connection"})
+
+
+def replay_material(incoming: Incoming, verified_payload: bytes) -> dict:
+    """What re-verifying a quarantined delivery needs: its headers, query and, when the stored payload is not
+    the body as received (WeCom: decrypted), that body (base64)."""
+    material: dict = {"headers": {k: v for k, v in incoming.headers.items() if k.lower() not in _NOT_KEPT},
+                      "query": dict(incoming.query)}
+    if incoming.body != verified_payload:
+        material["body"] = base64.b64encode(incoming.body).decode()
+    return material
+
+
 async def receive_chat(
     *, state: GatewayState, outbox: OutboxWriter, connector: ConnectorView, incoming: Incoming,
+    tolerance_s: int | None = None,
 ) -> Outcome:
-    """Verify and normalise outside any transaction, then record the delivery in the next group commit."""
+    """Verify and normalise outside any transaction, then record the delivery in the next group commit.
+    `tolerance_s` overrides the freshness window (an ops replay of a stored delivery)."""
     adapter = ADAPTERS[connector.platform]
     try:
-        verified = adapter.verify(incoming, connector, tolerance_s=state.settings.webhook_tolerance_s)
+        verified = adapter.verify(incoming, connector, tolerance_s=tolerance_s or state.settings.webhook_tolerance_s)
     except WebhookUnauthorized as exc:
         state.metrics.refused(connector.platform, exc.reason)
         raise
@@ -82,6 +99,7 @@ async def receive_chat(
         source=source, platform=connector.platform, delivery_id=delivery_id, events=staged,
         quarantine_reason=reason, payload=verified.payload if reason is not None else b"",
         correlation_id=current_correlation_id(),
+        replay=replay_material(incoming, verified.payload) if reason is not None else None,
     ))
     if outcome.status == "accepted":
         for event in staged:
