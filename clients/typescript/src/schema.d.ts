@@ -3111,12 +3111,13 @@ export interface paths {
         put?: never;
         /**
          * Replay Quarantined
-         * @description Replay a quarantined payment notification after a fix (platform operators).
+         * @description Replay a quarantined delivery after a fix (platform operators): a payment notification or a chat delivery.
          *
-         *     Its stored raw body is verified again with its stored signature headers (the freshness window is
-         *     skipped, the signature is not) and processed like a delivery, deduplicated as usual: a notification the
-         *     provider's own retry already delivered answers `duplicate`. The row is consumed; a still-unprocessable
-         *     one is quarantined again (`quarantined`) or kept for retry (`retry`) with the new reason.
+         *     Its stored raw body is verified again with what it came with — signature headers, a chat delivery's
+         *     query — the freshness window skipped, the signature not; then processed like a delivery, deduplicated as
+         *     usual: one the sender's own retry already delivered answers `duplicate`. The row is consumed; a
+         *     still-unprocessable one is quarantined again (`quarantined`) or kept for retry (`retry`) with the new
+         *     reason. A stored body that no longer verifies is 401 and stays.
          */
         post: operations["replay_quarantined_api_v1_ops_quarantine__quarantine_id__replay_post"];
         delete?: never;
@@ -13808,7 +13809,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Not a payment notification, or kept without its signature headers */
+            /** @description Kept without what verifies it again (quarantined before that was kept) */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -135,16 +135,17 @@ class ReplayAnswer(BaseModel):
 @ops.post("/quarantine/{quarantine_id}/replay", response_model=ReplayAnswer, responses={
     401: {"description": "The stored body no longer verifies (e.g. the certificate or secret was removed)"},
     404: {"description": "No such quarantined delivery"},
-    409: {"description": "Not a payment notification, or kept without its signature headers"}})
+    409: {"description": "Kept without what verifies it again (quarantined before that was kept)"}})
 async def replay_quarantined(
     quarantine_id: Annotated[int, Path(ge=1, le=2**31 - 1)], state: StateDep, _operator: PlatformOperator,
 ) -> ReplayAnswer:
-    """Replay a quarantined payment notification after a fix (platform operators).
+    """Replay a quarantined delivery after a fix (platform operators): a payment notification or a chat delivery.
 
-    Its stored raw body is verified again with its stored signature headers (the freshness window is
-    skipped, the signature is not) and processed like a delivery, deduplicated as usual: a notification the
-    provider's own retry already delivered answers `duplicate`. The row is consumed; a still-unprocessable
-    one is quarantined again (`quarantined`) or kept for retry (`retry`) with the new reason."""
+    Its stored raw body is verified again with what it came with — signature headers, a chat delivery's
+    query — the freshness window skipped, the signature not; then processed like a delivery, deduplicated as
+    usual: one the sender's own retry already delivered answers `duplicate`. The row is consumed; a
+    still-unprocessable one is quarantined again (`quarantined`) or kept for retry (`retry`) with the new
+    reason. A stored body that no longer verifies is 401 and stays."""
     from gateway.payments.replay import replay  # the payment pipeline imports this module's helpers
 
     outcome = await replay(state=state, quarantine_id=quarantine_id)
