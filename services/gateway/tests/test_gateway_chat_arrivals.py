@@ -202,3 +202,32 @@ async def test_a_person_admitted_from_a_bridged_group_gets_a_code_through_the_br
     assert "to_person" not in body["data"]
     me = await client.get(f"/api/v1/membership/communities/{cid}/members/wechat:wxid_new", headers=headers)
     assert me.status_code == 200 and me.json()["status"] == "active"
+
+
+async def test_a_person_admitted_from_a_qq_group_gets_a_code_through_onebot(platform, fake_platform, eventually,
+                                                                             publish):
+    app, client = platform
+    cid = await free_community(client, eventually)
+    registered = await client.post(f"/api/v1/membership/communities/{cid}/groups", headers=as_owner(),
+                                   json={"platform": "qq", "external_id": "123456", "paid": False})
+    assert registered.status_code == 201, registered.text
+    connector = await client.post(f"/api/v1/communities/{cid}/connectors", headers=as_owner(), json={
+        "community_id": cid, "platform": "onebot", "groups": ["123456"],
+        "secrets": {"secret": "onebot-secret-0123456789", "self_id": "10001", "api_base": f"{fake_platform.url}/ob",
+                    "access_token": "ob-token"}})
+    assert connector.status_code == 201, connector.text
+    await publish(app, "chat.member.joined", ChatMemberJoined(
+        platform="qq", group_id="qq:123456", delivery_id=uuid.uuid4().hex, member_id="qq:998877",
+        display_name="小明", joined_at=datetime.now(UTC)), cid)
+    await active_member(client, cid, "qq:998877", eventually)
+    fake_platform.script.append((200, {"status": "ok", "retcode": 0, "data": {"message_id": 7}}))
+
+    before = len(fake_platform.calls("/ob/send_private_msg"))
+    assert (await client.post("/api/v1/auth/codes", json={"community_id": cid, "member_id": "qq:998877"})
+            ).status_code == 202
+    sent = await eventually(lambda: fake_platform.calls("/ob/send_private_msg")[before:], what="the QQ code")
+    body = json.loads(sent[0]["body"])
+    assert body["user_id"] == 998877 and sent[0]["headers"]["authorization"] == "Bearer ob-token"
+    code = re.search(r"\d{6}", "".join(s["data"].get("text", "") for s in body["message"])).group()
+    token = await client.post("/api/v1/auth/token", json={"member_id": "qq:998877", "code": code})
+    assert token.status_code == 200 and token.json()["community_id"] == cid

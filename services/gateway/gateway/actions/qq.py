@@ -77,6 +77,11 @@ def _number(value: str | None) -> int | None:
 
 def onebot_call(request: dict[str, Any]) -> tuple[str, dict[str, Any]] | str:
     """The OneBot action and params for a bot action, or why there is none."""
+    if request.get("to_person"):  # a login code to one person (the bot's friend, or a temporary session)
+        user = _number(_chat(request["group_id"]))
+        if user is None or request["action"] != "send_message":
+            return f"{request['action']} to {request['group_id']}: not a message to a QQ number"
+        return "send_private_msg", {"user_id": user, "message": segments(request.get("text", ""))}
     group = _number(_chat(request["group_id"]))
     member = _number(_chat(request["member_id"])) if request.get("member_id") else None
     if group is None:

@@ -19,8 +19,10 @@ from qunzhu_common.errors import InvalidInput
 from qunzhu_common.timeutil import utcnow
 
 MAX_LIVE_CODES = 3
-# Connectors that can reach a person's private chat: Telegram bots, bridges, and WeCom self-built apps.
-CODE_PLATFORMS = ("telegram", "generic", "wecom")
+# Connectors that can reach a person's private chat: Telegram bots, bridges, WeCom self-built apps and OneBot
+# (send_private_msg). Not the QQ official bot: it may only answer a message the person sent it.
+CODE_PLATFORMS = ("telegram", "generic", "wecom", "onebot")
+TO_PERSON = frozenset({"wecom", "onebot"})  # platforms whose executor tells a person from a group by the flag
 LOGIN_CODE_ACTION_PREFIX = "login-code:"
 
 
@@ -64,8 +66,9 @@ async def send_login_code(session: AsyncSession, *, state: GatewayState, communi
         action_id=action_id, community_id=community_id, group_id=f"{platform}:{user}", connector_id=connector.id,
         action="send_message", request=dict(action_id=action_id, action="send_message", group_id=f"{platform}:{user}",
                                             text=text, requested_by="gateway",
-                                            # WeCom reaches a person through the self-built app, not a group robot
-                                            **({"to_person": True} if connector.platform == "wecom" else {})),
+                                            # WeCom reaches a person through the self-built app, OneBot with
+                                            # send_private_msg: neither through what serves a group
+                                            **({"to_person": True} if connector.platform in TO_PERSON else {})),
     ))
     await session.flush()
     return "sent"
