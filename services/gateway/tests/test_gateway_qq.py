@@ -463,3 +463,41 @@ async def test_a_qq_token_about_to_expire_is_refreshed_first(gw, admin_headers, 
     assert stand_in.tokens_issued == 2
     sent = [c for c in stand_in.calls if c["path"].endswith("/messages")]
     assert [c["headers"]["authorization"] for c in sent] == ["QQBot qq-token-1", "QQBot qq-token-2"]
+
+
+async def test_an_open_free_community_lets_strangers_in_and_an_unreachable_membership_decides_nothing(
+        tmp_path, standalone_gateway, stand_in, admin_headers, outbox_events, eventually, metric_value):
+    import httpx
+
+    membership = {"up": True, "policies": ["free"]}
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.url.path == f"/communities/{COMMUNITY}":
+            if not membership["up"]:
+                raise httpx.ConnectError("connection refused", request=request)
+            return httpx.Response(200, json={"id": COMMUNITY, "entry_policies": membership["policies"]})
+        return httpx.Response(200, json={"status": "ok"})
+
+    async with standalone_gateway(tmp_path, respond=respond, action_backoff_s=0.01, upstream_retries=0) as gw:
+        connector_id = await onebot_connector(gw, admin_headers, stand_in)
+
+        def request(user_id: int, flag: str) -> bytes:
+            return checked(base("request", request_type="group", sub_type="add", group_id=int(GROUP),
+                                user_id=user_id, comment="", flag=flag))
+
+        assert (await post_onebot(gw, connector_id, request(30001, "f-open"))).json()["events"] == 1
+        membership["policies"] = ["free", "application"]
+        assert (await post_onebot(gw, connector_id, request(30002, "f-application"))).json()["events"] == 1
+        membership["up"] = False
+        assert (await post_onebot(gw, connector_id, request(30003, "f-down"))).json() == {
+            "status": "ignored", "events": 0}
+
+        decisions = [e for e in await outbox_events(gw.app) if e.type == "chat.action.requested"]
+        assert [(e.data["member_id"], e.data["approve"]) for e in decisions] == [
+            ("qq:30001", True), ("qq:30002", False)]
+        assert metric_value(gw.app, "qunzhu_gateway_join_requests_total", platform="onebot", decision="approved",
+                            why="open_community") == 1
+        assert metric_value(gw.app, "qunzhu_gateway_join_requests_total", platform="onebot", decision="undecided",
+                            why="membership_unavailable") == 1
+        await settled(gw, outbox_events, eventually, 2)
+        assert [c["approve"] for c in stand_in.onebot("set_group_add_request")] == [True, False]

@@ -11,10 +11,12 @@ from pydantic import BaseModel
 
 from gateway.auth.deps import PlatformOperator, StateDep
 from gateway.errors import PayloadTooLarge, UnsupportedMediaType
+from gateway.paths import ServicePath
 from gateway.state import GatewayState, read_limited
 from gateway.webhooks import service
 from gateway.webhooks.adapters import Incoming
 from qunzhu_common.deps import SessionDep
+from qunzhu_common.errors import AppError
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -42,6 +44,28 @@ def check_media_type(request: Request, provider: str) -> None:
         raise UnsupportedMediaType(f"{provider} webhooks are {' or '.join(MEDIA_TYPES[provider])}, not {media!r}")
 
 
+def _entry_policies(request: Request):
+    """How the door (a QQ join request) learns a community's public entry policies from membership."""
+
+    async def ask(community_id: str) -> list[str] | None:
+        upstreams = getattr(request.app.state, "upstreams", None)
+        if upstreams is None:
+            return None
+        try:
+            response = await upstreams.call("membership", "GET", ServicePath.of("communities", community_id).encoded)
+        except AppError:  # unavailable
+            return None
+        if response.status_code >= 500:
+            return None
+        try:
+            policies = response.json().get("entry_policies") if response.is_success else []
+        except (ValueError, AttributeError):
+            return None
+        return [str(p) for p in policies] if isinstance(policies, list) else []
+
+    return ask
+
+
 class WebhookAck(BaseModel):
     status: str  # accepted, ignored, quarantined, duplicate
     events: int = 0
@@ -67,7 +91,7 @@ async def chat_webhook(connector_id: str, request: Request) -> Response:
     check_media_type(request, connector.platform)
     incoming = Incoming(dict(request.headers), dict(request.query_params), await read_limited(request, limit))
     outcome = await service.receive_chat(state=state, outbox=state.runtime.outbox, connector=connector,
-                                         incoming=incoming)
+                                         incoming=incoming, entry_policies=_entry_policies(request))
     if outcome.reply is not None:  # the platform's own answer: OneBot heartbeats 204, QQ's op 12 / op 13
         return Response(outcome.reply.body, status_code=outcome.reply.status_code, media_type=outcome.reply.media_type)
     if connector.platform == "wecom":  # WeCom documents an empty body when there is no passive reply

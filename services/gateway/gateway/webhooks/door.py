@@ -2,8 +2,11 @@
 only for a person whose membership of the group's community allows it, otherwise refused with a reason
 that says where to pay.
 
-The decision reads the gateway's membership projection (member_role, fed by membership.events.v1), so no
-call to membership is made on the webhook path. It is recorded as a `chat.action.requested` of kind
+The decision reads the gateway's membership projection (member_role, fed by membership.events.v1). Only a
+person with no membership there costs a question to membership: the community's public entry policy — an
+open, free community (entry policy `free` alone) lets anyone in, as its chat joins are admitted; any other
+is refused with the link. Membership unreachable: no decision (the request stays pending in QQ, where an
+admin may still decide, or the person asks again). It is recorded as a `chat.action.requested` of kind
 `decide_join` (approve, the request's flag, the reason) written with the delivery, and carried out by the
 bot-action worker (`set_group_add_request`), rate-limited and retried like every other action.
 """
@@ -11,6 +14,8 @@ bot-action worker (`set_group_add_request`), rate-limited and retried like every
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.models import MemberRole
@@ -25,6 +30,15 @@ from qunzhu_common.events.registry import EventRegistry
 # a free community is already active; in a paid one it waits for payment (pending_payment) at checkout.
 ADMITTED_STATUSES = ("active", "pending_ritual")
 DECISIONS = ("approved", "refused")
+OPEN_POLICIES = ["free"]
+log = logging.getLogger(__name__)
+
+EntryPolicies = Callable[[str], Awaitable[list[str] | None]]
+"""A community id → its entry policies, None when they cannot be learned now (membership unavailable)."""
+
+
+class Undecided(Exception):
+    """The decision needs membership, which did not answer."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,8 @@ def refusal(settings: GatewaySettings, community_id: str, why: str) -> str:
 
 
 async def decide(settings: GatewaySettings, session_maker, registry: EventRegistry, connector: ConnectorView,
-                 ask: JoinRequest) -> Decision:
+                 ask: JoinRequest, entry_policies: EntryPolicies | None = None) -> Decision:
+    """Raises Undecided when only membership could tell and it did not answer."""
     community_id = connector.groups.get(ask.chat_id)
     if community_id is None:
         raise Unnormalisable(f"chat group {connector.identity_platform}:{ask.chat_id} is not mapped to a community")
@@ -61,6 +76,12 @@ async def decide(settings: GatewaySettings, session_maker, registry: EventRegist
     async with session_maker() as session:
         row = await session.get(MemberRole, (community_id, person))
     approve, why = admits(row)
+    if row is None and entry_policies is not None:
+        policies = await entry_policies(community_id)
+        if policies is None:
+            raise Undecided(community_id)
+        if sorted(set(policies)) == OPEN_POLICIES:
+            approve, why = True, "open_community"
     flag_digest = hashlib.sha256(ask.flag.encode()).hexdigest()[:32]
     staged = stage(registry, "chat.action.requested", community_id, dict(
         action_id=f"join:{connector.id}:{flag_digest}", action="decide_join",

@@ -71,7 +71,8 @@ def _load(payload: bytes) -> dict[str, Any]:
 
 
 def delivery_id(payload: bytes) -> str:
-    """A group message by its message id (a bridge re-posting it is a duplicate); anything else by digest."""
+    """A group message by its message id (a bridge re-posting it is a duplicate), a request by its flag;
+    anything else by digest."""
     from gateway.webhooks.adapters import body_digest
 
     try:
@@ -80,6 +81,8 @@ def delivery_id(payload: bytes) -> str:
         return body_digest(payload)
     if event.get("post_type") == "message" and event.get("message_id") is not None:
         return f"msg:{event.get('group_id', '')}:{event['message_id']}"[:200]
+    if event.get("post_type") == "request" and isinstance(event.get("flag"), str) and event["flag"]:
+        return f"request:{event['flag']}"  # one request, however often it is posted (longer ids: the digest)
     return body_digest(payload)
 
 

@@ -50,7 +50,7 @@ def replay_material(incoming: Incoming, verified_payload: bytes) -> dict:
 
 async def receive_chat(
     *, state: GatewayState, outbox: OutboxWriter, connector: ConnectorView, incoming: Incoming,
-    tolerance_s: int | None = None,
+    tolerance_s: int | None = None, entry_policies: door.EntryPolicies | None = None,
 ) -> Outcome:
     """Verify and normalise outside any transaction, then record the delivery in the next group commit.
     `tolerance_s` overrides the freshness window (an ops replay of a stored delivery)."""
@@ -83,9 +83,13 @@ async def receive_chat(
         )
         decision = None
         if adapter.join_request is not None and (ask := adapter.join_request(verified.payload, connector)):
-            decision = await door.decide(state.settings, state.runtime.session_maker, outbox.registry,
-                                         connector, ask)
-            staged = [*staged, decision.staged]
+            try:
+                decision = await door.decide(state.settings, state.runtime.session_maker, outbox.registry,
+                                             connector, ask, entry_policies)
+                staged = [*staged, decision.staged]
+            except door.Undecided:
+                log.warning("join request %s left undecided: membership did not answer", delivery_id)
+                state.metrics.join_requests.labels(connector.platform, "undecided", "membership_unavailable").inc()
     except Unnormalisable as exc:
         reason, staged, decision = str(exc), [], None
     except Exception as exc:  # noqa: BLE001 - a verified payload that breaks staging is quarantined, never a 500
