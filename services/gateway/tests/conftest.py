@@ -305,8 +305,9 @@ def stripe_mock() -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([binary, "-http-addr", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    # Its HTTPS listener too on loopback and a port of the system's choice (by default it takes :12112).
+    process = subprocess.Popen([binary, "-http-addr", f"127.0.0.1:{port}", "-https-addr", "127.0.0.1:"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:  # make test's safety net stops it if this run is cut short (tests/servers.py)
         from tests.servers import forget_process, record_process
     except ImportError:  # a bare pytest elsewhere: nothing to record

@@ -273,3 +273,16 @@ async def test_reconciliation_sees_payments_only_stripe_knows_and_amounts_that_d
     assert "payment_amount_differs" in {k for k, _ in kinds} and ("payment_amount_differs", "pi_same") in kinds
     assert "qzlost" in kinds[("payment_missing_here", "pi_lost")]
     assert not any(ref == "pi_open" for _, ref in kinds)
+
+
+async def test_a_delayed_payment_method_pays_later(gw, member_headers, outbox_events):
+    order = await new_order(gw, member_headers)
+    unpaid = {**completed(order, "pi_late"), "payment_status": "unpaid"}
+
+    assert (await send(gw, event("checkout.session.completed", unpaid)))["events"] == 0
+    assert (await poll(gw, member_headers, order["order_id"]))["status"] == "created"
+    paid = await send(gw, event("checkout.session.async_payment_succeeded", {**unpaid, "payment_status": "paid"}))
+
+    assert paid == {"status": "accepted", "events": 1}
+    assert [e.data["payment_id"] for e in of_type(await outbox_events(gw.app), "payment.succeeded")] == ["pi_late"]
+    assert (await poll(gw, member_headers, order["order_id"]))["status"] == "paid"

@@ -1,7 +1,8 @@
 """Stripe events → our orders, payments and refunds (planned here, applied by payments.service).
 
-- `checkout.session.completed` (paid) and `payment_intent.succeeded`: the order by client_reference_id /
-  metadata.order_id, else by the PaymentIntent id recorded on it; its PaymentIntent id is recorded. Without
+- `checkout.session.completed` (paid; or `.async_payment_succeeded`) and `payment_intent.succeeded`: the
+  order by client_reference_id / metadata.order_id, else by the PaymentIntent id recorded on it; its
+  PaymentIntent id is recorded. Without
   an order, today's documented metadata {community_id, plan_id, payer_id} still works (payments started
   outside Qunzhu). `checkout.session.expired` expires the order.
 - Refunds by Stripe's refund id: `refund.created`, `refund.updated`, `charge.refund.updated` (a refund
@@ -29,6 +30,8 @@ from qunzhu_common.timeutil import utcnow
 
 REFUND_OBJECT_EVENTS = frozenset({"refund.created", "refund.updated", "charge.refund.updated"})
 PROVIDER = "stripe"
+# A delayed payment method completes the session unpaid and pays later (async_payment_succeeded).
+CHECKOUT_PAID = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 MAX_ID = 200
 MAX_ORDER_ID = 32
 MAX_AMOUNT = 2_000_000_000  # fen; the columns are 32-bit integers
@@ -89,7 +92,7 @@ async def _plan(session: AsyncSession, event: dict[str, Any], *, metrics: Gatewa
     kind = str(event.get("type") or "")
     obj = (event.get("data") or {}).get("object") or {}
     created = _at(event.get("created"))
-    if kind == "checkout.session.completed" or kind == "payment_intent.succeeded":
+    if kind in CHECKOUT_PAID or kind == "payment_intent.succeeded":
         return await _payment(session, kind, obj, created, event, metrics)
     if kind == "checkout.session.expired":
         order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj))
@@ -125,7 +128,7 @@ def _order_id(obj: dict[str, Any]) -> str | None:
 
 async def _payment(session: AsyncSession, kind: str, obj: dict[str, Any], created: datetime, event: dict[str, Any],
                    metrics: GatewayMetrics) -> StripePlan:
-    checkout = kind == "checkout.session.completed"
+    checkout = kind in CHECKOUT_PAID
     payment_id = _id((obj.get("payment_intent") or obj.get("id")) if checkout else obj.get("id"), "the payment id")
     order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj), provider_payment_id=payment_id)
     charge_id = None if checkout else _id(obj.get("latest_charge"), "latest_charge")
