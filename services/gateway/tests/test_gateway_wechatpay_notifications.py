@@ -295,3 +295,17 @@ async def test_an_abnormal_or_closed_refund_that_qunzhu_asked_for_fails_it(gw, w
     assert "ABNORMAL" in failed.data["reason"]
     async with gw.app.state.runtime.session_maker() as session:
         assert (await session.get(RefundOrder, "rq-abnormal")).status == "failed"
+
+
+async def test_fields_too_long_to_store_are_quarantined(gw, wechatpay_platform, outbox_events):
+    fix_the_key(gw)
+    await add_order(gw)
+    long_id = wechat_notification("EV-L1", "TRANSACTION.SUCCESS", {
+        "out_trade_no": ORDER_ID, "transaction_id": "4" * 201, "trade_state": "SUCCESS", "attach": ORDER_ID,
+        "amount": {"total": 19900, "currency": "CNY"}})
+    odd_currency = wechat_notification("EV-L2", "TRANSACTION.SUCCESS", {
+        "out_trade_no": ORDER_ID, "transaction_id": "4200000010", "trade_state": "SUCCESS", "attach": ORDER_ID,
+        "amount": {"total": 19900, "currency": "YUAN"}})
+    answers = [await post(gw, b, wechatpay_platform) for b in (long_id, odd_currency)]
+    assert [a.json()["status"] for a in answers] == ["quarantined", "quarantined"]
+    assert await outbox_events(gw.app) == [] and await order_status(gw) == "created"

@@ -27,6 +27,7 @@ from gateway.orders import notify
 from gateway.orders.notify import Effects, EventTuple, RefundBook
 from gateway.payments import wechatpay
 from gateway.payments.retry import RetryLater
+from gateway.webhooks.commands import Unnormalisable
 from qunzhu_common.timeutil import utcnow
 
 PROVIDER = "wechatpay"
@@ -58,8 +59,26 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+# Fields WeChat Pay keeps short (ids ≤ 64, a currency of 3 letters); longer ones cannot be stored, and are
+# quarantined rather than failing the database write.
+_LIMITS = {"transaction_id": 200, "out_trade_no": 200, "out_refund_no": 200, "refund_id": 200}
+
+
+def _check(resource: dict[str, Any]) -> None:
+    for key, limit in _LIMITS.items():
+        if len(str(resource.get(key) or "")) > limit:
+            raise Unnormalisable(f"{key} is over {limit} characters")
+    currency = (resource.get("amount") or {}).get("currency")
+    if currency is not None and not (isinstance(currency, str) and len(currency) == 3):
+        raise Unnormalisable(f"amount.currency {str(currency)[:20]!r} is not a currency code")
+
+
 async def plan(session: AsyncSession, notification: dict[str, Any], resource: dict[str, Any], *,
                metrics: GatewayMetrics) -> WechatPlan:
+    try:
+        _check(resource)
+    except Unnormalisable as exc:
+        return WechatPlan(problem=exc)
     kind = str(notification.get("event_type") or "")
     created = _time(notification.get("create_time"), utcnow())
     if kind.startswith("TRANSACTION."):
