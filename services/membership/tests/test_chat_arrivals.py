@@ -90,6 +90,15 @@ async def test_admit_a_chat_join_makes_an_active_member_exactly_once(h):
     assert (await h.access(cid, ALICE))["allowed"] is True
 
 
+async def test_admit_never_opens_a_paid_group(h):
+    cid = (await h.community())["id"]  # free, with a paid group for a premium tier
+    await h.group(cid, "vip", paid=True)
+    await h.chat_join(cid, "wecom:vip", ALICE)
+    assert (await h.call("GET", f"/communities/{cid}/members/{ALICE}", "service:test")).status_code == 404
+    (flag,) = await h.ok("GET", f"/communities/{cid}/unpaid-joins", OWNER)
+    assert (flag["person_id"], flag["group_id"]) == (ALICE, "wecom:vip")
+
+
 async def test_admit_starts_the_joining_ritual(h):
     cid = (await h.community(template="networking"))["id"]
     await h.ok("PATCH", f"/communities/{cid}", OWNER, json={"entry_policies": ["free"]})

@@ -22,8 +22,8 @@ from qunzhu_common.events.contracts.identity import PersonId
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["auth"], dependencies=[Depends(rate_limit)])
 _UNSENT_REASONS = {
-    "no_connector": "no_connector (the community has no telegram, generic or wecom connector for this person's "
-                    "platform)",
+    "no_connector": "no_connector (the community has no telegram, generic, wecom or onebot connector for this "
+                    "person's platform)",
     "blacklisted": "blacklisted (the person is blacklisted in this community)",
     "too_many_live_codes": "too_many_live_codes (the person already has the maximum of unused, unexpired codes)",
 }

@@ -72,7 +72,7 @@ async def on_chat_join(session: AsyncSession, ctx: MembershipContext, *, group_i
             await on_nickname(session, ctx, community=community, member=member, name=display_name, at=joined_at)
         return
     policy = arrivals.effective_chat_join_policy(community)
-    if policy == "admit":
+    if policy == "admit" and not group.paid:  # a paid group's door stays the paywall: flagged below
         admitted = await arrivals.admit_from_chat(session, ctx, community=community, group=group, member=member,
                                                   person_id=person_id, display_name=display_name,
                                                   joined_at=joined_at)
