@@ -42,9 +42,16 @@ def membership() -> Membership:
 
 
 @pytest.fixture
-async def gw(tmp_path, standalone_gateway, stripe_mock, membership):
+def extra_settings() -> dict:
+    """Gateway settings a test module adds (override the fixture)."""
+    return {}
+
+
+@pytest.fixture
+async def gw(tmp_path, standalone_gateway, stripe_mock, membership, extra_settings):
+    """A gateway whose Stripe is stripe-mock and whose membership is the stand-in above."""
     async with standalone_gateway(tmp_path, respond=membership, stripe_secret_key="sk_test_123",
-                                  stripe_api_base=stripe_mock) as gateway:
+                                  stripe_api_base=stripe_mock, **extra_settings) as gateway:
         yield gateway
 
 

@@ -10,7 +10,10 @@ import time
 import httpx
 import pytest
 import stripe
-from test_gateway_checkout import COMMUNITY, PAYER, Membership  # same folder, on sys.path
+import test_gateway_checkout as checkout  # same folder, on sys.path
+from test_gateway_checkout import COMMUNITY, PAYER
+
+gw, membership = checkout.gw, checkout.membership  # the same fixtures, with extra_settings below
 
 SECRET = "whsec_orders_test"
 URL = "/webhooks/payments/stripe"
@@ -18,16 +21,8 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-def membership() -> Membership:
-    return Membership()
-
-
-@pytest.fixture
-async def gw(tmp_path, standalone_gateway, stripe_mock, membership):
-    async with standalone_gateway(tmp_path, respond=membership, stripe_secret_key="sk_test_123",
-                                  stripe_api_base=stripe_mock, stripe_webhook_secrets=[SECRET],
-                                  reconcile_settle_s=0) as gateway:
-        yield gateway
+def extra_settings() -> dict:
+    return {"stripe_webhook_secrets": [SECRET], "reconcile_settle_s": 0}
 
 
 def event(type_: str, obj: dict, event_id: str | None = None) -> bytes:
