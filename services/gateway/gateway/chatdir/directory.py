@@ -148,30 +148,34 @@ def _resolve_mentions(directory: _Directory, item: Staged) -> Staged:
 
 
 async def _load(session: AsyncSession, directory: _Directory, items: Sequence[Staged]) -> None:
-    """Everything the batch can touch: the named people's rows, the rows holding any name the batch
-    learns or mentions (for ambiguity), and the pending mentions those names can resolve."""
-    communities = {i.community_id for i in items if i.names or i.mention_names}
+    """Everything the batch can touch: the named people's own rows, the pending mentions a name the batch
+    carries can resolve, and, for the names to resolve (mentioned or pending), every row holding that name
+    (to tell one person from an ambiguous name). A name many people share ("群友") is only read when it is
+    looked up, never for every message that carries it."""
+    communities = sorted({i.community_id for i in items if i.names or i.mention_names})
     if not communities:
         return
-    pairs = {(i.group_id, person) for i in items for person, _, _ in i.names}
-    keys = {name_key(n) for i in items for n in i.mention_names}
-    learned = {name_key(k) for i in items for _, display, username in i.names for k in (display, username)}
-    keys |= learned
-    keys.discard("")
-    conditions = []
-    if pairs:
-        conditions.append(tuple_(ChatName.group_id, ChatName.person_id).in_(sorted(pairs)))
-    if keys:
-        conditions.append(ChatName.community_id.in_(sorted(communities)) & or_(
-            ChatName.username_key.in_(sorted(keys)), ChatName.display_key.in_(sorted(keys))))
-    for row in (await session.execute(select(ChatName).where(or_(*conditions)))).scalars():
-        directory.entries[(row.group_id, row.person_id)] = _Entry(row.community_id, row.display_name, row.username)
-    if learned - {""}:
+    pairs = sorted({(i.group_id, person) for i in items for person, _, _ in i.names})
+    learned = sorted({name_key(k) for i in items for _, display, username in i.names for k in (display, username)}
+                     - {""})
+    if learned:
         rows = await session.execute(select(ChatPendingMention).where(
-            ChatPendingMention.community_id.in_(sorted(communities)),
-            ChatPendingMention.name_key.in_(sorted(learned - {""}))).order_by(ChatPendingMention.id))
+            ChatPendingMention.community_id.in_(communities), ChatPendingMention.name_key.in_(learned),
+        ).order_by(ChatPendingMention.id))
         directory.pending.extend(
             _Pending(r.community_id, r.group_id, r.message_id, r.sender_id, r.name, id=r.id) for r in rows.scalars())
+    keys = sorted(({name_key(n) for i in items for n in i.mention_names}
+                   | {name_key(p.name) for p in directory.pending}) - {""})
+    conditions = []
+    if pairs:
+        conditions.append(tuple_(ChatName.group_id, ChatName.person_id).in_(pairs))
+    if keys:
+        conditions.append(ChatName.community_id.in_(communities) & or_(
+            ChatName.username_key.in_(keys), ChatName.display_key.in_(keys)))
+    if conditions:
+        for row in (await session.execute(select(ChatName).where(or_(*conditions)))).scalars():
+            directory.entries[(row.group_id, row.person_id)] = _Entry(
+                row.community_id, row.display_name, row.username)
 
 
 async def _store(session: AsyncSession, directory: _Directory) -> None:
