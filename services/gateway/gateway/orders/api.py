@@ -52,6 +52,14 @@ class OrderPublic(BaseModel):
     currency: str
     expires_at: str
     paid_at: str | None = None
+    # What the front end does next, by channel (only its own field is set):
+    checkout_url: str | None = Field(default=None, description="Stripe Checkout: send the browser here.")
+    session_id: str | None = Field(default=None, description="Stripe Checkout: the session's id.")
+    code_url: str | None = Field(default=None, description="WeChat Pay Native: show it as a QR code.")
+    h5_url: str | None = Field(default=None, description="WeChat Pay H5: open it in the mobile browser.")
+    jsapi: dict[str, str] | None = Field(default=None, description=(
+        "WeChat Pay JSAPI: the `wx.requestPayment` parameters (appId, timeStamp, nonceStr, package, signType, "
+        "paySign)."))
 
 
 @router.post("/communities/{community_id}/checkout", status_code=201, response_model=OrderPublic,
