@@ -73,6 +73,8 @@ async def test_renewal_reminders_go_out_7_and_1_days_before_at_10_local(h):
     assert [r["group_id"] for r in reminders] == ["wecom:free-g", "wecom:free-g"]
     assert "2027-11-26 10:00" in reminders[0]["text"] and "还有 7 天" in reminders[0]["text"]
     assert "还有 1 天" in reminders[1]["text"]
+    # The person is a mention placeholder: the gateway writes the name the group knows (#17), never the id.
+    assert all(r["text"].startswith("{mention:" + ALICE + "} 你在") for r in reminders)
     events = await h.emitted("member.reminded")
     assert [(e.data["kind"], e.data["days_before"]) for e in events] == [("renewal", 7), ("renewal", 1)]
 
