@@ -1,8 +1,9 @@
 """Part 3 — webhook security: for every provider the gateway takes webhooks from (Standard Webhooks chat
-bridges, Telegram, WeCom, Stripe, WeChat Pay), forged, re-signed, stale, replayed, oversized, truncated and
-mistyped deliveries are refused with the right status as RFC 9457 problems, with no side effect at all:
-every table of every service's database and every topic's end offset move exactly as much as the valid
-deliveries sent alongside them (measured once on their own), which also proves the pipeline was live.
+bridges, Telegram, WeCom, OneBot 11 and the QQ official bot, Stripe, WeChat Pay), forged, re-signed, stale,
+replayed, oversized, truncated and mistyped deliveries are refused with the right status as RFC 9457
+problems, with no side effect at all: every table of every service's database and every topic's end offset
+move exactly as much as the valid deliveries sent alongside them (measured once on their own), which also
+proves the pipeline was live.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ TG_SECRET = "telegram-secret-token-0123456789"
 WECOM_TOKEN, WECOM_CORP = "wecom-token", "ww0123456789"
 WECOM_AES = base64.b64encode(b"k" * 32).decode().rstrip("=")
 OTHER_AES = base64.b64encode(b"x" * 32).decode().rstrip("=")
+ONEBOT_SECRET, ONEBOT_SELF_ID = "security-suite-onebot-secret", "3889000001"
+QQ_APP_ID, QQ_SECRET = "102000001", "security-suite-qq-bot-secret"
 LIMIT = 1024 * 1024  # the gateway's default webhook body limit
 JSON_CT = {"content-type": "application/json"}
 
@@ -79,7 +82,7 @@ class Providers:
 
     def telegram(self, *, token: str = TG_SECRET) -> Request:
         update = {"update_id": uuid.uuid4().int % 10**9, "message": {
-            "message_id": 7, "date": int(time.time()), "text": "今天的增长实验笔记",
+            "message_id": uuid.uuid4().int % 10**9, "date": int(time.time()), "text": "今天的增长实验笔记",
             "chat": {"id": int(self.groups["telegram"]), "type": "supergroup"},
             "from": {"id": uuid.uuid4().int % 10**9, "first_name": "Li"}}}
         return Request(f"{self.gw}/webhooks/chat/{self.connectors['telegram']}", json.dumps(update).encode(),
@@ -98,6 +101,29 @@ class Providers:
         return Request(f"{self.gw}/webhooks/chat/{self.connectors['wecom']}", body.encode(),
                        {"content-type": "text/xml"},
                        {"msg_signature": signature(token, stamp, nonce, encrypted), "timestamp": stamp, "nonce": nonce})
+
+    def onebot(self, *, secret: str = ONEBOT_SECRET, self_id: str = ONEBOT_SELF_ID, at: int | None = None) -> Request:
+        from gateway.webhooks.onebot import sign
+
+        event = {"time": at or int(time.time()), "self_id": int(ONEBOT_SELF_ID), "post_type": "message",
+                 "message_type": "group", "sub_type": "normal", "message_id": uuid.uuid4().int % 2**31,
+                 "group_id": int(self.groups["onebot"]), "user_id": uuid.uuid4().int % 10**9,
+                 "message": [{"type": "text", "data": {"text": "今天读完第三章"}}], "raw_message": "今天读完第三章",
+                 "font": 0, "sender": {"nickname": "读者", "card": ""}}
+        body = json.dumps(event, ensure_ascii=False).encode()
+        return Request(f"{self.gw}/webhooks/chat/{self.connectors['onebot']}", body,
+                       {**JSON_CT, "X-Self-ID": self_id, "X-Signature": sign(secret, body)})
+
+    def qq(self, *, secret: str = QQ_SECRET, at: int | None = None) -> Request:
+        from gateway.webhooks.qqbot import sign
+
+        event = {"op": 0, "id": f"GROUP_AT_MESSAGE_CREATE:{uuid.uuid4().hex}", "t": "GROUP_AT_MESSAGE_CREATE",
+                 "d": {"id": f"ROBOT1.0_{uuid.uuid4().hex}", "content": " 今天的复盘",
+                       "timestamp": "2026-12-07T14:05:00+08:00", "group_openid": self.groups["qq"],
+                       "author": {"member_openid": uuid.uuid4().hex.upper()}}}
+        body, stamp = json.dumps(event, ensure_ascii=False).encode(), str(at or int(time.time()))
+        return Request(f"{self.gw}/webhooks/chat/{self.connectors['qq']}", body, {
+            **JSON_CT, "X-Signature-Timestamp": stamp, "X-Signature-Ed25519": sign(secret, stamp.encode() + body)})
 
     # -- payments -----------------------------------------------------------------------------------
     def stripe(self, *, secret: str = STRIPE_WEBHOOK_SECRET, at: int | None = None,
@@ -139,7 +165,7 @@ class Providers:
 
     def valid(self) -> dict[str, Request]:
         return {"generic": self.generic(), "telegram": self.telegram(), "wecom": self.wecom(),
-                "stripe": self.stripe(), "wechatpay": self.wechatpay()}
+                "onebot": self.onebot(), "qq": self.qq(), "stripe": self.stripe(), "wechatpay": self.wechatpay()}
 
 
 def truncated(request: Request) -> Request:
@@ -156,6 +182,7 @@ def bad_inputs(p: Providers, sent: dict[str, Request]) -> list[tuple[str, str, R
     stale, future = int(time.time()) - 3600, int(time.time()) + 3600
     other_key, _ = wechatpay_certificate(0x1234)
     g, t, w, s, x = (p.generic(), p.telegram(), p.wecom(), p.stripe(), p.wechatpay())
+    o, q = p.onebot(), p.qq()
     text = {"content-type": "text/plain"}
     form = {"content-type": "application/x-www-form-urlencoded"}
     cases = [
@@ -184,6 +211,24 @@ def bad_inputs(p: Providers, sent: dict[str, Request]) -> list[tuple[str, str, R
         ("wecom", "truncated XML", truncated(w), 401),
         ("wecom", "oversized body", oversized(w), 413),
         ("wecom", "JSON content type", w.but(headers=JSON_CT), 415),
+        ("onebot", "forged signature", o.but(headers={"X-Signature": "sha1=" + "0" * 40}), 401),
+        ("onebot", "wrong secret", p.onebot(secret="guessed-onebot-secret"), 401),
+        ("onebot", "missing signature", o.but(headers={"X-Signature": ""}), 401),
+        ("onebot", "another bot's X-Self-ID", p.onebot(self_id="3889000002"), 401),
+        ("onebot", "stale event time", p.onebot(at=stale), 401),
+        ("onebot", "body swapped under a valid signature", o.but(body=p.onebot().body), 401),
+        ("onebot", "truncated JSON", truncated(o), 401),
+        ("onebot", "oversized body", oversized(o), 413),
+        ("onebot", "wrong content type", o.but(headers=text), 415),
+        ("qq", "forged signature", q.but(headers={"X-Signature-Ed25519": "00" * 64}), 401),
+        ("qq", "signed with another bot's secret", p.qq(secret="another-bot-secret"), 401),
+        ("qq", "missing signature", q.but(headers={"X-Signature-Ed25519": ""}), 401),
+        ("qq", "expired timestamp", p.qq(at=stale), 401),
+        ("qq", "timestamp swapped under a valid signature", q.but(headers={"X-Signature-Timestamp": str(future)}),
+         401),
+        ("qq", "truncated JSON", truncated(q), 401),
+        ("qq", "oversized body", oversized(q), 413),
+        ("qq", "wrong content type", q.but(headers=text), 415),
         ("stripe", "forged signature", s.but(headers={"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}"}), 401),
         ("stripe", "wrong secret", p.stripe(secret="whsec_not_ours"), 401),
         ("stripe", "expired timestamp", p.stripe(at=stale), 401),
@@ -231,7 +276,8 @@ def providers(secure_stack: SecurityStack) -> Providers:
         owner = f"telegram:{uuid.uuid4().int % 10**9}"
         headers = bearer(owner_token(secure_stack.data_dir, owner))
         groups = {"generic": f"wh-{uuid.uuid4().hex[:8]}", "telegram": f"-100{uuid.uuid4().int % 10**9}",
-                  "wecom": f"wr{uuid.uuid4().hex[:10]}"}
+                  "wecom": f"wr{uuid.uuid4().hex[:10]}", "onebot": str(700000000 + uuid.uuid4().int % 10**8),
+                  "qq": uuid.uuid4().hex.upper()}
         async with httpx.AsyncClient(timeout=15) as client:
             created = await client.post(f"{gw}/api/v1/communities", headers={"X-API-Key": GATEWAY_OPERATOR_KEY},
                                         json={"name": "验签", "positioning": "伪造的回调一律拒绝", "owner_id": owner})
@@ -239,7 +285,9 @@ def providers(secure_stack: SecurityStack) -> Providers:
             cid = created.json()["id"]
             secrets = {"generic": {"signing_secrets": [GENERIC_SECRET]},
                        "telegram": {"bot_token": "123456:telegram-bot-token", "secret_token": TG_SECRET},
-                       "wecom": {"token": WECOM_TOKEN, "encoding_aes_key": WECOM_AES, "corp_id": WECOM_CORP}}
+                       "wecom": {"token": WECOM_TOKEN, "encoding_aes_key": WECOM_AES, "corp_id": WECOM_CORP},
+                       "onebot": {"secret": ONEBOT_SECRET, "self_id": ONEBOT_SELF_ID},
+                       "qq": {"app_id": QQ_APP_ID, "app_secret": QQ_SECRET}}
             connectors = {}
             for platform, secret in secrets.items():
                 async def register(platform: str = platform, secret: dict = secret) -> httpx.Response:
@@ -255,10 +303,13 @@ def providers(secure_stack: SecurityStack) -> Providers:
 
 
 def acknowledged(provider: str, answer: httpx.Response, expected: str) -> str:
-    """Our JSON acknowledgement's status; WeCom is answered with an empty body as it documents, which says
-    no more than its 200 (the row counts show what was recorded)."""
+    """Our JSON acknowledgement's status; WeCom is answered with an empty body and the QQ official bot with
+    op 12 as they document, which say no more than their 200 (the row counts show what was recorded)."""
     if provider == "wecom":
         assert answer.content == b"", answer.text
+        return expected
+    if provider == "qq":
+        assert answer.json() == {"op": 12, "d": 0}, answer.text
         return expected
     return answer.json()["status"]
 
@@ -274,8 +325,8 @@ async def test_forged_and_malformed_webhooks_are_refused_without_any_side_effect
             assert answer.status_code == 200, (name, answer.text)
             assert acknowledged(name, answer, "accepted") == "accepted", (name, answer.text)
         expected = delta(await settled(secure_stack), before)
-        # The markers flowed: 2 payments, 3 chat events.
-        assert (expected.get("topic payments.events.v1"), expected.get("topic chat.events.v1")) == (2, 3), expected
+        # The markers flowed: 2 payments, 5 chat events.
+        assert (expected.get("topic payments.events.v1"), expected.get("topic chat.events.v1")) == (2, 5), expected
 
         start = await snapshot(secure_stack)
         refused: Counter[str] = Counter()
@@ -302,7 +353,7 @@ async def test_forged_and_malformed_webhooks_are_refused_without_any_side_effect
     except AssertionError:  # never settled on the expected effect: show what moved
         after = await snapshot(secure_stack)
     assert delta(after, start) == expected, {"expected": expected, "got": delta(after, start)}
-    assert set(refused) == {"generic", "telegram", "wecom", "stripe", "wechatpay"}
+    assert set(refused) == {"generic", "telegram", "wecom", "onebot", "qq", "stripe", "wechatpay"}
 
 
 async def test_a_signed_but_truncated_chat_payload_is_quarantined_not_published(secure_stack, providers):
