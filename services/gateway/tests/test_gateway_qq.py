@@ -173,6 +173,11 @@ async def test_onebot_events_are_verified_and_normalised(gw, admin_headers, stan
     assert (await post_onebot(gw, connector_id, recalled)).json() == {"status": "ignored", "events": 0}
     beat = await post_onebot(gw, connector_id, heartbeat)
     assert (beat.status_code, beat.content) == (204, b"")
+    # The bot's own messages: echoed as message_sent (NapCat's reportSelfMessage) or as a group message.
+    echoed = json.dumps(dict(group_message(504, "打卡成功", user_id=int(SELF_ID)), post_type="message_sent")).encode()
+    assert (await post_onebot(gw, connector_id, echoed)).status_code == 204
+    own = checked(group_message(505, "打卡 第1天", user_id=int(SELF_ID)))
+    assert (await post_onebot(gw, connector_id, own)).json() == {"status": "ignored", "events": 0}
 
     events = [e for e in await outbox_events(gw.app) if e.type.startswith(("chat.message", "chat.command",
                                                                            "chat.member"))]

@@ -57,7 +57,9 @@ def verify(headers: dict[str, str] | Any, body: bytes, *, secret: str, self_id: 
 
 
 def is_meta(event: dict[str, Any]) -> bool:
-    return event.get("post_type") == "meta_event"
+    """Heartbeats and lifecycle events, and the bot's own messages echoed back (NapCat's `message_sent`):
+    answered 204, recorded nowhere."""
+    return event.get("post_type") in ("meta_event", "message_sent")
 
 
 def _load(payload: bytes) -> dict[str, Any]:
@@ -105,22 +107,24 @@ def normalise(payload: bytes, connector: Any) -> list[RawEvent]:
     event = _load(payload)
     prefix = connector.identity_platform + ":"
     kind = event["post_type"]
-    if kind in ("meta_event", "request"):
-        return []  # heartbeats; join requests are decided at the door, not reported as chat events
+    if kind in ("meta_event", "request", "message_sent"):
+        return []  # heartbeats, the bot's own messages; join requests are decided at the door
     if kind == "message":
-        return _message(event, prefix, parse_time)
+        return _message(event, prefix, parse_time, self_id=str(event.get("self_id", "")))
     if kind == "notice":
         return _notice(event, prefix, parse_time, self_id=str(event.get("self_id", "")))
     raise Unnormalisable(f"unknown post_type {str(kind)[:40]!r}")
 
 
-def _message(event: dict[str, Any], prefix: str, parse_time: Any) -> list[RawEvent]:
+def _message(event: dict[str, Any], prefix: str, parse_time: Any, *, self_id: str) -> list[RawEvent]:
     if event.get("message_type") != "group":
         return []  # private chats are not a community's group
     chat = _id(event.get("group_id"), "group_id")
     user = _id(event.get("user_id"), "user_id")
     if user == ANONYMOUS or event.get("sub_type") == "anonymous":
         return []  # an anonymous message names nobody
+    if user == self_id:
+        return []  # the bot's own message is nobody's activity
     sender = event.get("sender") or {}
     if not isinstance(sender, dict):
         raise Unnormalisable("sender is not an object")
