@@ -106,3 +106,38 @@ async def test_a_renamed_member_is_named_by_the_latest_name_and_wecom_mentions_b
     (send,) = fake_platform.calls("/cgi-bin/webhook/send")
     assert json.loads(send["body"]) == {"msgtype": "text", "text": {
         "content": "接龙：1. 张三-北京-产品 2. @张三-北京-产品", "mentioned_list": ["zhangsan"]}}
+
+
+async def test_a_bridge_gets_the_rendered_text_and_its_segments(
+        tmp_path, standalone_gateway, fake_platform, publish, admin_headers, outbox_events, eventually):
+    import base64
+    import os
+    import time
+
+    from gateway.webhooks.verify import sign_standard
+
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    async with standalone_gateway(tmp_path, bridge_allow_http=True, action_backoff_s=0.01) as gw:
+        url = await connector(gw, admin_headers, "generic", {
+            "signing_secrets": [secret], "outbound_url": fake_platform.url + "/bridge",
+            "outbound_secret": "whsec_" + base64.b64encode(os.urandom(24)).decode()}, ["g-1"])
+        body = json.dumps({"type": "member_joined", "group_id": "g-1", "member_id": "wxid_li",
+                           "display_name": "李一天"}).encode()
+        stamp = int(time.time())
+        joined = await gw.client.post(url, content=body, headers={
+            "webhook-id": "j-1", "webhook-timestamp": str(stamp), "content-type": "application/json",
+            "webhook-signature": sign_standard(secret, "j-1", stamp, body)})
+        assert joined.json()["status"] == "accepted"
+
+        await publish(gw.app, "chat.action.requested", ChatActionRequested(
+            action_id="welcome-1", action="send_message", group_id="generic:g-1",
+            text=f"{mention_token('generic:wxid_li')} 欢迎！", requested_by="membership"), COMMUNITY)
+        await settled(gw, outbox_events, eventually, 1)
+
+    (bridged,) = fake_platform.calls("/bridge")
+    data = json.loads(bridged["body"])["data"]
+    assert (data["text"], data["mentions"]) == ("@李一天 欢迎！", ["generic:wxid_li"])
+    assert data["segments"] == [
+        {"type": "mention", "person_id": "generic:wxid_li", "user_id": "wxid_li", "name": "李一天",
+         "text": "@李一天"},
+        {"type": "text", "text": " 欢迎！"}]
