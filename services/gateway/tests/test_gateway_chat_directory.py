@@ -169,3 +169,28 @@ async def _positive(points):
 async def _more_than(points, before: int):
     value = await points()
     return value if value > before else None
+
+
+async def test_a_name_first_seen_after_the_pending_window_resolves_nothing(gateway, admin_headers, outbox_events):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from gateway.chatdir.directory import PENDING_DAYS
+    from gateway.chatdir.models import ChatPendingMention
+    from qunzhu_common.timeutil import utcnow
+
+    url = await connector(gateway, admin_headers, "telegram",
+                          {"bot_token": "123456:AAE-bot-token", "secret_token": TG_SECRET}, ["-1001"])
+    async with gateway.app.state.runtime.session_maker() as session, session.begin():
+        session.add(ChatPendingMention(community_id=COMMUNITY, group_id="telegram:-1001", message_id="old-1",
+                                       sender_id="telegram:1", name="carolw", name_key="carolw",
+                                       created_at=utcnow() - timedelta(days=PENDING_DAYS + 1)))
+    carol = User(id=88, first_name="Carol", is_bot=False, username="CarolW")
+    answer = await gateway.client.post(url, content=tg(1, sender=carol, joined=[carol]),
+                                       headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET})
+
+    assert answer.json()["status"] == "accepted"
+    assert [e.type for e in await outbox_events(gateway.app)] == ["chat.member.joined"]
+    async with gateway.app.state.runtime.session_maker() as session:
+        assert await session.scalar(select(func.count()).select_from(ChatPendingMention)) == 0

@@ -12,13 +12,14 @@ Resolution of a name (case-folded, without the @), in a community, first match w
 2. one person whose name in the message's group is the name (group card / nickname / display name);
 3. one person in the community's groups with that name.
 Two people with the same name at a step leave it unresolved there (ambiguous, never a guess).
+A name nobody carries within PENDING_DAYS (a typo, another bot) is dropped when it is next seen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, or_, select, tuple_
@@ -30,6 +31,7 @@ from gateway.webhooks.ingest import Staged
 from qunzhu_common.events.contracts.chat import ChatMentionResolved
 
 _NAME: Table = ChatName.__table__  # type: ignore[attr-defined]
+PENDING_DAYS = 30
 
 
 def name_key(name: str) -> str:
@@ -61,6 +63,7 @@ class _Pending:
     name: str
     id: int | None = None  # None: found in this batch, not stored yet
     done: bool = False
+    created_at: datetime | None = None
 
 
 @dataclass
@@ -113,6 +116,9 @@ async def apply(session: AsyncSession, items: Sequence[Staged], *, now: datetime
             for pending in directory.pending:
                 if pending.done or pending.community_id != item.community_id or name_key(pending.name) not in learned:
                     continue
+                if pending.created_at is not None and pending.created_at < now - timedelta(days=PENDING_DAYS):
+                    pending.done = True  # too late to be that message's mention: dropped, nothing emitted
+                    continue
                 person = directory.lookup(pending.community_id, pending.group_id, name_key(pending.name))
                 if person is None or person == pending.sender_id:
                     continue
@@ -163,7 +169,8 @@ async def _load(session: AsyncSession, directory: _Directory, items: Sequence[St
             ChatPendingMention.community_id.in_(communities), ChatPendingMention.name_key.in_(learned),
         ).order_by(ChatPendingMention.id))
         directory.pending.extend(
-            _Pending(r.community_id, r.group_id, r.message_id, r.sender_id, r.name, id=r.id) for r in rows.scalars())
+            _Pending(r.community_id, r.group_id, r.message_id, r.sender_id, r.name, id=r.id, created_at=r.created_at)
+            for r in rows.scalars())
     keys = sorted(({name_key(n) for i in items for n in i.mention_names}
                    | {name_key(p.name) for p in directory.pending}) - {""})
     conditions = []
