@@ -13,6 +13,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from qunzhu_common.db.writegate import mark_background
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +44,7 @@ class BackgroundLoop:
         self._wake.set()
 
     async def run(self) -> None:
+        mark_background()  # this task's transactions queue behind requests for SQLite's write connection
         failures = 0
         while True:
             self._wake.clear()

@@ -21,10 +21,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only transaction (a consistent snapshot) for routes that only read: on SQLite it comes from
+    the read pool and never waits for the writer; it is rolled back at the end, never committed."""
+    async with runtime_of(request).read_session_maker() as session, session.begin():
+        yield session
+        await session.rollback()
+
+
 def get_outbox(request: Request) -> OutboxWriter:
     return runtime_of(request).outbox
 
 
 # scope="function": commit before the response is sent, so a 2xx means the data is durable.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 OutboxDep = Annotated[OutboxWriter, Depends(get_outbox)]

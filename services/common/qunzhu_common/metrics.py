@@ -75,6 +75,18 @@ class ServiceMetrics(ConsumerMetrics, ConsumerObserver):
         self.outbox_backlog = Gauge(
             prefix + "outbox_backlog_events", "Outbox rows not yet published.", registry=r
         )
+        # Embedded mode's SQLite write gate (qunzhu_common.db.writegate); not prefixed with the service, so
+        # one dashboard panel compares the services.
+        self.db_write_wait = Histogram(
+            "qunzhu_db_write_wait_seconds", "Time a transaction waited for the SQLite write connection.",
+            ["service", "priority"], buckets=(0.001,) + LATENCY_BUCKETS, registry=r,
+        )
+        self.db_write_timeouts = Counter(
+            "qunzhu_db_write_timeouts_total", "Transactions refused after the bounded wait for the SQLite "
+            "write connection.", ["service", "priority"], registry=r,
+        )
+        for priority in ("request", "background"):
+            self.db_write_timeouts.labels(service, priority)
         self.outbox_publish_failures = Counter(
             prefix + "outbox_publish_failures_total", "Failed attempts to publish an outbox batch.", registry=r
         )
@@ -115,6 +127,13 @@ class ServiceMetrics(ConsumerMetrics, ConsumerObserver):
 
     def publish_failed(self, _error: BaseException) -> None:
         self.outbox_publish_failures.inc()
+
+    # -- SQLite write gate ------------------------------------------------------------------
+    def db_write_waited(self, priority: str, seconds: float) -> None:
+        self.db_write_wait.labels(self.service, priority).observe(seconds)
+
+    def db_write_timed_out(self, priority: str) -> None:
+        self.db_write_timeouts.labels(self.service, priority).inc()
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,7 @@ A crash between publish and mark republishes the batch; consumers' inboxes make 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import zlib
@@ -14,13 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Table, event, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from qunzhu_common.background import BackgroundLoop
 from qunzhu_common.bus.base import Bus, OutgoingRecord
 from qunzhu_common.context import service_var
 from qunzhu_common.db.bulk import bulk_insert
+from qunzhu_common.db.engine import mark_lock_only, unmark_lock_only
 from qunzhu_common.events.envelope import Envelope, new_envelope
 from qunzhu_common.events.registry import EventRegistry
 from qunzhu_common.timeutil import utcnow
@@ -135,18 +137,49 @@ class OutboxRelay:
         # One relay per service database publishes at a time, so a key's order survives replicas.
         self._service = service
         self._lock_key = zlib.crc32(f"qunzhu-outbox-{service}".encode())
+        self._one_pass = asyncio.Lock()
         self._loop = BackgroundLoop("outbox relay", self._pass, logger=log, on_failure=on_failure)
 
     def wake(self) -> None:
         self._loop.wake()
 
     async def publish_batch(self) -> int:
-        """Publish one batch; returns how many rows were published (0 when none or not our turn)."""
+        """Publish one batch; returns how many rows were published (0 when none or not our turn).
+
+        Claim → release → publish → mark: no connection is held while the bus is waited for (a slow
+        broker must not hold the only SQLite connection of embedded mode, nor row locks on PostgreSQL).
+        One pass at a time per relay (the loop and `drain`); across PostgreSQL replicas a session-level
+        advisory lock, held on a connection that holds no transaction meanwhile, keeps a key's order.
+        """
+        async with self._one_pass:
+            engine = self._session_maker.kw.get("bind")
+            if engine is None or engine.dialect.name != "postgresql":
+                return await self._claim_publish_mark()
+            async with engine.connect() as lock:
+                mark_lock_only(lock)
+                try:
+                    got = await lock.scalar(select(func.pg_try_advisory_lock(self._lock_key)))
+                    await lock.commit()  # the lock is the session's; no transaction stays open
+                    if not got:
+                        return 0
+                    try:
+                        return await self._claim_publish_mark()
+                    finally:
+                        await self._unlock(lock)
+                finally:
+                    unmark_lock_only(lock)
+
+    async def _unlock(self, lock: AsyncConnection) -> None:
+        try:
+            await lock.execute(select(func.pg_advisory_unlock(self._lock_key)))
+            await lock.commit()
+        except BaseException:
+            await lock.invalidate()  # never hand a connection still holding the lock back to the pool
+            raise
+
+    async def _claim_publish_mark(self) -> int:
         table = self._table
-        async with self._session_maker() as session, session.begin():
-            if session.bind.dialect.name == "postgresql":
-                if not await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key))):
-                    return 0
+        async with self._session_maker() as session:
             rows = (
                 await session.execute(
                     select(table.c.seq, table.c.topic, table.c.key, table.c.payload, table.c.event_type)
@@ -155,10 +188,11 @@ class OutboxRelay:
                     .limit(self._batch_size)
                 )
             ).all()
-            if not rows:
-                return 0
-            records = [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.payload)) for r in rows]
-            await self._bus.publish(records)
+        if not rows:
+            return 0
+        records = [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.payload)) for r in rows]
+        await self._bus.publish(records)
+        async with self._session_maker() as session, session.begin():
             await session.execute(
                 update(table).where(table.c.seq.in_([r.seq for r in rows])).values(published_at=utcnow())
             )

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from qunzhu_common.actor import enforce_scope
 from qunzhu_common.bus.base import Bus, Subscription
 from qunzhu_common.bus.delivery import RetryPolicy
-from qunzhu_common.db.engine import create_engine, create_session_maker
+from qunzhu_common.db.engine import create_engine, create_read_engine, create_session_maker
 from qunzhu_common.db.migrate import upgrade_head_async
+from qunzhu_common.db.writegate import WriteGate, background_priority
 from qunzhu_common.docs import install_offline_docs
 from qunzhu_common.errors import install_problem_handlers, problem_response
 from qunzhu_common.events.asyncapi import asyncapi_document
@@ -102,6 +103,9 @@ class ServiceRuntime:
         self.bus: Bus | None = bus
         self.engine: AsyncEngine | None = None
         self._session_maker: async_sessionmaker[AsyncSession] | None = None
+        self.read_engine: AsyncEngine | None = None
+        self._read_session_maker: async_sessionmaker[AsyncSession] | None = None
+        self.write_gate: WriteGate | None = None
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
         self._subscription: Subscription | None = None
@@ -113,12 +117,28 @@ class ServiceRuntime:
             raise RuntimeError(f"{self.spec.name} is not started")
         return self._session_maker
 
+    @property
+    def read_session_maker(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for reads only: on SQLite a read-only pool that never waits for the writer (a WAL
+        snapshot); on PostgreSQL the same engine as `session_maker`."""
+        if self._read_session_maker is None:
+            raise RuntimeError(f"{self.spec.name} is not started")
+        return self._read_session_maker
+
     async def start(self) -> None:
         configure_logging(self.settings.log_level, self.settings.log_format)
         if self.settings.auto_migrate:
             await upgrade_head_async(self.spec.migrations_dir, self.settings.database_url)
-        self.engine = create_engine(self.settings.database_url)
+        self.write_gate = WriteGate(
+            request_wait_s=self.settings.sqlite_write_wait_s,
+            background_wait_s=self.settings.sqlite_background_write_wait_s,
+            on_wait=self.metrics.db_write_waited, on_timeout=self.metrics.db_write_timed_out,
+        )
+        self.engine = create_engine(self.settings.database_url, gate=self.write_gate)
         self._session_maker = create_session_maker(self.engine)
+        self.read_engine = create_read_engine(
+            self.settings.database_url, self.engine, pool_size=self.settings.sqlite_read_pool_size)
+        self._read_session_maker = create_session_maker(self.read_engine)
         if self.bus is None:
             self.bus = build_bus(self.settings)
             await self.bus.start()
@@ -149,16 +169,22 @@ class ServiceRuntime:
                 [(spec.topic, spec.type) for spec in self.registry.specs() if spec.type in self.spec.handlers]
             )
             if self.settings.run_consumers:
-                self._subscription = await self.bus.subscribe(
-                    group_id=self.spec.name,
-                    topics=self.consumer.topics(),
-                    handler=self.consumer,
-                    observer=self.metrics,
-                    batch_handler=self.consumer.handle_batch,
-                    batch_size=self.settings.consume_batch_size,
-                )
+                # The consumer's tasks start from here: their transactions are background work.
+                with background_priority():
+                    self._subscription = await self._subscribe()
         self.started = True
         log.info("%s started (bus=%s)", self.spec.name, self.settings.bus)
+
+    async def _subscribe(self) -> Subscription:
+        assert self.bus is not None and self.consumer is not None
+        return await self.bus.subscribe(
+            group_id=self.spec.name,
+            topics=self.consumer.topics(),
+            handler=self.consumer,
+            observer=self.metrics,
+            batch_handler=self.consumer.handle_batch,
+            batch_size=self.settings.consume_batch_size,
+        )
 
     async def stop(self) -> None:
         self.started = False
@@ -170,6 +196,9 @@ class ServiceRuntime:
         if self.bus is not None and self._injected_bus is None:
             await self.bus.stop()
             self.bus = None
+        if self.read_engine is not None and self.read_engine is not self.engine:
+            await self.read_engine.dispose()
+        self.read_engine = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None
@@ -177,7 +206,7 @@ class ServiceRuntime:
     async def check_ready(self) -> dict[str, str]:
         checks: dict[str, str] = {}
         try:
-            async with self.session_maker() as session:
+            async with self.read_session_maker() as session:
                 await asyncio.wait_for(session.execute(text("SELECT 1")), timeout=3)
             checks["database"] = "ok"
         except Exception as exc:  # readiness reports, it does not raise

@@ -38,6 +38,15 @@ class ServiceSettings(BaseSettings):
     json_max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="JSON request bodies over this are a 413 (jsonbody.JsonBodyGuard)."
     )
+    sqlite_write_wait_s: float = Field(
+        default=5.0, gt=0, le=60, description="Embedded mode (SQLite): longest a request waits for the write "
+        "connection before a 503 + Retry-After; far below a chat platform's webhook timeout.")
+    sqlite_background_write_wait_s: float = Field(
+        default=30.0, gt=0, description="Embedded mode (SQLite): longest background work (relay, consumers, "
+        "workers) waits for the write connection; it always queues behind requests.")
+    sqlite_read_pool_size: int = Field(
+        default=4, ge=1, le=32, description="Embedded mode (SQLite): read-only connections for reads that never "
+        "wait for the writer (WAL snapshots).")
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = Field(default="json", description="JSON lines, or text for humans.")
     internal_key: SecretStr = Field(

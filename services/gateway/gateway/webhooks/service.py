@@ -30,7 +30,7 @@ async def connector_view(*, state: GatewayState, connector_id: str) -> Connector
     view = state.connectors.cached(connector_id)
     if view is not None:
         return view
-    async with state.runtime.session_maker() as session:
+    async with state.runtime.read_session_maker() as session:  # never waits for the writer (#19)
         return await state.connectors.get(session, box=state.box, connector_id=connector_id)
 
 
@@ -84,7 +84,7 @@ async def receive_chat(
         decision = None
         if adapter.join_request is not None and (ask := adapter.join_request(verified.payload, connector)):
             try:
-                decision = await door.decide(state.settings, state.runtime.session_maker, outbox.registry,
+                decision = await door.decide(state.settings, state.runtime.read_session_maker, outbox.registry,
                                              connector, ask, entry_policies)
                 staged = [*staged, decision.staged]
             except door.Undecided:
