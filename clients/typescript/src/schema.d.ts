@@ -3703,12 +3703,34 @@ export interface components {
             amount_fen: number;
             /** Channel */
             channel: string;
+            /**
+             * Checkout Url
+             * @description Stripe Checkout: send the browser here.
+             */
+            checkout_url?: string | null;
+            /**
+             * Code Url
+             * @description WeChat Pay Native: show it as a QR code.
+             */
+            code_url?: string | null;
             /** Community Id */
             community_id: string;
             /** Currency */
             currency: string;
             /** Expires At */
             expires_at: string;
+            /**
+             * H5 Url
+             * @description WeChat Pay H5: open it in the mobile browser.
+             */
+            h5_url?: string | null;
+            /**
+             * Jsapi
+             * @description WeChat Pay JSAPI: the `wx.requestPayment` parameters (appId, timeStamp, nonceStr, package, signType, paySign).
+             */
+            jsapi?: {
+                [key: string]: string;
+            } | null;
             /**
              * Kind
              * @description new or renewal: which price of the plan
@@ -3724,6 +3746,11 @@ export interface components {
             plan_id: string;
             /** Provider */
             provider: string;
+            /**
+             * Session Id
+             * @description Stripe Checkout: the session's id.
+             */
+            session_id?: string | null;
             /**
              * Status
              * @description created, paid, expired, closed, review, failed
