@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -281,3 +282,70 @@ async def test_a_delayed_payment_method_pays_later(gw, member_headers, outbox_ev
     assert paid == {"status": "accepted", "events": 1}
     assert [e.data["payment_id"] for e in of_type(await outbox_events(gw.app), "payment.succeeded")] == ["pi_late"]
     assert (await poll(gw, member_headers, order["order_id"]))["status"] == "paid"
+
+
+async def post_signed(gw, body: bytes) -> httpx.Response:
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET, timestamp=int(time.time()))
+    stripe.Webhook.construct_event(body, header, SECRET)
+    return await gw.client.post(URL, content=body, headers={"Stripe-Signature": header,
+                                                            "content-type": "application/json"})
+
+
+async def add_order(gw, order_id: str, *, amount_fen: int = 99900) -> None:
+    """An order row as the checkout route writes it (its transaction committing after Stripe's event)."""
+    from datetime import timedelta
+
+    from gateway.models import PaymentOrder
+    from qunzhu_common.timeutil import utcnow
+
+    async with gw.app.state.runtime.session_maker() as session, session.begin():
+        session.add(PaymentOrder(
+            id=order_id, community_id=COMMUNITY, plan_id="yearly", payer_id=PAYER, provider="stripe",
+            channel="checkout", kind="new", amount_fen=amount_fen, currency="CNY", request_hash="0" * 64,
+            expires_at=utcnow() + timedelta(minutes=30)))
+
+
+async def test_an_order_of_ours_not_known_yet_is_retried_then_takes_effect_once(gw, outbox_events, admin_headers,
+                                                                              metric_value):
+    order_id = "qz" + "7" * 24
+    body = event("checkout.session.completed", completed({"session_id": "cs_late", "order_id": order_id}, "pi_L"),
+                 event_id="evt_order_late")
+
+    first = await post_signed(gw, body)
+    again = await post_signed(gw, body)  # Stripe retries (the same event id): still not known, kept once
+    assert [a.status_code for a in (first, again)] == [503, 503]
+    assert first.headers["content-type"].startswith("application/problem+json")
+    assert first.json()["type"].endswith("retry-later") and first.headers["retry-after"]
+    assert metric_value(gw.app, "qunzhu_gateway_webhook_retries_requested_total", platform="stripe",
+                        reason="order_unknown") == 2
+    kept = (await gw.client.get("/api/v1/ops/quarantine", headers=admin_headers)).json()
+    assert [(q["delivery_id"], q["retry_requested"]) for q in kept["data"]] == [("evt_order_late", True)]
+    assert await outbox_events(gw.app) == []
+
+    await add_order(gw, order_id)
+    retried = await post_signed(gw, body)  # the event id was not used up: Stripe's retry is processed
+    assert (retried.status_code, retried.json()) == (200, {"status": "accepted", "events": 1})
+    assert (await post_signed(gw, body)).json()["status"] == "duplicate"
+
+    (paid,) = of_type(await outbox_events(gw.app), "payment.succeeded")
+    assert (paid.community_id, paid.data["payment_id"], paid.data["payer_id"]) == (COMMUNITY, "pi_L", PAYER)
+    assert (await gw.client.get("/api/v1/ops/quarantine", headers=admin_headers)).json()["count"] == 0
+
+
+async def test_a_front_ends_own_reference_is_not_retried(gw, outbox_events):
+    """A client_reference_id that is not one of our order ids: the documented metadata path, as before."""
+    answer = await post_signed(gw, event("checkout.session.completed", {
+        "id": "cs_own", "client_reference_id": "cart-42", "payment_intent": "pi_own", "payment_status": "paid",
+        "amount_total": 99900, "currency": "cny",
+        "metadata": {"community_id": COMMUNITY, "plan_id": "yearly", "payer_id": PAYER}}))
+    assert (answer.status_code, answer.json()["status"]) == (200, "accepted")
+
+
+async def test_a_resend_from_the_dashboard_is_one_effect(gw, member_headers, outbox_events):
+    """Stripe's resend repeats the event id (signed anew): answered `duplicate`, nothing twice."""
+    order = await new_order(gw, member_headers)
+    body = event("checkout.session.completed", completed(order, "pi_resend"), event_id="evt_resend")
+    assert (await send(gw, body))["status"] == "accepted"
+    await asyncio.sleep(1.1)  # a later signature timestamp, as a resend has
+    assert await send(gw, body) == {"status": "duplicate", "events": 0}
+    assert len(of_type(await outbox_events(gw.app), "payment.succeeded")) == 1

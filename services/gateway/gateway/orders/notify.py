@@ -14,6 +14,7 @@ transaction as the events, so a re-delivery changes nothing twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,7 @@ from qunzhu_common.db.upsert import insert_if_absent
 from qunzhu_common.timeutil import utcnow
 
 EventTuple = tuple[str, str | None, dict[str, Any]]
+ORDER_ID = re.compile(r"qz[0-9a-f]{24}")  # orders.service: "qz" + 24 hex; another reference is not ours
 Step = Callable[[AsyncSession], Awaitable[None]]
 
 

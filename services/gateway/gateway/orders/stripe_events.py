@@ -2,9 +2,10 @@
 
 - `checkout.session.completed` (paid; or `.async_payment_succeeded`) and `payment_intent.succeeded`: the
   order by client_reference_id / metadata.order_id, else by the PaymentIntent id recorded on it; its
-  PaymentIntent id is recorded. Without
-  an order, today's documented metadata {community_id, plan_id, payer_id} still works (payments started
-  outside Qunzhu). `checkout.session.expired` expires the order.
+  PaymentIntent id is recorded. An order id of ours whose order is not found (yet) is retried: 503, kept
+  as `retry_requested`, the event id not used up (payments.retry). Without an order reference, today's
+  documented metadata {community_id, plan_id, payer_id} still works (payments started outside Qunzhu).
+  `checkout.session.expired` expires the order.
 - Refunds by Stripe's refund id: `refund.created`, `refund.updated`, `charge.refund.updated` (a refund
   object; only `succeeded` counts), and `charge.refunded`: each refund it embeds, and — API versions from
   2022-11-15 embed none — the rest of `amount_refunded` beyond what is recorded for the payment, under
@@ -25,6 +26,7 @@ from gateway.models import PaymentOrder
 from gateway.orders import notify
 from gateway.orders.notify import Effects, EventTuple, RefundBook
 from gateway.payments import stripe_hook
+from gateway.payments.retry import RetryLater
 from gateway.webhooks.commands import Unnormalisable
 from qunzhu_common.timeutil import utcnow
 
@@ -43,8 +45,11 @@ class StripePlan:
 
     effects: Effects = field(default_factory=Effects)
     legacy: Callable[[dict[str, str]], list[EventTuple]] | None = None  # the metadata path, no order
+    problem: Exception | None = None  # RetryLater: raised when mapped (answered 503, the provider retries)
 
     def mapper(self, community_of: dict[str, str]) -> list[EventTuple]:
+        if self.problem is not None:
+            raise self.problem
         events = list(self.legacy(community_of)) if self.legacy is not None else []
         return events + self.effects.events
 
@@ -105,6 +110,8 @@ async def _plan(session: AsyncSession, event: dict[str, Any], *, metrics: Gatewa
     if kind == "payment_intent.payment_failed":
         intent = _id(obj.get("id"), "the PaymentIntent id")
         order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj), provider_payment_id=intent)
+        if order is None and _ours(obj):
+            return _unknown_order(obj)
         if order is not None:
             error = obj.get("last_payment_error") or {}
             result = StripePlan()
@@ -126,12 +133,25 @@ def _order_id(obj: dict[str, Any]) -> str | None:
     return found if isinstance(found, str) and 0 < len(found) <= MAX_ORDER_ID else None  # else not one of ours
 
 
+def _ours(obj: dict[str, Any]) -> str | None:
+    """The order reference when it has the form of Qunzhu's order ids (not a front end's own reference)."""
+    found = _order_id(obj)
+    return found if found is not None and notify.ORDER_ID.fullmatch(found) else None
+
+
+def _unknown_order(obj: dict[str, Any]) -> StripePlan:
+    """Our order id, and no such order (yet): Stripe retries (for three days), ops can replay the kept copy."""
+    return StripePlan(problem=RetryLater("order_unknown", f"order {_ours(obj)} is not known (yet)"))
+
+
 async def _payment(session: AsyncSession, kind: str, obj: dict[str, Any], created: datetime, event: dict[str, Any],
                    metrics: GatewayMetrics) -> StripePlan:
     checkout = kind in CHECKOUT_PAID
     payment_id = _id((obj.get("payment_intent") or obj.get("id")) if checkout else obj.get("id"), "the payment id")
     order = await notify.find_order(session, PROVIDER, order_id=_order_id(obj), provider_payment_id=payment_id)
     charge_id = None if checkout else _id(obj.get("latest_charge"), "latest_charge")
+    if order is None and _ours(obj):
+        return _unknown_order(obj)
     if order is None:  # started outside Qunzhu: the metadata names community, plan and payer, as before
         result = StripePlan(legacy=lambda community_of: stripe_hook.normalise(event, community_of=community_of))
         meta = obj.get("metadata") or {}

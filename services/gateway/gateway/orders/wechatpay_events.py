@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +30,7 @@ from gateway.webhooks.commands import Unnormalisable
 from qunzhu_common.timeutil import utcnow
 
 PROVIDER = "wechatpay"
-ORDER_ID = re.compile(r"qz[0-9a-f]{24}")  # orders.service: "qz" + 24 hex
+ORDER_ID = notify.ORDER_ID
 
 
 @dataclass
