@@ -15,8 +15,8 @@ from gateway.paths import ServicePath
 from gateway.state import GatewayState, state_of
 from gateway.upstream import UPSTREAMS, Upstreams, upstreams_of
 from qunzhu_common import jsonbody
-from qunzhu_common.deps import SessionDep
 from qunzhu_common.errors import AppError, Forbidden, InvalidInput, Unauthorized, problem_response
+from qunzhu_common.service import runtime_of
 
 UpstreamsDep = Annotated[Upstreams, Depends(upstreams_of)]
 
@@ -73,7 +73,7 @@ _PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 def _proxy_route(service: str) -> None:
     async def proxy(
-        path: str, request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal, session: SessionDep
+        path: str, request: Request, upstreams: UpstreamsDep, principal: OptionalPrincipal
     ) -> Response:
         """Every route of the service, reached through the gateway (each is documented in /openapi.json).
 
@@ -84,13 +84,16 @@ def _proxy_route(service: str) -> None:
         (one ServicePath; non-canonical paths were refused before routing).
         """
         target = ServicePath(path)
-        if request.method == "GET":
-            await read_guard.authorize_read(session, principal, service, target.text)
-        elif principal is None:
-            raise Unauthorized("send `Authorization: Bearer <token>` or `X-API-Key`")
-        if service == "engagement" and request.method != "GET":
-            assert principal is not None
-            await engagement_guard.authorize_write(session, principal, target.text, await request.body())
+        # The guards read in a short session of their own, closed before the upstream call: no connection is
+        # held while another service answers (issue #19; in embedded mode it may need the same database).
+        async with runtime_of(request).read_session_maker() as session:
+            if request.method == "GET":
+                await read_guard.authorize_read(session, principal, service, target.text)
+            elif principal is None:
+                raise Unauthorized("send `Authorization: Bearer <token>` or `X-API-Key`")
+            if service == "engagement" and request.method != "GET":
+                assert principal is not None
+                await engagement_guard.authorize_write(session, principal, target.text, await request.body())
         return await upstreams.forward(service, request, target, principal=principal)
 
     # One route per service, so the path never swallows the gateway's own /api/v1/communities/… routes.

@@ -6,32 +6,33 @@ from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.principal import Principal, authenticate
 from gateway.errors import TooManyRequests
 from gateway.state import GatewayState, state_of
-from qunzhu_common.deps import SessionDep
 from qunzhu_common.errors import AppError, Forbidden, Unauthorized
 
 StateDep = Annotated[GatewayState, Depends(state_of)]
 
 
-async def optional_principal(request: Request, session: SessionDep, state: StateDep) -> Principal | None:
+async def optional_principal(request: Request, state: StateDep) -> Principal | None:
     """The authenticated caller, None when no credential was sent; 401 for a wrong one (checked once per
     request: the rate limit, which runs first, already did)."""
-    return await _authenticated(request, session, state)
+    return await _authenticated(request, state)
 
 
-async def _authenticated(request: Request, session: AsyncSession, state: GatewayState) -> Principal | None:
+async def _authenticated(request: Request, state: GatewayState) -> Principal | None:
     if not hasattr(request.state, "principal_outcome"):
-        try:
-            request.state.principal_outcome = await authenticate(
-                session, state=state, authorization=request.headers.get("authorization"),
-                api_key=request.headers.get("x-api-key"), on_behalf_of=request.headers.get("x-on-behalf-of"),
-            )
-        except AppError as exc:
-            request.state.principal_outcome = exc
+        # Its own short read (the read pool on SQLite): no connection stays checked out for the rest of the
+        # request, which may call a service upstream (issue #19).
+        async with state.runtime.read_session_maker() as session:
+            try:
+                request.state.principal_outcome = await authenticate(
+                    session, state=state, authorization=request.headers.get("authorization"),
+                    api_key=request.headers.get("x-api-key"), on_behalf_of=request.headers.get("x-on-behalf-of"),
+                )
+            except AppError as exc:
+                request.state.principal_outcome = exc
     outcome = request.state.principal_outcome
     if isinstance(outcome, AppError):
         raise outcome
@@ -78,7 +79,7 @@ def _in(address: str, networks: list[IPv4Network | IPv6Network]) -> bool:
     return any(ip in network for network in networks)
 
 
-async def rate_limit(request: Request, session: SessionDep, state: StateDep) -> None:
+async def rate_limit(request: Request, state: StateDep) -> None:
     """Token bucket per client; 429 with Retry-After when it is empty.
 
     The bucket is the authenticated principal's only once its credential checked out; a wrong, expired or
@@ -87,7 +88,7 @@ async def rate_limit(request: Request, session: SessionDep, state: StateDep) -> 
     """
     assert state.clients is not None
     try:
-        principal = await _authenticated(request, session, state)
+        principal = await _authenticated(request, state)
     except AppError:
         principal = None
     if principal is not None:
