@@ -46,7 +46,8 @@ class GatewayMetrics:
         self.join_requests = Counter(
             p + "join_requests_total",
             "Requests to join a chat group decided at the door (OneBot), by platform, decision (approved, "
-            "refused) and why (member, no_membership, or the membership's status).",
+            "refused, undecided) and why (member, admit_policy, paid_group, ignore_policy, "
+            "membership_unavailable, no_membership, or the membership's status).",
             ["platform", "decision", "why"], registry=registry,
         )
         self.bot_actions = Counter(

@@ -98,6 +98,31 @@ class MemberRole(GatewayModel, table=True):
     changed_at: datetime = Field(sa_type=AwareDateTime)
 
 
+class CommunityDoor(GatewayModel, table=True):
+    """Projection of community events: what the door (a QQ join request) needs to decide without asking."""
+
+    __tablename__ = "community_door"
+
+    community_id: str = Field(primary_key=True, max_length=100)
+    entry_policies: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    chat_join_policy: str | None = Field(default=None, max_length=10, description=(
+        "admit, flag or ignore as in force; None from events older than the field (the door then asks)."))
+    status: str = Field(default="active", max_length=20)
+    changed_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class DoorGroup(GatewayModel, table=True):
+    """Projection of group.registered / group.updated: whether a group is paid (admit never opens one)."""
+
+    __tablename__ = "door_group"
+
+    group_id: str = Field(primary_key=True, max_length=200)
+    community_id: str = Field(max_length=100)
+    paid: bool = False
+    active: bool = True
+    changed_at: datetime = Field(sa_type=AwareDateTime)
+
+
 class PaymentRef(GatewayModel, table=True):
     """Which community a provider's payment belongs to, for refunds that do not say it again."""
 

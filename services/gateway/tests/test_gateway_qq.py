@@ -501,7 +501,7 @@ async def test_an_open_free_community_lets_strangers_in_and_an_unreachable_membe
         assert [(e.data["member_id"], e.data["approve"]) for e in decisions] == [
             ("qq:30001", True), ("qq:30002", False)]
         assert metric_value(gw.app, "qunzhu_gateway_join_requests_total", platform="onebot", decision="approved",
-                            why="open_community") == 1
+                            why="admit_policy") == 1
         assert metric_value(gw.app, "qunzhu_gateway_join_requests_total", platform="onebot", decision="undecided",
                             why="membership_unavailable") == 1
         await settled(gw, outbox_events, eventually, 2)

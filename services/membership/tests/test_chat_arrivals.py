@@ -4,6 +4,7 @@ unpaid-join flag at any time (the grace only delays the automatic action)."""
 from __future__ import annotations
 
 import pytest
+
 from conftest import OWNER
 
 BOB = "wecom:bob"
@@ -70,6 +71,16 @@ async def test_defaults_follow_the_community_kind_and_the_owner_sets_them(h):
     await h.join(free, ALICE)
     member = await h.call("PATCH", f"/communities/{free}/settings", ALICE, json={"chat_leave_policy": "end"})
     assert member.status_code == 403
+
+
+async def test_community_events_carry_the_chat_join_policy_in_force_for_the_gateways_door(h):
+    free = (await h.community())["id"]
+    paid = (await h.community(entry_policies=["paid"]))["id"]
+    await h.ok("PATCH", f"/communities/{paid}/settings", OWNER, json={"chat_join_policy": "ignore"})
+    created = {e.community_id: e.data["chat_join_policy"] for e in await h.emitted("community.created")}
+    assert created == {free: "admit", paid: "flag"}  # unset: the default it stands for
+    (updated,) = await h.emitted("community.updated", paid)
+    assert updated.data["chat_join_policy"] == "ignore"
 
 
 async def test_admit_a_chat_join_makes_an_active_member_exactly_once(h):

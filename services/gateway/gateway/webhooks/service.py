@@ -86,7 +86,8 @@ async def receive_chat(
             try:
                 decision = await door.decide(state.settings, state.runtime.read_session_maker, outbox.registry,
                                              connector, ask, entry_policies)
-                staged = [*staged, decision.staged]
+                if decision.staged is not None:  # None: the community's chat join policy is ignore
+                    staged = [*staged, decision.staged]
             except door.Undecided:
                 log.warning("join request %s left undecided: membership did not answer", delivery_id)
                 state.metrics.join_requests.labels(connector.platform, "undecided", "membership_unavailable").inc()
@@ -108,9 +109,8 @@ async def receive_chat(
     if outcome.status == "accepted":
         for event in staged:
             state.metrics.webhook_events.labels(event.type).inc()
-        if decision is not None:
-            state.metrics.join_requests.labels(connector.platform, door.DECISIONS[not decision.approve],
-                                               decision.why).inc()
+    if decision is not None and outcome.status in ("accepted", "ignored"):  # ignored: left undecided
+        state.metrics.join_requests.labels(connector.platform, decision.outcome, decision.why).inc()
     state.metrics.webhooks.labels(connector.platform, outcome.status).inc()
     if adapter.reply is not None:
         outcome = replace(outcome, reply=adapter.reply(outcome.status))

@@ -65,6 +65,7 @@ async def create_community(
             community_id=community.id, name=community.name, positioning=community.positioning,
             owner_id=community.owner_id, timezone=community.timezone, entry_policies=community.entry_policies,
             created_at=community.created_at, template=data.template, rules_version=community.rules_version,
+            chat_join_policy=_chat_join_policy(community),  # type: ignore[arg-type]
         ),
     )
     if template is not None:
@@ -91,6 +92,13 @@ async def list_communities(
     return list(rows.scalars().all()), int(count or 0)
 
 
+def _chat_join_policy(community: Community) -> str:
+    """The policy in force, carried in community events so the gateway's door (QQ join requests) follows it."""
+    from membership.service.arrivals import effective_chat_join_policy
+
+    return effective_chat_join_policy(community)
+
+
 async def emit_updated(session: AsyncSession, ctx: MembershipContext, community: Community, type_: str) -> None:
     community.updated_at = ctx.now()
     await session.flush()
@@ -102,6 +110,7 @@ async def emit_updated(session: AsyncSession, ctx: MembershipContext, community:
             status=community.status, rules_version=community.rules_version,  # type: ignore[arg-type]
             reading_limit_days=community.reading_limit_days, member_list_visible=community.member_list_visible,
             contact_visible=community.contact_visible, ritual_enabled=community.ritual_enabled,
+            chat_join_policy=_chat_join_policy(community),  # type: ignore[arg-type]
             changed_at=community.updated_at,
         ),
     )

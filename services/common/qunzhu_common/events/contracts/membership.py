@@ -17,6 +17,9 @@ from qunzhu_common.events.topics import MEMBERSHIP_EVENTS
 
 EntryPolicy = Literal["free", "paid", "invite_only", "application", "referral_required"]
 CommunityTemplate = Literal["learning", "resource_sharing", "skills_course", "networking", "product_sales"]
+ChatJoinPolicy = Literal["admit", "flag", "ignore"]
+_CHAT_JOIN_POLICY = ("What a chat join by someone without a live membership does, as in force (an unset policy "
+                     "shows the default it stands for); absent in events older than the field.")
 
 
 class _Payload(BaseModel):
@@ -35,6 +38,7 @@ class CommunityCreated(_Payload):
     created_at: AwareDatetime
     template: CommunityTemplate | None = None
     rules_version: int = Field(default=0, ge=0, description="Current rules (群规) version; 0 = no rules yet.")
+    chat_join_policy: ChatJoinPolicy | None = Field(default=None, description=_CHAT_JOIN_POLICY)
 
 
 class CommunityUpdated(_Payload):
@@ -52,6 +56,7 @@ class CommunityUpdated(_Payload):
     member_list_visible: bool = False
     contact_visible: bool = False
     ritual_enabled: bool = False
+    chat_join_policy: ChatJoinPolicy | None = Field(default=None, description=_CHAT_JOIN_POLICY)
     changed_at: AwareDatetime
 
 
