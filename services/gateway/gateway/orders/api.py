@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.deps import CurrentPrincipal, PlatformOperator, client_address, rate_limit
 from gateway.models import PaymentOrder, ReconciliationDifference
-from gateway.orders import service
+from gateway.orders import review, service
 from gateway.orders.runtime import OrdersRuntime, orders_of
 from gateway.upstream import Upstreams, upstreams_of
 from qunzhu_common.deps import SessionDep
@@ -134,7 +134,8 @@ async def payment_reviews(
     limit: Limit = 50,
 ) -> ReviewPage:
     """Orders whose payment arrived with another amount or currency than the order's: nothing was granted;
-    someone decides (refund, or grant by hand). Newest first (platform operators)."""
+    someone decides (`POST …/payment-reviews/{order_id}/decision`: grant or refund). Newest first (platform
+    operators)."""
     where = [PaymentOrder.status == "review"] + ([PaymentOrder.provider == provider] if provider else [])
     rows, count = await _page(session, PaymentOrder, where, PaymentOrder.updated_at, offset, limit)
     return ReviewPage(data=[ReviewPublic(
@@ -142,6 +143,44 @@ async def payment_reviews(
         payment_id=o.provider_payment_id, amount_fen=o.amount_fen, currency=o.currency,
         paid_amount_fen=o.paid_amount_fen, paid_currency=o.paid_currency, reason=o.review_reason,
         updated_at=o.updated_at) for o in rows], count=count)
+
+
+class ReviewDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["grant", "refund"] = Field(description=(
+        "grant: the payment goes out as paid with the amount actually paid; refund: the refund worker refunds "
+        "it at the provider."))
+    note: str = Field(default="", max_length=300, description="Why, for the record (kept with the order).")
+
+
+class DecisionAnswer(BaseModel):
+    order_id: str
+    status: str = Field(description="paid (granted) or refunded")
+    decision: str
+    events: int = Field(description="Events sent: the payment and the refunds held against it (grant).")
+    refund_request_id: str | None = Field(default=None, description="refund: the refund request the worker runs.")
+    refund_fen: int = Field(default=0, description="refund: what is refunded (paid less refunds already made).")
+
+
+@ops.post("/payment-reviews/{order_id}/decision", response_model=DecisionAnswer,
+          summary="Settle a payment held for review",
+          responses={404: {"description": "No such order"},
+                     409: {"description": "The order is not held for review (decided already), or its payment "
+                                          "cannot be settled here"}})
+async def decide_payment_review(
+    order_id: OrderId, body: ReviewDecision, session: SessionDep, operator: PlatformOperator, request: Request,
+    orders: Annotated[OrdersRuntime, Depends(orders_of)],
+) -> DecisionAnswer:
+    """Decide a payment held for review, once (platform operators): `grant` sends the payment as paid with
+    the amount and currency actually paid (membership applies its rules to it) together with the refunds
+    held against it, and the order becomes `paid`; `refund` has the refund worker refund what was paid (less
+    refunds already made) at the provider, and the order becomes `refunded`. A second decision is a 409."""
+    decided = await review.decide(session, outbox=runtime_of(request).outbox, deps=orders.deps, order_id=order_id,
+                                  decision=body.decision, note=body.note, by=operator.recorded_as)
+    return DecisionAnswer(order_id=decided.order.id, status=decided.order.status, decision=body.decision,
+                          events=decided.events, refund_request_id=decided.refund_request_id,
+                          refund_fen=decided.refund_fen)
 
 
 class DifferencePublic(BaseModel):

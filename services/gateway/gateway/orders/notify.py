@@ -80,9 +80,13 @@ async def settle_payment(
         reason = "amount"
     if order.status == "review":
         return effects  # already held; a resend changes nothing
+    if order.provider_payment_id == payment_id and (
+            order.status == "refunded" or (order.status == "paid" and reason is not None)):
+        return effects  # decided by ops after a review (orders.review): a resend changes nothing
     if reason is not None:
         async def hold(_: AsyncSession) -> None:
             order.status, order.provider_payment_id = "review", payment_id
+            order.paid_at = order.paid_at or _parse(paid_at)
             order.paid_amount_fen, order.paid_currency = amount_fen, currency
             order.review_reason = (f"{reason} differs: paid {amount_fen} {currency}, the order is "
                                    f"{order.amount_fen} {order.currency}")[:500]
@@ -187,9 +191,15 @@ async def record_refund(
                 contribution -= take
     if order is None:
         order = await find_order(session, book.provider, provider_payment_id=book.payment_id)
-    if community_id is None and order is not None and order.status in ("paid", "review"):
+    # Under review: held until ops decide (a grant sends it with the payment). Refunded by that decision:
+    # `settled`, never sent — membership never saw the payment.
+    undecided = order is not None and order.status == "review"
+    settled = order is not None and order.status == "refunded"
+    if undecided or settled:
+        community_id = None
+    elif community_id is None and order is not None and order.status == "paid":
         community_id = order.community_id
-    if community_id is None:
+    if community_id is None and not (undecided or settled):
         ref_ids = [p for p in (book.payment_id, book.charge_id) if p]
         ref = (await session.execute(select(PaymentRef).where(PaymentRef.payment_id.in_(ref_ids)).limit(1))
                ).scalar_one_or_none()
@@ -198,7 +208,8 @@ async def record_refund(
     row = ProviderRefund(
         provider=book.provider, refund_id=refund_id, payment_id=payment_id, charge_id=book.charge_id,
         order_id=order.id if order is not None else None, amount_fen=contribution, currency=currency.upper(),
-        derived=derived, status="emitted" if community_id or contribution == 0 else "held", reason=reason[:500],
+        derived=derived, reason=reason[:500],
+        status="settled" if settled else "emitted" if community_id or contribution == 0 else "held",
         refunded_at=refunded_at,
     )
     book.rows.append(row)

@@ -85,9 +85,10 @@ async def run(sessions: Any, deps: ChannelDeps, metrics: Any, *, now: datetime |
 
 
 async def paid_orders(session: AsyncSession, provider: str, start: datetime, end: datetime) -> list[PaymentOrder]:
-    """The provider's orders paid (or held for review) here within [start, end): the provider must know them."""
+    """The provider's orders paid here within [start, end) (paid, held for review, or refunded after one): the
+    provider must know them."""
     return list((await session.execute(select(PaymentOrder).where(
-        PaymentOrder.provider == provider, PaymentOrder.status.in_(("paid", "review")),
+        PaymentOrder.provider == provider, PaymentOrder.status.in_(("paid", "review", "refunded")),
         PaymentOrder.paid_at >= start, PaymentOrder.paid_at < end))).scalars().all())
 
 

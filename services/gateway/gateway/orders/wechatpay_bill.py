@@ -145,7 +145,7 @@ class WechatpayReconciler:
                                         "no payment or order here"))
                 continue
             ours = order.amount_fen if order is not None else ref.amount_fen if ref is not None else None
-            if order is not None and order.status not in ("paid", "review"):
+            if order is not None and order.status not in ("paid", "review", "refunded"):
                 found.append(Difference("payment_missing_here", row.transaction_id or order.id,
                                         f"order {order.id} is {order.status} here; WeChat Pay's bill says paid"))
             elif ours is not None and row.amount_fen is not None and ours != row.amount_fen:

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from gateway.models import PaymentRef, RefundOrder
+from gateway.orders import notify
 from gateway.refunds import stripe_api, wechatpay_api
 from gateway.refunds.result import Result
 from gateway.settings import GatewaySettings
@@ -108,10 +109,13 @@ class RefundWorker:
         if row.provider == "wechatpay":
             if self.merchant is None:
                 return Result("failed", self.merchant_problem)
-            async with self._sessions() as session:
+            async with self._sessions() as session:  # read, released before the call
                 ref = await session.get(PaymentRef, row.payment_id)
+                order = None if ref is not None else await notify.find_order(
+                    session, "wechatpay", provider_payment_id=row.payment_id)  # refunded after a review
             # WeChat Pay wants the order's total; a refund of a payment we never saw is taken as full.
-            total = ref.amount_fen if ref is not None and ref.amount_fen else row.amount_fen
+            total = ref.amount_fen if ref is not None and ref.amount_fen else (
+                order.paid_amount_fen if order is not None and order.paid_amount_fen else row.amount_fen)
             return await wechatpay_api.refund(self.client, self.merchant, row, total_fen=total)
         return Result("failed", f"unknown payment provider {row.provider!r}")
 
