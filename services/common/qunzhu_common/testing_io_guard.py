@@ -45,7 +45,7 @@ from sqlalchemy.pool import Pool
 from qunzhu_common.bus.base import Bus
 from qunzhu_common.db.engine import LOCK_ONLY
 
-_MODE = os.environ.get("QUNZHU_IO_GUARD", "collect").lower()
+_MODE = os.environ.get("QUNZHU_IO_GUARD", "strict").lower()
 _STACK_LIMIT = 14
 
 
@@ -191,19 +191,21 @@ def pytest_configure(config: pytest.Config) -> None:
         install()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
     _state.test = item.nodeid
-    yield
-    _state.test = ""
+    try:
+        return (yield)
+    finally:
+        _state.test = ""
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
     if _MODE != "off":
         _guard_buses()  # Bus subclasses a test module defines
     _state.current.clear()
-    yield
+    return (yield)
 
 
 def _fail_if_violated() -> None:
@@ -215,17 +217,18 @@ def _fail_if_violated() -> None:
                 pytrace=False)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    outcome = yield
-    if outcome.excinfo is None:  # type: ignore[attr-defined]
-        _fail_if_violated()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    result = yield  # a test that failed anyway raises here and is reported as it failed
+    _fail_if_violated()
+    return result
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    yield
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, Any, Any]:
+    result = yield
     _fail_if_violated()  # a background worker's violation seen while the fixtures shut it down
+    return result
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
