@@ -239,6 +239,29 @@ REVENUE = Dashboard(
                           "(Stripe's checkout and payment-intent events) changes nothing."),
         Panel("Expirations and unpaid joins", [(increase(M + "expirations_total"), "expired"),
                                                (increase(M + "unpaid_joins_flagged_total"), "unpaid joins")]),
+        Panel("Checkout orders, by outcome", increase("qunzhu_gateway_orders_total", "provider, channel, outcome",
+                                                      'outcome!~"granted|refunded"'),
+              legend="{{provider}} {{channel}} {{outcome}}",
+              description="Orders opened at the provider, refused by it, left unopened while it was unreachable, "
+                          "and expired unpaid."),
+        Panel("Payment reviews: held and decided",
+              [(increase("qunzhu_gateway_payment_reviews_total", "provider"), "held {{provider}}"),
+               (increase("qunzhu_gateway_orders_total", "provider, outcome", 'outcome=~"granted|refunded"'),
+                "{{outcome}} {{provider}}")],
+              description="Held: paid with another amount or currency than the order. Decided by ops at "
+                          "POST /api/v1/ops/payment-reviews/{order_id}/decision: granted, or refunded."),
+        Panel("Payment notifications answered 503 for a retry",
+              increase("qunzhu_gateway_webhook_retries_requested_total", "platform, reason"),
+              legend="{{platform}} {{reason}}",
+              description="Authentic but not processable because of Qunzhu's own state or configuration (APIv3 key "
+                          "that does not decrypt, order not known yet): the provider retries; kept for replay "
+                          "(alert WebhookRetriesRequested)."),
+        Panel("Quarantine replays, by outcome",
+              increase("qunzhu_gateway_quarantine_replays_total", "platform, outcome",
+                       'platform=~"stripe|wechatpay"'),
+              legend="{{platform}} {{outcome}}",
+              description="Payment notifications replayed by ops (POST /api/v1/ops/quarantine/{id}/replay) after "
+                          "a fix."),
     ],
 )
 

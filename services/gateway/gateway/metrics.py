@@ -12,6 +12,8 @@ REFUND_OUTCOMES = {
     "wechatpay": ("submitted", "already_refunded", "retried", "failed"),
     "manual": ("manual",),
 }
+ORDER_CHANNELS = {"stripe": ("checkout",), "wechatpay": ("jsapi", "native", "h5")}
+ORDER_OUTCOMES = ("opened", "failed", "unavailable", "expired", "granted", "refunded")
 
 
 class GatewayMetrics:
@@ -79,7 +81,8 @@ class GatewayMetrics:
         )
         self.orders = Counter(
             p + "orders_total",
-            "Checkout orders by provider, channel and outcome (opened, failed, unavailable, expired).",
+            "Checkout orders by provider, channel and outcome (opened, failed, unavailable, expired; after a "
+            "payment review: granted, refunded).",
             ["provider", "channel", "outcome"], registry=registry,
         )
         self.payment_reviews = Counter(
@@ -114,6 +117,11 @@ class GatewayMetrics:
         for reason in ("amount", "currency"):
             self.payment_reviews.labels("stripe", reason)
             self.payment_reviews.labels("wechatpay", reason)
+        for provider, channels in ORDER_CHANNELS.items():
+            for channel in channels:
+                for outcome in ORDER_OUTCOMES:
+                    self.orders.labels(provider, channel, outcome)
+            self.replays.labels(provider, "accepted")
 
     def refused(self, platform: str, reason: str) -> None:
         self.verification_failures.labels(platform, reason).inc()
