@@ -89,17 +89,22 @@ async def test_other_generic_events(gateway, admin_headers, outbox_events):
         {"type": "member_left", "group_id": "g-1", "member_id": "wxid_old", "removed_by": "wxid_owner"},
         {"type": "reaction", "group_id": "g-1", "message_id": "m-1", "reactor_id": "wxid_bob", "emoji": "👍"},
         {"type": "red_packet", "group_id": "g-1", "sender_id": "wxid_owner", "amount_fen": 50000, "count": 20},
+        {"type": "message_recalled", "group_id": "g-1", "message_id": "m-1", "sender_id": "wxid_bob",
+         "operator_id": "wxid_owner"},
     ]}
     body, headers = signed(batch, [secret])
 
     response = await gateway.client.post(f"/webhooks/chat/{connector}", content=body, headers=headers)
 
-    assert response.json() == {"status": "accepted", "events": 4}
+    assert response.json() == {"status": "accepted", "events": 5}
     events = await outbox_events(gateway.app)
     assert [e.type for e in events] == [
-        "chat.member.joined", "chat.member.left", "chat.reaction.added", "chat.red_packet.sent"]
+        "chat.member.joined", "chat.member.left", "chat.reaction.added", "chat.red_packet.sent",
+        "chat.message.recalled"]
     assert events[0].data["inviter_id"] == "wechat:wxid_alice"
     assert events[3].data["amount_fen"] == 50000
+    assert (events[4].data["message_id"], events[4].data["sender_id"], events[4].data["operator_id"]) == (
+        "m-1", "wechat:wxid_bob", "wechat:wxid_owner")
 
 
 async def test_key_rotation_accepts_any_current_secret(gateway, admin_headers, outbox_events):

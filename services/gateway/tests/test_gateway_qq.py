@@ -163,14 +163,18 @@ async def test_onebot_events_are_verified_and_normalised(gw, admin_headers, stan
     left = checked(base("notice", notice_type="group_decrease", sub_type="leave", group_id=int(GROUP),
                         operator_id=10006, user_id=10006))
     recalled = checked(base("notice", notice_type="group_recall", group_id=int(GROUP), user_id=10001,
-                            operator_id=10001, message_id=501))
+                            operator_id=10007, message_id=501))
+    own_recalled = checked(base("notice", notice_type="group_recall", group_id=int(GROUP), user_id=int(SELF_ID),
+                                operator_id=int(SELF_ID), message_id=9))
     heartbeat = checked(base("meta_event", meta_event_type="heartbeat", status={"online": True, "good": True},
                              interval=5000))
 
     answers = [await post_onebot(gw, connector_id, body) for body in (command, cq, at_all, joined, kicked, left)]
     assert [a.json() for a in answers] == [{"status": "accepted", "events": 1}] * 6
     assert (await post_onebot(gw, connector_id, command)).json()["status"] == "duplicate"
-    assert (await post_onebot(gw, connector_id, recalled)).json() == {"status": "ignored", "events": 0}
+    assert (await post_onebot(gw, connector_id, recalled)).json() == {"status": "accepted", "events": 1}
+    assert (await post_onebot(gw, connector_id, recalled)).json()["status"] == "duplicate"
+    assert (await post_onebot(gw, connector_id, own_recalled)).json() == {"status": "ignored", "events": 0}
     beat = await post_onebot(gw, connector_id, heartbeat)
     assert (beat.status_code, beat.content) == (204, b"")
     # The bot's own messages: echoed as message_sent (NapCat's reportSelfMessage) or as a group message.
@@ -179,8 +183,8 @@ async def test_onebot_events_are_verified_and_normalised(gw, admin_headers, stan
     own = checked(group_message(505, "打卡 第1天", user_id=int(SELF_ID)))
     assert (await post_onebot(gw, connector_id, own)).json() == {"status": "ignored", "events": 0}
 
-    events = [e for e in await outbox_events(gw.app) if e.type.startswith(("chat.message", "chat.command",
-                                                                           "chat.member"))]
+    events = [e for e in await outbox_events(gw.app) if e.type.startswith((
+        "chat.message.posted", "chat.command", "chat.member"))]
     assert [e.type for e in events] == ["chat.command.issued", "chat.message.posted", "chat.message.posted",
                                         "chat.member.joined", "chat.member.left", "chat.member.left"]
     assert events[0].data | {"sent_at": None} == {
@@ -195,6 +199,10 @@ async def test_onebot_events_are_verified_and_normalised(gw, admin_headers, stan
     assert (events[3].data["member_id"], events[3].data["inviter_id"]) == ("qq:10004", "qq:10001")
     assert (events[4].data["member_id"], events[4].data["removed_by"]) == ("qq:10005", "qq:10001")
     assert (events[5].data["member_id"], events[5].data["removed_by"]) == ("qq:10006", None)
+    (recall,) = [e for e in await outbox_events(gw.app) if e.type == "chat.message.recalled"]
+    assert recall.data | {"recalled_at": None, "delivery_id": None} == {
+        "platform": "qq", "group_id": f"qq:{GROUP}", "delivery_id": None, "message_id": "501",
+        "sender_id": "qq:10001", "operator_id": "qq:10007", "recalled_at": None}
 
 
 async def test_onebot_forged_unsigned_foreign_and_stale_are_refused(gw, admin_headers, stand_in, outbox_events,

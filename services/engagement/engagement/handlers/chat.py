@@ -12,12 +12,14 @@ from engagement.homework import service as homework
 from engagement.models import Activity, GroupMember, NewActivity
 from engagement.scoring.classify import text_hash
 from engagement.scoring.engine import queue_activity, score_queued_now
+from engagement.scoring.recall import withdraw
 from qunzhu_common.events.contracts.chat import (
     ChatCommandIssued,
     ChatMemberJoined,
     ChatMemberLeft,
     ChatMentionResolved,
     ChatMessagePosted,
+    ChatMessageRecalled,
     ChatReactionAdded,
     ChatRedPacketSent,
 )
@@ -96,6 +98,13 @@ async def on_mention_resolved(session: AsyncSession, event: Event[ChatMentionRes
             row.mentions = [*row.mentions, d.mentioned_id]
 
 
+async def on_message_recalled(session: AsyncSession, event: Event[ChatMessageRecalled],
+                              ctx: EngagementContext) -> None:
+    """A withdrawn message no longer counts: what it earned is reversed in the ledger (scoring/recall.py)."""
+    d = event.data
+    await withdraw(session, ctx, community_id=event.community_id, group_id=d.group_id, message_id=d.message_id)
+
+
 async def on_member_joined(session: AsyncSession, event: Event[ChatMemberJoined], ctx: EngagementContext) -> None:
     d = event.data
     row = await session.get(GroupMember, (event.community_id, d.group_id, d.member_id))
@@ -130,4 +139,5 @@ HANDLERS = {
     "chat.member.joined": on_member_joined,
     "chat.member.left": on_member_left,
     "chat.mention.resolved": on_mention_resolved,
+    "chat.message.recalled": on_message_recalled,
 }

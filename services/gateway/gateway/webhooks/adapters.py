@@ -162,6 +162,12 @@ def _generic_event(item: Any, prefix: str) -> RawEvent:
             media_kind=text("media_kind", "none"), forwarded=bool(item.get("forwarded", False)),
             sender_username=text("sender_username"), mention_names=_names(item.get("mention_names")),
         )
+    if kind == "message_recalled":
+        if not (recalled := _id(item, "message_id")):
+            raise Unnormalisable("message_recalled names no message_id")
+        return RawEvent("chat.message.recalled", chat, dict(
+            message_id=recalled, sender_id=person("sender_id"),
+            operator_id=person("operator_id"), recalled_at=at))
     if kind == "member_joined":
         joined = person("member_id")
         return RawEvent("chat.member.joined", chat, dict(

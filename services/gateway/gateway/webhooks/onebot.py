@@ -3,8 +3,8 @@
 Spec: github.com/botuniverse/onebot-11 (communication/http-post.md, event/*.md, message/*.md). A delivery
 is signed `X-Signature: sha1=<hex HMAC-SHA1(secret, body)>` and names the bot in `X-Self-ID`. A group
 `message` is a segment array or a CQ-code string; `notice` group_increase / group_decrease become joins
-and leaves; a `request` to join a group is decided at the door (gateway.webhooks.door); `meta_event`
-(heartbeat, lifecycle) is answered 204 and recorded nowhere.
+and leaves, group_recall a `chat.message.recalled`; a `request` to join a group is decided at the door
+(gateway.webhooks.door); `meta_event` (heartbeat, lifecycle) is answered 204 and recorded nowhere.
 """
 
 from __future__ import annotations
@@ -142,12 +142,18 @@ def _message(event: dict[str, Any], prefix: str, parse_time: Any, *, self_id: st
 
 def _notice(event: dict[str, Any], prefix: str, parse_time: Any, *, self_id: str) -> list[RawEvent]:
     notice, sub = event.get("notice_type"), event.get("sub_type")
-    if notice not in ("group_increase", "group_decrease", "group_card"):
-        return []  # group_recall (no chat event for a recall yet), uploads, admin changes, pokes…
+    if notice not in ("group_increase", "group_decrease", "group_card", "group_recall"):
+        return []  # uploads, admin changes, pokes…
     chat = _id(event.get("group_id"), "group_id")
     user = _id(event.get("user_id"), "user_id")
     at = parse_time(event.get("time"))
     operator = _optional_id(event.get("operator_id"), "operator_id")
+    if notice == "group_recall":  # the sender or an admin withdrew a message (the bot's own: nobody's activity)
+        if user == self_id:
+            return []
+        return [RawEvent("chat.message.recalled", chat, dict(
+            message_id=_id(event.get("message_id"), "message_id"), sender_id=prefix + user,
+            operator_id=prefix + operator if operator is not None else None, recalled_at=at))]
     if user == self_id or sub == "kick_me":
         return []  # the bot itself came or went
     if notice == "group_increase":

@@ -81,6 +81,16 @@ class ChatGroupDismissed(_ChatEvent):
     dismissed_at: AwareDatetime
 
 
+class ChatMessageRecalled(_ChatEvent):
+    """A message was withdrawn (撤回) in the group, by its sender or by an admin (`operator_id`): what it
+    earned is taken back and it no longer counts (engagement)."""
+
+    message_id: str = Field(max_length=200)
+    sender_id: PersonId | None = None
+    operator_id: PersonId | None = None
+    recalled_at: AwareDatetime
+
+
 class ChatMemberRenamed(_ChatEvent):
     member_id: PersonId
     display_name: str = Field(max_length=200)
@@ -201,6 +211,7 @@ CHAT_SPECS = (
     _chat("chat.member.left", ChatMemberLeft, "Someone left or was removed from a chat group."),
     _chat("chat.group.created", ChatGroupCreated, "A chat group was created on the platform."),
     _chat("chat.group.dismissed", ChatGroupDismissed, "A chat group was dismissed on the platform."),
+    _chat("chat.message.recalled", ChatMessageRecalled, "A message was withdrawn (撤回) in a chat group."),
     _chat("chat.member.renamed", ChatMemberRenamed, "A member changed their group nickname."),
     _chat("chat.mention.resolved", ChatMentionResolved, "An earlier message's @-name now names a person."),
     _chat("chat.reaction.added", ChatReactionAdded, "A member reacted to a message."),
