@@ -67,3 +67,18 @@ async def test_a_message_recalled_in_the_same_batch_or_before_it_is_scored_never
         (status,) = (await session.execute(select(Activity.status).where(
             Activity.community_id == cid, Activity.message_id == "m-early"))).scalars().all()
     assert status == "recalled"
+
+
+async def test_a_recalled_message_leaves_the_key_people_graph(engagement):
+    from engagement.jobs.keypeople import interaction_edges
+
+    cid = await engagement.community()
+    for person in (A, B):
+        await engagement.member(cid, person)
+    await engagement.message(cid, A, "谢谢 @bob 的分享", T0, message_id="m-thanks", mentions=[B])
+    await engagement.feed("chat.message.recalled", recall("m-thanks", "recall-4"), community_id=cid)
+
+    async with engagement.runtime.session_maker() as session:
+        edges = await interaction_edges(session, community_id=cid, start=T0 - timedelta(days=1),
+                                        end=T0 + timedelta(days=1))
+    assert edges == []

@@ -95,6 +95,7 @@ async def interaction_edges(
         select(Activity.kind, Activity.person_id, Activity.other_id, Activity.mentions).where(
             Activity.community_id == community_id, Activity.occurred_at >= start, Activity.occurred_at < end,
             Activity.kind.in_(("message", "reaction", "answer", "comment")),
+            Activity.status != "recalled",  # a withdrawn message mentions and answers nobody any more
         )
     )
     edges: list[tuple[str, str, str]] = []
