@@ -85,6 +85,9 @@ async def test_jsapi_checkout_then_the_notification_pays_the_order(gw, standin, 
     note_headers = signed(notification, PUBLIC_KEY, PUBLIC_KEY_ID)
     assert sdk(note_headers, notification)["resource"]["out_trade_no"] == order["order_id"]
     assert (await gw.client.post(URL, content=notification, headers=note_headers)).json()["events"] == 1
+    # WeChat Pay resends a notification it got no timely answer for: the same id, signed anew.
+    resent = await gw.client.post(URL, content=notification, headers=signed(notification, PUBLIC_KEY, PUBLIC_KEY_ID))
+    assert resent.json() == {"status": "duplicate", "events": 0}
 
     (succeeded,) = await outbox_events(gw.app)
     assert (succeeded.type, succeeded.community_id) == ("payment.succeeded", COMMUNITY)
@@ -108,6 +111,9 @@ async def test_native_and_h5_checkouts(gw, standin, member_headers):
     scene = standin.orders[h5.json()["order_id"]]["body"]["scene_info"]
     assert scene == {"payer_client_ip": "127.0.0.1", "h5_info": {"type": "Wap"}}
     assert "payer" not in standin.orders[native.json()["order_id"]]["body"]
+    for answer in (native, h5):  # WeChat Pay caps attach at 128 characters: it carries the order id only
+        sent = standin.orders[answer.json()["order_id"]]["body"]
+        assert sent["attach"] == sent["out_trade_no"] == answer.json()["order_id"] and len(sent["attach"]) <= 128
 
 
 async def test_jsapi_needs_the_openid_and_nothing_is_asked_of_wechat_pay(gw, standin, member_headers):
