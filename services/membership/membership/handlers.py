@@ -6,8 +6,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from membership.context import MembershipContext
 from membership.expected import RemovalRecommended
-from membership.service import payments, reconcile, removal, ritual
-from qunzhu_common.events.contracts.chat import ChatMemberJoined, ChatMemberLeft, ChatMemberRenamed, ChatMessagePosted
+from membership.service import chatgroups, payments, reconcile, removal, ritual
+from qunzhu_common.events.contracts.chat import (
+    ChatGroupCreated,
+    ChatGroupDismissed,
+    ChatMemberJoined,
+    ChatMemberLeft,
+    ChatMemberRenamed,
+    ChatMessagePosted,
+)
 from qunzhu_common.events.contracts.payments import PaymentFailed, PaymentRefunded, PaymentSucceeded
 from qunzhu_common.inbox import Event, Handler
 
@@ -41,6 +48,14 @@ def build_handlers(ctx: MembershipContext) -> dict[str, Handler]:
         d = event.data
         await ritual.on_message(session, ctx, group_id=d.group_id, sender_id=d.sender_id, text=d.text, at=d.sent_at)
 
+    async def on_chat_group_created(session: AsyncSession, event: Event[ChatGroupCreated]) -> None:
+        await chatgroups.on_group_created(session, ctx, community_id=event.community_id,
+                                          group_id=event.data.group_id, platform=event.data.platform)
+
+    async def on_chat_group_dismissed(session: AsyncSession, event: Event[ChatGroupDismissed]) -> None:
+        await chatgroups.on_group_dismissed(session, ctx, community_id=event.community_id,
+                                            group_id=event.data.group_id, dismissed_at=event.data.dismissed_at)
+
     async def on_removal_recommended(session: AsyncSession, event: Event[RemovalRecommended]) -> None:
         d = event.data
         reason = f"{d.reason}: {d.detail}" if d.detail else d.reason
@@ -55,5 +70,7 @@ def build_handlers(ctx: MembershipContext) -> dict[str, Handler]:
         "chat.member.left": on_chat_member_left,
         "chat.member.renamed": on_chat_member_renamed,
         "chat.message.posted": on_chat_message_posted,
+        "chat.group.created": on_chat_group_created,
+        "chat.group.dismissed": on_chat_group_dismissed,
         "removal.recommended": on_removal_recommended,
     }
