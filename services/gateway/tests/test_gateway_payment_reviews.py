@@ -5,6 +5,7 @@ stand-in of the refund tests, which checks the merchant's request signature)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -119,6 +120,19 @@ async def test_refund_has_the_worker_refund_it_at_stripe_and_tells_membership_no
     types = [e.type for e in await outbox_events(gw.app)]
     assert types == ["refund.submitted"]  # no payment.succeeded, no payment.refunded
     assert (await poll(gw, member_headers, order["order_id"]))["status"] == "refunded"
+
+
+async def test_two_decisions_at_once_settle_it_once(gw, member_headers, admin_headers, outbox_events):
+    order = await held_for_review(gw, member_headers, "pi_TW", amount=100)
+    url = decision_url(order["order_id"])
+    answers = await asyncio.gather(gw.client.post(url, headers=admin_headers, json={"decision": "grant"}),
+                                   gw.client.post(url, headers=admin_headers, json={"decision": "refund"}))
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    (won,) = [a.json() for a in answers if a.status_code == 200]
+    async with gw.app.state.runtime.session_maker() as session:
+        request = await session.get(RefundOrder, f"review-{order['order_id']}")
+    payments = [e for e in await outbox_events(gw.app) if e.type == "payment.succeeded"]
+    assert (len(payments), request is not None) == ((1, False) if won["decision"] == "grant" else (0, True))
 
 
 async def test_an_order_not_under_review_is_not_decided(gw, member_headers, admin_headers):
