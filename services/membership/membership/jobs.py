@@ -21,6 +21,7 @@ from membership.context import MembershipContext
 from membership.models import Membership
 from membership.service import expiry, fission, reconcile
 from qunzhu_common.context import correlation_id_var
+from qunzhu_common.db.writegate import background_priority
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class Scheduler:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="membership-scheduler")
+            with background_priority():  # its transactions queue behind requests for SQLite's writer (#19)
+                self._task = asyncio.create_task(self.run(), name="membership-scheduler")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.activities import campaigns, celebrations, meetups, polls
 from engagement.context import EngagementContext
+from qunzhu_common.db.writegate import background_priority
 from qunzhu_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def timer(interval_s: float):  # noqa: ANN201 - a lifespan hook factory
                 last.update(dict.fromkeys(set(SLOW_STEPS) - skip, now))
                 await run_due(app, skip=skip)
 
-        task = asyncio.create_task(loop(), name="engagement-activities")
+        with background_priority():  # its transactions queue behind requests for SQLite's writer (#19)
+            task = asyncio.create_task(loop(), name="engagement-activities")
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ from engagement.leaderboard.service import community as get_community
 from engagement.metrics import LEVELS
 from engagement.models import CommunityCopy, MemberScore
 from engagement.scoring.ruleset import rules_at
+from qunzhu_common.db.writegate import background_priority
 from qunzhu_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def scheduler(interval_s: float):  # noqa: ANN201 - a lifespan hook factory
                 except Exception:
                     log.exception("engagement jobs failed")
 
-        task = asyncio.create_task(loop(), name="engagement-jobs")
+        with background_priority():  # its transactions queue behind requests for SQLite's writer (#19)
+            task = asyncio.create_task(loop(), name="engagement-jobs")
         try:
             yield
         finally:
