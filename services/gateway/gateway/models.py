@@ -95,6 +95,8 @@ class MemberRole(GatewayModel, table=True):
     member_id: str = Field(primary_key=True, max_length=200)
     role: str = Field(max_length=20)
     status: str = Field(max_length=30)
+    status_reason: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""}, description=(
+        "Why the membership is in its status (the QQ door readmits who was removed for leaving every group)."))
     changed_at: datetime = Field(sa_type=AwareDateTime)
 
 

@@ -25,13 +25,15 @@ from qunzhu_common.inbox import Event, Handler
 
 
 async def _project(
-    session: AsyncSession, *, community_id: str, member_id: str, role: str, status: str, changed_at: datetime
+    session: AsyncSession, *, community_id: str, member_id: str, role: str, status: str, changed_at: datetime,
+    status_reason: str = "",
 ) -> None:
     current = await session.get(MemberRole, (community_id, member_id))
     if current is not None and current.changed_at > changed_at:
         return
     await upsert(session, MemberRole.__table__, dict(  # type: ignore[attr-defined]
         community_id=community_id, member_id=member_id, role=role, status=status, changed_at=changed_at,
+        status_reason=status_reason[:500],
     ), key=("community_id", "member_id"))
 
 
@@ -76,7 +78,7 @@ async def on_community_changed(session: AsyncSession, event: Event[Any]) -> None
 async def on_member_changed(session: AsyncSession, event: Event[MemberChanged]) -> None:
     data = event.data
     await _project(session, community_id=data.community_id, member_id=data.member_id, role=data.role,
-                   status=data.status, changed_at=data.changed_at)
+                   status=data.status, changed_at=data.changed_at, status_reason=data.reason)
 
 
 def _handlers() -> dict[str, Handler]:

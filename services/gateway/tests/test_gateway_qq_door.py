@@ -9,7 +9,7 @@ import httpx
 import test_gateway_qq as qq  # same folder
 from test_gateway_qq import COMMUNITY, GROUP, base, checked, member, onebot_connector, post_onebot, settled
 
-from qunzhu_common.events.contracts.membership import CommunityUpdated, GroupChanged
+from qunzhu_common.events.contracts.membership import CommunityUpdated, GroupChanged, MemberChanged
 
 gw, stand_in = qq.gw, qq.stand_in  # its fixtures
 
@@ -61,9 +61,14 @@ async def test_the_door_follows_the_chat_join_policy_and_the_member_statuses(
         await community(gw, publish, eventually, "flag", ["paid"], T0)
         for user, flag in ((40001, "f-paused"), (40002, "f-stranger"), (40003, "f-black")):
             assert (await post_onebot(gw, connector_id, ask(user, flag))).json()["events"] == 1
-        # admit (a free community): strangers in, the removed and the blacklisted not
+        # admit (a free community): strangers in, the removed (unless for leaving every group: they may come
+        # back, as membership readmits them) and the blacklisted not
+        await publish(gw.app, "member.removed", MemberChanged(
+            community_id=COMMUNITY, member_id="qq:40010", role="member", status="removed",
+            reason="left every chat group", changed_at=datetime.now(UTC)), COMMUNITY)
+        await member(gw, publish, eventually, "qq:49998", "active")  # consumed after the removal
         await community(gw, publish, eventually, "admit", ["free"], T0 + timedelta(minutes=1))
-        for user, flag in ((40004, "f-admit"), (40005, "f-removed"), (40003, "f-black-2")):
+        for user, flag in ((40004, "f-admit"), (40005, "f-removed"), (40003, "f-black-2"), (40010, "f-left")):
             assert (await post_onebot(gw, connector_id, ask(user, flag))).json()["events"] == 1
         # … but admit never opens a paid group (membership flags such a joiner): its door stays the paywall
         await publish(gw.app, "group.updated", GroupChanged(
@@ -95,14 +100,14 @@ async def test_the_door_follows_the_chat_join_policy_and_the_member_statuses(
         got = await decisions(gw, outbox_events)
         assert {flag: approve for flag, (approve, _) in got.items()} == {
             "f-paused": True, "f-stranger": False, "f-black": False, "f-admit": True, "f-removed": False,
-            "f-black-2": False, "f-paid-group": False, "f-member": True}
+            "f-black-2": False, "f-left": True, "f-paid-group": False, "f-member": True}
         assert got["f-stranger"][1].endswith(link) and got["f-paid-group"][1].endswith(link)
         assert got["f-black"][1] == "你不能加入这个群。"
         assert not [p for p in asked if p.startswith("/communities/")]  # the projection decided every one
-        await settled(gw, outbox_events, eventually, 8)
+        await settled(gw, outbox_events, eventually, 9)
         calls = {c["flag"]: c["approve"] for c in stand_in.onebot("set_group_add_request")}
         assert "f-ignored" not in calls and calls["f-paused"] is True and calls["f-admit"] is True
-        for why, decision, count in (("member", "approved", 2), ("admit_policy", "approved", 1),
+        for why, decision, count in (("member", "approved", 2), ("admit_policy", "approved", 2),
                                      ("paid_group", "refused", 1), ("ignore_policy", "undecided", 2),
                                      ("no_membership", "refused", 1)):
             assert metric_value(gw.app, "qunzhu_gateway_join_requests_total", platform="onebot",

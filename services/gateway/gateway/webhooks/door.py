@@ -9,7 +9,8 @@ whether the group is paid — so a decision, and the replay of a quarantined req
   paid; approved, the chat join then makes them live again) is approved under every policy, and someone
   blacklisted is refused under every policy;
 - `admit` (a free community): anyone else is approved, as membership admits them on joining — except into a
-  paid group (admit never opens one, like membership's flag) and except the removed and rejected;
+  paid group (admit never opens one, like membership's flag) and except the removed (unless for leaving
+  every group) and the rejected;
 - `flag`: anyone else is refused with a reason that links to checkout (the paid/invited/approved are active);
 - `ignore`: anyone else is left undecided — membership's `ignore` means a chat join is not Qunzhu's business
   (it neither admits nor flags), so the group's own admins decide in QQ; nothing is recorded.
@@ -42,6 +43,7 @@ from qunzhu_common.events.registry import EventRegistry
 # A paused member left every group but is still paid (their end date runs): asking again is coming back.
 ADMITTED_STATUSES = ("active", "pending_ritual", "paused")
 NOT_READMITTED = ("removed", "rejected", "blacklisted")  # as membership's arrivals.NOT_READMITTED
+LEFT_EVERY_GROUP = "left every chat group"  # membership's reason for `end`: such a person may come back
 DECISIONS = ("approved", "refused")
 OPEN_POLICIES = ["free"]
 log = logging.getLogger(__name__)
@@ -85,7 +87,8 @@ def by_policy(policy: str, row: MemberRole | None, *, paid_group: bool) -> bool 
     if policy == "ignore":
         return None
     if policy == "admit":
-        return not paid_group and (row is None or row.status not in NOT_READMITTED)
+        return not paid_group and (row is None or row.status not in NOT_READMITTED
+                                    or row.status_reason == LEFT_EVERY_GROUP)
     return False
 
 
