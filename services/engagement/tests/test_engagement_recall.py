@@ -82,3 +82,22 @@ async def test_a_recalled_message_leaves_the_key_people_graph(engagement):
         edges = await interaction_edges(session, community_id=cid, start=T0 - timedelta(days=1),
                                         end=T0 + timedelta(days=1))
     assert edges == []
+
+
+async def test_a_recalled_homework_submission_gives_back_its_points(engagement):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    cid = await engagement.community(owner="telegram:owner")
+    await engagement.member(cid, A)
+    created = await engagement.client.post(f"/communities/{cid}/assignments", json={
+        "title": "第3周：写一份增长实验计划", "code": "W3", "created_by": "telegram:owner"})
+    assert created.status_code == 201, created.text
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    await engagement.command(cid, A, "homework", now, argument="W3 我的实验：优化注册页文案", message_id="m-hw")
+    earned = await engagement.points(cid, A)
+    assert earned > 0
+
+    await engagement.feed("chat.message.recalled", recall("m-hw", "recall-5"), community_id=cid)
+
+    assert await engagement.points(cid, A) == 0
