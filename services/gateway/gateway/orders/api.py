@@ -47,7 +47,7 @@ class OrderPublic(BaseModel):
     provider: str
     channel: str
     kind: str = Field(description="new or renewal: which price of the plan")
-    status: str = Field(description="created, paid, expired, closed, review, failed")
+    status: str = Field(description="created, paid, expired, closed, review, failed; refunded (after a review)")
     amount_fen: int
     currency: str
     expires_at: str
