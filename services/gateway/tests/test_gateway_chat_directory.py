@@ -194,3 +194,27 @@ async def test_a_name_first_seen_after_the_pending_window_resolves_nothing(gatew
     assert [e.type for e in await outbox_events(gateway.app)] == ["chat.member.joined"]
     async with gateway.app.state.runtime.session_maker() as session:
         assert await session.scalar(select(func.count()).select_from(ChatPendingMention)) == 0
+
+
+async def test_a_message_whose_recall_arrived_first_never_counts(gateway, admin_headers, outbox_events):
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    url = await connector(gateway, admin_headers, "generic", {"signing_secrets": [secret]}, ["g-1"])
+    homework = {"type": "message", "group_id": "g-1", "message_id": "m-9", "sender_id": "wxid_li",
+                "sender_name": "李一天", "text": "作业 第一周：读书笔记", "timestamp": "2026-11-26T12:00:00Z"}
+    recall = {"type": "message_recalled", "group_id": "g-1", "message_id": "m-9", "sender_id": "wxid_li",
+              "timestamp": "2026-11-26T12:01:00Z"}
+    recall_again = {**recall, "message_id": "m-10"}
+    later = {**homework, "message_id": "m-10", "text": "打卡"}
+
+    # A retried delivery brings the recall before its message; the message then counts for nothing.
+    first = await gateway.client.post(url, content=(r := signed(recall, secret, "recall-1"))[0], headers=r[1])
+    late = await gateway.client.post(url, content=(m := signed(homework, secret, "late-1"))[0], headers=m[1])
+    # In the usual order the message counts and its recall follows it (engagement reverses what it earned).
+    usual = [await gateway.client.post(url, content=b, headers=h)
+             for b, h in (signed(later, secret, "m-10"), signed(recall_again, secret, "recall-2"))]
+
+    assert first.json()["status"] == "accepted" and late.json()["status"] == "duplicate"
+    assert [a.json()["status"] for a in usual] == ["accepted", "accepted"]
+    events = [(e.type, e.data["message_id"]) for e in await outbox_events(gateway.app)]
+    assert events == [("chat.message.recalled", "m-9"), ("chat.command.issued", "m-10"),
+                      ("chat.message.recalled", "m-10")]

@@ -7,7 +7,8 @@ reversal a recompute writes; totals, per-day figures and levels move with it), a
 `recalled`, so counts, streaks, goals, the key-people graph, recomputes and a rebuild all leave it out.
 Reactions others gave it and replies to it are theirs and stay. Exactly once: the event's inbox entry, and a
 recalled activity is never reversed again (a second recall under another delivery changes nothing). A recall
-arriving before its message (which engagement has not seen) is recorded nowhere: the message then counts.
+arriving before its message never reaches that message here: the gateway's message-level dedupe lets the recall
+claim the message's key, so the message that follows is a repeat (gateway/chatdir/messages.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ with a new webhook-id (or a platform that re-sends an update under another id) w
 second 作业 count again. The keys are claimed with one INSERT … ON CONFLICT DO NOTHING RETURNING in the
 group commit's transaction, after the delivery ids: what comes back is new; within a batch the first
 copy wins, so two copies arriving in the same batch are caught as well.
+
+A recall (撤回) claims its message's key too and is always kept: a message whose recall arrived first (a
+platform's retry can deliver it late) is then a repeat and never counts, in whichever order the two come.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from qunzhu_common.db.bulk import bulk_insert
 _SEEN: Table = ChatMessageSeen.__table__  # type: ignore[attr-defined]
 # The events that are a platform message (a reaction or a join names a message or a person, not a new one).
 MESSAGE_EVENTS = ("chat.message.posted", "chat.command.issued")
+RECALL_EVENTS = ("chat.message.recalled",)  # a tombstone: claims the key, is never itself a repeat
 
 
 def message_key(event: Staged) -> tuple[str, str] | None:
-    if event.type not in MESSAGE_EVENTS:
+    if event.type not in MESSAGE_EVENTS + RECALL_EVENTS:
         return None
     payload: Any = event.payload
     message_id = getattr(payload, "message_id", "") or ""
@@ -60,7 +64,8 @@ async def claim_messages(
         mine = []
         for position, event in events:
             key = message_key(event)
-            if key is None or (key in claimed and first[key][0] is delivery and first[key][1] == position):
+            first_copy = key in claimed and first[key][0] is delivery and first[key][1] == position
+            if key is None or event.type in RECALL_EVENTS or first_copy:
                 mine.append((position, event))
         kept.append(mine)
     return kept
