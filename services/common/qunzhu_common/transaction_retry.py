@@ -29,12 +29,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qunzhu_common.db.transient import is_concurrency_conflict
+from qunzhu_common.db.transient import is_concurrency_conflict, is_read_only_write
 from qunzhu_common.errors import AppError, app_error_response
 
 DEFAULT_ATTEMPTS = 4
 DEFAULT_BACKOFF_S = 0.02
 _GUARD = "qunzhu.replay_guard"
+_WRITER = "qunzhu.writer"  # this attempt's session must be the writer's (a GET that writes, issue #19)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ class _ReplayGuard:
 
     def __init__(self) -> None:
         self.allowed = True
+
+
+def wants_writer(scope: Scope) -> bool:
+    """A GET or HEAD that tried to write on the read pool is being run again: give it the writer."""
+    return bool(scope.get(_WRITER))
 
 
 def forbid_replay(request: Request) -> None:
@@ -71,7 +77,10 @@ class TransactionRetryMiddleware:
         except AppError as exc:  # an outer limit refused the body (size, read deadline): its answer, not a 500
             await app_error_response(exc, scope["path"])(scope, receive, send)
             return
-        for attempt in range(1, self.attempts + 1):
+        writer = False
+        attempt = 0
+        while attempt < self.attempts:
+            attempt += 1
             started = False
 
             async def tracking_send(message: Message) -> None:
@@ -82,7 +91,7 @@ class TransactionRetryMiddleware:
 
             guard = _ReplayGuard()
             # Each attempt sees a fresh scope: nothing a failed attempt stored in request.state survives.
-            attempt_scope: dict[str, Any] = {**scope, _GUARD: guard}
+            attempt_scope: dict[str, Any] = {**scope, _GUARD: guard, _WRITER: writer}
             if "state" in scope:
                 attempt_scope["state"] = dict(scope["state"])
             try:
@@ -90,6 +99,10 @@ class TransactionRetryMiddleware:
                 _hand_back(scope, attempt_scope)
                 return
             except Exception as exc:
+                if not started and guard.allowed and not writer and is_read_only_write(exc):
+                    writer = True  # a GET that writes: once more on the writer, not counted as an attempt
+                    attempt -= 1
+                    continue
                 if started or not guard.allowed or attempt == self.attempts or not is_concurrency_conflict(exc):
                     _hand_back(scope, attempt_scope)
                     raise
@@ -103,7 +116,7 @@ class TransactionRetryMiddleware:
 def _hand_back(scope: Scope, attempt_scope: dict[str, Any]) -> None:
     """What routing wrote into the attempt's scope (the matched route, path params) is read by outer
     middleware (the HTTP metrics label requests by route template): give it back to the outer scope."""
-    scope.update({k: v for k, v in attempt_scope.items() if k != _GUARD})
+    scope.update({k: v for k, v in attempt_scope.items() if k not in (_GUARD, _WRITER)})
 
 
 async def _read_body(receive: Receive) -> list[Message]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 from fastapi import FastAPI
@@ -13,9 +14,11 @@ from sqlalchemy import text
 
 from qunzhu_common.db.engine import create_engine, create_read_engine, create_session_maker
 from qunzhu_common.db.writegate import WriteGate, background_priority
+from qunzhu_common.deps import ReadSessionDep, SessionDep
 from qunzhu_common.errors import PROBLEM_JSON, install_problem_handlers
 from qunzhu_common.metrics import ServiceMetrics
 from qunzhu_common.testing import eventually
+from qunzhu_common.transaction_retry import TransactionRetryMiddleware
 
 HANG = 10  # seconds: only a deadlock takes this long
 
@@ -223,4 +226,68 @@ async def test_the_outbox_relay_holds_no_connection_while_the_bus_is_slow(tmp_pa
     async with maker() as session:
         assert (await session.scalars(select(outbox.c.published_at.is_not(None)))).all() == [True, True]
     assert len(bus.published) == 2
+    await writer.dispose()
+
+
+async def test_a_get_reads_on_the_read_pool_and_one_that_writes_runs_again_on_the_writer(tmp_path: Path) -> None:
+    gate = WriteGate()
+    writer, reader = await _engines(tmp_path, gate)
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.add_middleware(TransactionRetryMiddleware)
+    app.state.runtime = SimpleNamespace(session_maker=create_session_maker(writer),
+                                        read_session_maker=create_session_maker(reader))
+    runs: list[str] = []
+
+    @app.get("/items")
+    async def items(session: SessionDep) -> list[str]:
+        return list((await session.scalars(text("SELECT name FROM item ORDER BY id"))).all())
+
+    @app.get("/visit")
+    async def visit(session: SessionDep) -> dict[str, str]:
+        runs.append("run")
+        await session.execute(text("INSERT INTO item (name) VALUES ('visited')"))  # a GET that writes
+        return {"status": "ok"}
+
+    holding, release = asyncio.Event(), asyncio.Event()
+    held = asyncio.create_task(_hold_write(writer, holding, release))
+    await asyncio.wait_for(holding.wait(), HANG)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        try:
+            listed = await asyncio.wait_for(client.get("/items"), HANG)  # served while the writer holds
+            assert listed.status_code == 200 and listed.json() == ["first"]
+        finally:
+            release.set()
+            await held
+        visited = await asyncio.wait_for(client.get("/visit"), HANG)
+        assert visited.status_code == 200, visited.text
+        assert runs == ["run", "run"]  # refused on the read pool, then done on the writer
+        assert (await client.get("/items")).json() == ["first", "uncommitted", "visited"]
+    await reader.dispose()
+    await writer.dispose()
+
+
+async def test_the_read_session_dependency_serves_while_the_writer_holds(tmp_path: Path) -> None:
+    gate = WriteGate()
+    writer, reader = await _engines(tmp_path, gate)
+    app = FastAPI()
+    app.state.runtime = SimpleNamespace(session_maker=create_session_maker(writer),
+                                        read_session_maker=create_session_maker(reader))
+
+    @app.post("/count")  # not a GET: ReadSessionDep says "read only" whatever the method
+    async def count(session: ReadSessionDep) -> int:
+        return int(await session.scalar(text("SELECT count(*) FROM item")))
+
+    holding, release = asyncio.Event(), asyncio.Event()
+    held = asyncio.create_task(_hold_write(writer, holding, release))
+    await asyncio.wait_for(holding.wait(), HANG)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await asyncio.wait_for(client.post("/count"), HANG)).json() == 1
+    finally:
+        release.set()
+        await held
+    await reader.dispose()
     await writer.dispose()

@@ -43,6 +43,17 @@ def is_concurrency_conflict(exc: BaseException) -> bool:
     return type(orig).__module__.startswith(("sqlite3", "aiosqlite")) and str(orig).startswith(_SQLITE_BUSY_MESSAGES)
 
 
+def is_read_only_write(exc: BaseException) -> bool:
+    """A write on a read-only SQLite connection (embedded mode's read pool, `PRAGMA query_only`)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF == 8:  # SQLITE_READONLY
+        return True
+    return type(orig).__module__.startswith(("sqlite3", "aiosqlite")) and "readonly database" in str(orig)
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when retrying later will work whatever the input: the database or network is unreachable, or
     the transaction lost a race (deadlock, serialization failure, locked SQLite file)."""
