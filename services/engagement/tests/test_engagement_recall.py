@@ -101,3 +101,18 @@ async def test_a_recalled_homework_submission_gives_back_its_points(engagement):
     await engagement.feed("chat.message.recalled", recall("m-hw", "recall-5"), community_id=cid)
 
     assert await engagement.points(cid, A) == 0
+
+
+async def test_a_recalled_message_is_no_activity_in_the_groups_health(engagement):
+    cid = await engagement.community()
+    for person in (A, B):
+        await engagement.member(cid, person)
+    await engagement.message(cid, A, "今天读完了第三章，收获很大，明天继续", T0, message_id="m-1")
+    await engagement.message(cid, B, "发错群了，马上撤回这条长长的消息", T0 + timedelta(minutes=1), message_id="m-2")
+    as_of = (T0 + timedelta(days=1)).isoformat()
+    [before] = await engagement.get(f"/communities/{cid}/groups/health", as_of=as_of)
+
+    await engagement.feed("chat.message.recalled", recall("m-2", "recall-h", operator=B), community_id=cid)
+
+    [after] = await engagement.get(f"/communities/{cid}/groups/health", as_of=as_of)
+    assert before["messages_7d"] == 2 and after["messages_7d"] == 1

@@ -21,6 +21,7 @@ from engagement.models import (
     Submission,
 )
 from engagement.scoring.engine import local_day
+from engagement.scoring.recall import RECALLED
 
 WINDOW_DAYS = 30
 GRADE_WEIGHT = 5  # one grade step is worth as much as five effective messages
@@ -66,6 +67,7 @@ async def ab_candidates(
         select(Activity.other_id).where(
             Activity.community_id == community.id, Activity.group_id == group_id, Activity.kind == "message",
             Activity.other_id.is_not(None), Activity.occurred_at >= since,
+            Activity.status != RECALLED,  # a withdrawn reply answers nobody
         )
     ))
     grades = dict((await session.execute(

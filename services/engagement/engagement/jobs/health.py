@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from engagement.context import EngagementContext
 from engagement.models import Activity, CommunityCopy, DeadGroupFlag, GroupMember, KeyPeopleSnapshot
 from engagement.scoring.engine import EFFECTIVE_TYPES
+from engagement.scoring.recall import RECALLED
 from engagement.scoring.rules import ScoringRules
 from qunzhu_common.events.contracts.engagement import DeadGroupFlagged
 from qunzhu_common.outbox import count_after_commit
@@ -57,6 +58,7 @@ async def group_health(
     ).where(
         Activity.community_id == community.id, Activity.group_id == group_id,
         (Activity.occurred_at >= recent_start) | (Activity.occurred_at < baseline_end),
+        Activity.status != RECALLED,  # a withdrawn message is no activity
     ))).all()
     members = len(roster) or len({r.person_id for r in rows})
     recent_active: dict[Any, set[str]] = defaultdict(set)

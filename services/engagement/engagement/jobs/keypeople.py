@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.context import EngagementContext
 from engagement.models import Activity, CommunityCopy, KeyPeopleSnapshot
+from engagement.scoring.recall import RECALLED
 from engagement.scoring.rules import ScoringRules
 from qunzhu_common.events.contracts.engagement import KeyPeopleUpdated, RankedPerson
 
@@ -95,7 +96,7 @@ async def interaction_edges(
         select(Activity.kind, Activity.person_id, Activity.other_id, Activity.mentions).where(
             Activity.community_id == community_id, Activity.occurred_at >= start, Activity.occurred_at < end,
             Activity.kind.in_(("message", "reaction", "answer", "comment")),
-            Activity.status != "recalled",  # a withdrawn message mentions and answers nobody any more
+            Activity.status != RECALLED,  # a withdrawn message mentions and answers nobody any more
         )
     )
     edges: list[tuple[str, str, str]] = []
