@@ -12,6 +12,7 @@ import json
 import os
 import time
 
+import httpx
 from sqlalchemy import text
 
 from gateway.webhooks.verify import sign_standard
@@ -78,3 +79,47 @@ async def test_webhooks_are_accepted_while_a_background_worker_holds_the_write_t
     assert sum(1 for name in order[:last_webhook] if name.startswith("worker")) <= 2, order
     events = await outbox_events(gateway.app)
     assert sorted(int(e.data["message_id"]) for e in events) == list(range(8))
+
+
+async def test_a_webhook_that_cannot_get_the_writer_within_the_bound_is_a_503_and_its_retry_is_accepted(
+    standalone_gateway, tmp_path, admin_headers
+):
+    async with standalone_gateway(tmp_path, sqlite_write_wait_s=0.3) as gateway:
+        secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+        created = await gateway.client.post("/api/v1/communities/c-1/connectors", headers=admin_headers, json={
+            "community_id": "c-1", "platform": "generic", "groups": ["g"],
+            "secrets": {"signing_secrets": [secret]}})
+        url = f"/webhooks/chat/{created.json()['id']}"
+        body = json.dumps({"type": "message", "group_id": "g", "message_id": "1", "sender_id": "u",
+                           "text": "在吗"}).encode()
+
+        def headers() -> dict:
+            stamp = int(time.time())
+            return {"webhook-id": "m-1", "webhook-timestamp": str(stamp),
+                    "webhook-signature": sign_standard(secret, "m-1", stamp, body)}
+
+        runtime = gateway.app.state.runtime
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def stalled_worker() -> None:
+            with background_priority():
+                async with runtime.session_maker() as session, session.begin():
+                    await session.execute(text("SELECT 1"))
+                    holding.set()
+                    await release.wait()
+
+        stalled = asyncio.create_task(stalled_worker())
+        await asyncio.wait_for(holding.wait(), HANG)
+        # As a server answers: the problem response is sent, the error only logged (not raised into the client).
+        transport = httpx.ASGITransport(app=gateway.app, raise_app_exceptions=False)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as platform:
+                refused = await asyncio.wait_for(platform.post(url, content=body, headers=headers()), HANG)
+        finally:
+            release.set()
+            await stalled
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert int(refused.headers["retry-after"]) > 0
+        retried = await gateway.client.post(url, content=body, headers=headers())  # the platform retries
+        assert retried.status_code == 200 and retried.json()["status"] == "accepted", retried.text
