@@ -1,8 +1,9 @@
 """Soak: the community week through embedded mode from 8 concurrent senders, with the bot bridge down for a
 third of the run and slow (past the gateway's action timeout) for another third (issue #19).
 
-    .venv/bin/python bench/soak.py [--senders 8] [--groups 3] [--members 200] [--days 14] [--messages 1500]
-                                   [--seed 7] [--timeout 30] [--no-record]
+    .venv/bin/python bench/soak.py [--mode embedded|distributed|both] [--senders 8] [--groups 3]
+                                   [--members 200] [--days 14] [--messages 1500] [--seed 7] [--timeout 30]
+                                   [--label TEXT] [--no-record]
 
 What runs. `python -m qunzhu run` (embedded mode: one process, SQLite, the in-process bus) as a child process
 on a free loopback port (qunzhu.simulator.demo.embedded), and the demo's simulated community (3 groups × 200
@@ -21,8 +22,9 @@ Figures. Webhook latency p50 / p99 / max (send → answer, every attempt), count
 the run, **lost** = events sent − events engagement scored (its own counter, waited for up to 10 minutes),
 **doubled** = scored − sent when positive, and the gateway's accepted event count against the events sent.
 Goals: 0 5xx, 0 lost, 0 doubled, p99 < 250 ms, max < 2 s. Appends a record to bench/results.json; exits 0
-whatever the figures (a miss is a finding). Never run by the tests. Distributed mode: not yet (see
-bench/README.md).
+whatever the figures (a miss is a finding). Never run by the tests. `--mode distributed` runs the same
+load against the four services as processes on PostgreSQL and a Kafka broker of their own (as bench/e2e.py
+starts them: tests/integration/stack.py); `both` runs one after the other into one record.
 """
 
 from __future__ import annotations
@@ -254,15 +256,57 @@ def append_result(entry: dict[str, Any]) -> None:
         handle.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def distributed():  # noqa: ANN201
+    """The four services as processes on PostgreSQL and a Kafka broker of their own (tests/integration/stack.py,
+    as bench/e2e.py starts them); yields (Target, log_tail)."""
+    import tempfile
+    import uuid
+
+    sys.path.insert(0, str(ROOT))
+    from qunzhu.simulator.drive import Target
+    from tests.integration.stack import GATEWAY_OPERATOR_KEY, STRIPE_WEBHOOK_SECRET, Kafka, Postgres, Stack
+
+    with tempfile.TemporaryDirectory(prefix="qunzhu-bench-soak-") as tmp:
+        kafka, pg = Kafka(data_dir=Path(tmp) / "kafka"), Postgres(prefix=f"qzsoak_{uuid.uuid4().hex[:8]}")
+        log("starting Kafka and PostgreSQL databases")
+        kafka.start()
+        try:
+            pg.start()
+            try:
+                (Path(tmp) / "logs").mkdir()
+                stack = Stack(kafka, pg, Path(tmp) / "logs")
+                stack["engagement"].env["ENGAGEMENT_JOBS_INTERVAL_S"] = "0"
+                stack["gateway"].env.update({"GATEWAY_RATE_LIMIT_PER_S": "2000", "GATEWAY_RATE_LIMIT_BURST": "2000"})
+                log("starting the four services")
+                stack.start()
+                try:
+                    target = Target(base_url=stack["gateway"].url, api_key=GATEWAY_OPERATOR_KEY,
+                                    stripe_secret=STRIPE_WEBHOOK_SECRET)
+                    yield target, lambda: stack["gateway"].log_tail(5)
+                finally:
+                    stack.stop()
+            finally:
+                pg.drop()
+        finally:
+            kafka.stop()
+
+
+@contextlib.asynccontextmanager
+async def embedded_mode():  # noqa: ANN201
+    async with embedded() as process:
+        yield process.target, lambda: process.log_tail(5)
+
+
+async def run_mode(mode: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     config = SimConfig(groups=args.groups, members_per_group=args.members, days=args.days, messages=args.messages,
                        seed=args.seed, tag=f"soak{args.seed}-{os.urandom(3).hex()}")
     community = generate(config)
-    log(f"{len(community.items)} chat events, {len(community.payments)} payments; starting embedded mode")
-    async with embedded() as process:
+    log(f"{len(community.items)} chat events, {len(community.payments)} payments; starting {mode} mode")
+    async with (embedded_mode() if mode == "embedded" else distributed()) as (target, tail):
         with switchable_bridge() as bridge:
             async with httpx.AsyncClient(timeout=60) as client:
-                driver = Driver(client, process.target, community, bridge)
+                driver = Driver(client, target, community, bridge)
                 await driver.setup()
                 baseline = await driver.scored()
                 await driver.pay()
@@ -272,8 +316,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 seconds = time.monotonic() - started
                 log(f"{len(community.items)} deliveries in {seconds:.1f} s; waiting for engagement to score them")
                 scored = await wait_scored(driver, baseline, len(community.items))
-                gate = await write_gate_figures(driver)
-            log_tail = process.log_tail(5)
+                gate = await write_gate_figures(driver) if mode == "embedded" else None
+            log_tail = tail()
     sent = len(community.items)
     figures = {
         "deliveries": sent, "seconds": round(seconds, 1), "rate_per_s": round(sent / seconds, 1),
@@ -283,21 +327,34 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "accepted_events": tally.accepted_events, "duplicate_answers": tally.duplicates,
         "scored": scored, "lost": max(0, sent - scored), "doubled": max(0, scored - sent),
         "bridge_calls": dict(bridge.seen), "login_codes_asked": tally.login_codes_asked,
-        "write_gate": gate,
     }
-    met = {k: figures[k] is not None and figures[k] <= goal for k, goal in GOALS.items()}
+    if gate is not None:
+        figures["write_gate"] = gate
+    return figures, log_tail
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    modes = ["embedded", "distributed"] if args.mode == "both" else [args.mode]
+    results: dict[str, Any] = {}
+    met: dict[str, bool] = {}
+    for mode in modes:
+        figures, log_tail = await run_mode(mode, args)
+        results[mode] = figures
+        mine = {k: figures[k] is not None and figures[k] <= goal for k, goal in GOALS.items()}
+        met.update({f"{mode}.{k}": ok for k, ok in mine.items()})
+        if not all(mine.values()):
+            log(f"{mode}: goals missed: " + ", ".join(k for k, ok in mine.items() if not ok)
+                + f"\nlast log lines:\n{log_tail}")
     entry = {
         "benchmark": "soak", "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
-        "parameters": {"mode": "embedded", "senders": args.senders, "groups": args.groups, "members": args.members,
+        "parameters": {"mode": args.mode, "senders": args.senders, "groups": args.groups, "members": args.members,
                        "days": args.days, "messages": args.messages, "seed": args.seed, "timeout_s": args.timeout,
                        "label": args.label},
-        "embedded": figures, "goals": GOALS, "met": met,
+        **results, "goals": GOALS, "met": met,
         "verdict": "pass" if all(met.values()) else "below",
     }
     print(json.dumps(entry, indent=2, ensure_ascii=False))
-    if not all(met.values()):
-        log("goals missed: " + ", ".join(k for k, ok in met.items() if not ok) + f"\nlast log lines:\n{log_tail}")
     if args.record:
         append_result(entry)
     return entry
@@ -305,6 +362,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["embedded", "distributed", "both"], default="embedded",
+                        help="distributed: four processes on PostgreSQL and Kafka (needs Java and PostgreSQL)")
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--groups", type=int, default=3)
     parser.add_argument("--members", type=int, default=200)
