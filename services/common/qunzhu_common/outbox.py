@@ -126,8 +126,11 @@ class OutboxRelay:
         on_published: Callable[[list[OutgoingRecord], list[str]], None] | None = None,
         on_backlog: Callable[[int], None] | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
+        read_session_maker: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._session_maker = session_maker
+        # The claim only reads: on SQLite the read pool's snapshot, so only the mark takes the writer.
+        self._read_session_maker = read_session_maker or session_maker
         self._table = table
         self._bus = bus
         self._batch_size = batch_size
@@ -179,7 +182,7 @@ class OutboxRelay:
 
     async def _claim_publish_mark(self) -> int:
         table = self._table
-        async with self._session_maker() as session:
+        async with self._read_session_maker() as session:
             rows = (
                 await session.execute(
                     select(table.c.seq, table.c.topic, table.c.key, table.c.payload, table.c.event_type)
@@ -201,7 +204,7 @@ class OutboxRelay:
         return len(rows)
 
     async def backlog(self) -> int:
-        async with self._session_maker() as session:
+        async with self._read_session_maker() as session:
             count = await session.scalar(
                 select(func.count()).select_from(self._table).where(self._table.c.published_at.is_(None))
             )

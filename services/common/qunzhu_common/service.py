@@ -152,6 +152,7 @@ class ServiceRuntime:
             on_published=self.metrics.published,
             on_backlog=self.metrics.backlog,
             on_failure=self.metrics.publish_failed,
+            read_session_maker=self.read_session_maker,
         )
         self.outbox.on_write(self.relay.wake)
         if self.settings.run_relay:
