@@ -23,14 +23,16 @@ from tests.integration.stack import ROOT
 
 README = ROOT / "README.md"
 MARKER = "<!-- tested: quickstart -->"
-BLOCK = re.compile(re.escape(MARKER) + r"\s*\n```bash\n(.*?)\n```", re.DOTALL)
+# A marker is a line of its own (prose may name it in backquotes without marking anything).
+MARKER_LINE = re.compile(r"^" + re.escape(MARKER) + r"[ \t]*$", re.MULTILINE)
+BLOCK = re.compile(r"^" + re.escape(MARKER) + r"[ \t]*\n```bash\n(.*?)\n```", re.DOTALL | re.MULTILINE)
 DONE = "::qunzhu-readme-block-done::"
 OWNER = "telegram:42"
 
 
 def marked_blocks(text: str) -> list[str]:
     blocks = BLOCK.findall(text)
-    assert len(blocks) == text.count(MARKER), f"every {MARKER} must be followed by a ```bash block"
+    assert len(blocks) == len(MARKER_LINE.findall(text)), f"every {MARKER} must be followed by a ```bash block"
     return blocks
 
 
