@@ -3069,11 +3069,35 @@ export interface paths {
         /**
          * Payments held for review
          * @description Orders whose payment arrived with another amount or currency than the order's: nothing was granted;
-         *     someone decides (refund, or grant by hand). Newest first (platform operators).
+         *     someone decides (`POST …/payment-reviews/{order_id}/decision`: grant or refund). Newest first (platform
+         *     operators).
          */
         get: operations["payment_reviews_api_v1_ops_payment_reviews_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ops/payment-reviews/{order_id}/decision": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Settle a payment held for review
+         * @description Decide a payment held for review, once (platform operators): `grant` sends the payment as paid with
+         *     the amount and currency actually paid (membership applies its rules to it) together with the refunds
+         *     held against it, and the order becomes `paid`; `refund` has the refund worker refund what was paid (less
+         *     refunds already made) at the provider, and the order becomes `refunded`. A second decision is a 409.
+         */
+        post: operations["decide_payment_review_api_v1_ops_payment_reviews__order_id__decision_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3542,6 +3566,34 @@ export interface components {
             /** Data */
             data: components["schemas"]["ConnectorPublic"][];
         };
+        /** DecisionAnswer */
+        DecisionAnswer: {
+            /** Decision */
+            decision: string;
+            /**
+             * Events
+             * @description Events sent: the payment and the refunds held against it (grant).
+             */
+            events: number;
+            /** Order Id */
+            order_id: string;
+            /**
+             * Refund Fen
+             * @description refund: what is refunded (paid less refunds already made).
+             * @default 0
+             */
+            refund_fen?: number;
+            /**
+             * Refund Request Id
+             * @description refund: the refund request the worker runs.
+             */
+            refund_request_id?: string | null;
+            /**
+             * Status
+             * @description paid (granted) or refunded
+             */
+            status: string;
+        };
         /** DifferencePage */
         DifferencePage: {
             /** Count */
@@ -3753,7 +3805,7 @@ export interface components {
             session_id?: string | null;
             /**
              * Status
-             * @description created, paid, expired, closed, review, failed
+             * @description created, paid, expired, closed, review, failed; refunded (after a review)
              */
             status: string;
         } & {
@@ -3859,6 +3911,21 @@ export interface components {
             reason?: string;
             /** Status */
             status: string;
+        };
+        /** ReviewDecision */
+        ReviewDecision: {
+            /**
+             * Decision
+             * @description grant: the payment goes out as paid with the amount actually paid; refund: the refund worker refunds it at the provider.
+             * @enum {string}
+             */
+            decision: "grant" | "refund";
+            /**
+             * Note
+             * @description Why, for the record (kept with the order).
+             * @default
+             */
+            note?: string;
         };
         /** ReviewPage */
         ReviewPage: {
@@ -13756,6 +13823,55 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ReviewPage"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    decide_payment_review_api_v1_ops_payment_reviews__order_id__decision_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewDecision"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DecisionAnswer"];
+                };
+            };
+            /** @description No such order */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The order is not held for review (decided already), or its payment cannot be settled here */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
