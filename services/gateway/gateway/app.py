@@ -34,6 +34,7 @@ from gateway.state import gateway_lifespan
 from gateway.upstream import upstreams_lifespan
 from gateway.webhooks.api import ops as quarantine_router
 from gateway.webhooks.api import router as webhooks_router
+from gateway.webhooks.asgi import ChatWebhookRoute
 from qunzhu_common.bus.base import Bus
 from qunzhu_common.service import ServiceSpec, build_app
 
@@ -76,6 +77,8 @@ def create_app(
                        webhook_max_bytes=settings.webhook_max_body_bytes, read_timeout_s=settings.body_read_timeout_s)
     app.add_middleware(MethodOverride)  # POST + X-HTTP-Method-Override: PATCH, for wx.request
     app.add_middleware(CanonicalPaths)  # outermost of the two: a path is refused before its body is read
+    # The chat webhook ahead of all the above, routing and dependencies (issue #19); it does their part itself.
+    app.add_middleware(ChatWebhookRoute, metrics=app.state.runtime.metrics, service_name=SPEC.name)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -34,21 +34,28 @@ MEDIA_TYPES = {
 }
 
 
-def check_media_type(request: Request, provider: str) -> None:
-    """415 for a body declared as something this provider never sends, before anything is read."""
-    declared = request.headers.get("content-type")
+def media_type_refusal(declared: str | None, provider: str) -> UnsupportedMediaType | None:
+    """The 415 for a body declared as something this provider never sends; None when it may be read."""
     if declared is None:
-        return
+        return None
     media = declared.partition(";")[0].strip().lower()
     if media not in MEDIA_TYPES[provider]:
-        raise UnsupportedMediaType(f"{provider} webhooks are {' or '.join(MEDIA_TYPES[provider])}, not {media!r}")
+        return UnsupportedMediaType(f"{provider} webhooks are {' or '.join(MEDIA_TYPES[provider])}, not {media!r}")
+    return None
 
 
-def _entry_policies(request: Request):
+def check_media_type(request: Request, provider: str) -> None:
+    """415 for a body declared as something this provider never sends, before anything is read."""
+    refusal = media_type_refusal(request.headers.get("content-type"), provider)
+    if refusal is not None:
+        raise refusal
+
+
+def entry_policies_of(app: Any):
     """How the door (a QQ join request) learns a community's public entry policies from membership."""
 
     async def ask(community_id: str) -> list[str] | None:
-        upstreams = getattr(request.app.state, "upstreams", None)
+        upstreams = getattr(app.state, "upstreams", None)
         if upstreams is None:
             return None
         try:
@@ -82,7 +89,9 @@ async def chat_webhook(connector_id: str, request: Request) -> Response:
     is answered 200 `duplicate` with no side effect. Deliveries arriving together share one commit.
     WeCom callbacks are answered 200 with an empty body, as WeCom documents (no passive reply).
     """
-    state: GatewayState = request.app.state.gateway  # not a dependency: this is the hot path
+    # Served by gateway.webhooks.asgi.ChatWebhookRoute ahead of FastAPI (issue #19); this route is what the
+    # OpenAPI document describes, and it answers what that route hands on (e.g. a non-canonical raw path).
+    state: GatewayState = request.app.state.gateway
     limit = state.settings.webhook_max_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -91,7 +100,7 @@ async def chat_webhook(connector_id: str, request: Request) -> Response:
     check_media_type(request, connector.platform)
     incoming = Incoming(dict(request.headers), dict(request.query_params), await read_limited(request, limit))
     outcome = await service.receive_chat(state=state, outbox=state.runtime.outbox, connector=connector,
-                                         incoming=incoming, entry_policies=_entry_policies(request))
+                                         incoming=incoming, entry_policies=entry_policies_of(request.app))
     if outcome.reply is not None:  # the platform's own answer: OneBot heartbeats 204, QQ's op 12 / op 13
         return Response(outcome.reply.body, status_code=outcome.reply.status_code, media_type=outcome.reply.media_type)
     if connector.platform == "wecom":  # WeCom documents an empty body when there is no passive reply
