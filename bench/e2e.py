@@ -1,6 +1,7 @@
 """End-to-end benchmark: a signed chat webhook → points visible on the leaderboard, on the distributed stack.
 
     .venv/bin/python bench/e2e.py [--rates 200,1000] [--seconds 5] [--members 200] [--connections 64]
+                                  [--gateways 1] [--engagement 1] [--partitions P] [--communities K]
 
 The stack is the integration tests' (tests/integration/stack.py): a Kafka broker of the run's own (free
 loopback ports, temporary data dir), fresh PostgreSQL databases on the local cluster, and the four services
@@ -25,6 +26,20 @@ References measured in the same run:
 ratio = achieved / offered rate at the highest offered rate (achieved = events / (first → last visible)),
 limit 0.9: below it the platform does not keep up with that load and latency grows with the run's length.
 Also printed: p99 / bus round-trip p99 at each rate. Exits 0 whatever the figures; appends to results.json.
+
+Scale out (`--gateways N --engagement M`, either > 1): the same run measures two layouts at the same offered
+rates, one after the other on the same stack and data. First 1 gateway + 1 engagement process (the unloaded
+reference and every rate), then N - 1 more gateway processes and M - 1 more engagement processes are started
+beside them: the gateways share the port with SO_REUSEPORT (`qunzhu serve --reuse-port`: the kernel spreads
+the load generator's connections over them; the extra ones run no bot-action worker), the engagement
+processes share consumer group `engagement`, i.e. the partitions of `chat.events.v1` (the bench waits until
+the new ones logged their assignment). Every rate is offered again. Chat events are keyed by community, so
+the load comes from K communities (`--communities`, default P) chosen so that together they cover all P
+partitions (`--partitions`, default max(M, 2); every topic of the run gets P): communities are created until
+each partition has one, the first per partition carries the load, `--members` split over them. Printed and
+recorded: achieved events/s per layout and rate, `scale_out.speedup` (N/M ÷ 1/1 at the top rate), and the CPU
+each service process used during each phase (share of one CPU). `ratio` is then achieved / offered at the top
+rate of the N/M layout. The correctness check (every total = 1 + its events) covers both layouts.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ import json
 import os
 import platform
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -57,7 +73,14 @@ import httpx  # noqa: E402
 from gateway.webhooks.verify import sign_standard  # noqa: E402
 from qunzhu.simulator.drive import Driver, Target, bot_bridge  # noqa: E402
 from qunzhu.simulator.generate import SimConfig, generate  # noqa: E402
-from tests.integration.stack import GATEWAY_OPERATOR_KEY, STRIPE_WEBHOOK_SECRET, Kafka, Postgres, Stack  # noqa: E402
+from tests.integration.stack import (  # noqa: E402
+    GATEWAY_OPERATOR_KEY,
+    STRIPE_WEBHOOK_SECRET,
+    Kafka,
+    Postgres,
+    ServiceProcess,
+    Stack,
+)
 
 LIMIT = 0.9
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -272,42 +295,110 @@ async def bus_round_trip(bootstrap: str, n: int = 200, rate: float = 100) -> dic
 
 
 @dataclass
-class Setup:
-    stack: Stack
+class Tenant:
+    """One community of the run: its driver (connector, owner), members, leaderboard and expected totals."""
+
     driver: Driver
     board: Board
     members: list[str]
+    group: str
+    partition: int  # of chat.events.v1 (events are keyed by community id)
     next_day: dict[str, int]  # member → the simulated day of their next event
     expected: dict[str, int]  # member → their total once every event built so far is scored
+
+    @property
+    def leaderboard(self) -> str:
+        return f"/api/v1/engagement/communities/{self.driver.out.community_id}/leaderboard"
+
+
+@dataclass
+class Setup:
+    stack: Stack
+    tenants: list[Tenant]
     base: datetime
-    group: str
-    poller: asyncio.Task[None] | None = None
+    pollers: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-async def run_phase(setup: Setup, rate: float, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+def partition_of(key: str, partitions: int) -> int:
+    """The partition KafkaBus's producer (aiokafka's default partitioner, murmur2) puts a key on."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key.encode(), every, every))
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[int, int] | None:
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+class CpuMeter:
+    """CPU of each service process (share of one CPU) and of the machine between start() and stop()."""
+
+    def __init__(self, processes: dict[str, ServiceProcess]) -> None:
+        self.processes = processes
+
+    def start(self) -> None:
+        self.t0, self.machine0 = time.monotonic(), machine_cpu()
+        self.cpu0 = {name: cpu_seconds(p.proc.pid) if p.proc else None for name, p in self.processes.items()}
+
+    def stop(self) -> dict[str, Any]:
+        wall, machine1 = time.monotonic() - self.t0, machine_cpu()
+        shares = {}
+        for name, p in self.processes.items():
+            now = cpu_seconds(p.proc.pid) if p.proc else None
+            if now is not None and self.cpu0.get(name) is not None:
+                shares[name] = round((now - self.cpu0[name]) / max(1e-9, wall), 2)
+        busy = None
+        if self.machine0 and machine1 and machine1[1] > self.machine0[1]:
+            busy = round(100 * (machine1[0] - self.machine0[0]) / (machine1[1] - self.machine0[1]), 1)
+        return {"process_cpu": shares, "machine_busy_pct": busy}
+
+
+async def run_phase(setup: Setup, rate: float, seconds: float, args: argparse.Namespace,
+                    processes: dict[str, ServiceProcess]) -> dict[str, Any]:
     gateway = setup.stack["gateway"]
     port = int(gateway.url.rsplit(":", 1)[1])
-    path = f"/webhooks/chat/{setup.driver.out.connector_id}"
     count = max(1, round(rate * seconds))
-    probes = []
-    for i in range(count):
-        member = setup.members[i % len(setup.members)]
-        day = setup.next_day[member]
-        setup.next_day[member] += 1
-        setup.expected[member] += 1  # each event: +1 (an effective message alone on its simulated day)
-        probes.append(Probe(member=member, total=setup.expected[member], request=build(
-            path, port, setup.driver.signing_secret, member, setup.base + timedelta(days=day), setup.group)))
+    probes, tenants = [], setup.tenants
+    for i in range(count):  # round robin over the communities: each partition gets the same share
+        tenant = tenants[i % len(tenants)]
+        member = tenant.members[(i // len(tenants)) % len(tenant.members)]
+        day = tenant.next_day[member]
+        tenant.next_day[member] += 1
+        tenant.expected[member] += 1  # each event: +1 (an effective message alone on its simulated day)
+        probe = Probe(member=member, total=tenant.expected[member], request=build(
+            f"/webhooks/chat/{tenant.driver.out.connector_id}", port, tenant.driver.signing_secret, member,
+            setup.base + timedelta(days=day), tenant.group))
+        probes.append((tenant, probe))
     busy = await quiet(args, f"{rate:g}/s")
-    for probe in probes:
-        setup.board.add(probe)
+    for tenant, probe in probes:
+        tenant.board.add(probe)
+    probes = [probe for _, probe in probes]
     log(f"offering {rate:g} events/s for {seconds:g} s ({count} webhooks; machine {busy}% busy before)")
+    meter = CpuMeter(processes)
+    meter.start()
     await offer(probes, rate, port, args.connections)
     last_sent = max(p.sent or 0 for p in probes)
     deadline = time.monotonic() + args.drain_timeout
     while any(p.visible is None for p in probes) and time.monotonic() < deadline:  # noqa: ASYNC110 - the poller sets it
-        if setup.poller is not None and setup.poller.done():
-            raise SystemExit(f"the leaderboard poller stopped: {setup.poller.exception()!r}")
+        for poller in setup.pollers:
+            if poller.done():
+                raise SystemExit(f"a leaderboard poller stopped: {poller.exception()!r}")
         await asyncio.sleep(0.1)
+    cpu = meter.stop()
     seen = [p for p in probes if p.visible is not None]
     statuses: dict[str, int] = {}
     for p in probes:
@@ -325,45 +416,71 @@ async def run_phase(setup: Setup, rate: float, seconds: float, args: argparse.Na
         "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
         "max_ms": percentile(latencies, 100), "machine_busy_pct_before": busy,
         "noisy": busy is not None and busy > args.quiet_below,
+        **cpu,
     }
-    log(f"  → {result['achieved_per_s']} events/s visible, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
+    log(f"  → {result['achieved_per_s']} events/s visible, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; "
+        f"CPU {cpu['process_cpu']}, machine {cpu['machine_busy_pct']}% busy")
     return result
 
 
 async def prepare(stack: Stack, args: argparse.Namespace, client: httpx.AsyncClient, bridge) -> Setup:  # noqa: ANN001
-    community = generate(SimConfig(groups=1, members_per_group=args.members, days=1, messages=0, lurker_share=0,
-                                   spammers=0, refund_share=0, leaders_per_group=0, seed=args.seed))
+    """The communities of the run, each set up through the gateway, its members paid and warmed up.
+
+    With P > 1 partitions to cover (scale out), communities are created until each partition of chat.events
+    has one; the first per partition is kept, members paid and warmed up (the others stay idle)."""
     target = Target(base_url=stack["gateway"].url, api_key=GATEWAY_OPERATOR_KEY, stripe_secret=STRIPE_WEBHOOK_SECRET)
-    driver = Driver(client, target, community, bridge)
-    log("setup: community, connector, owner login, plan, rules")
-    await driver.setup()
-    baseline = await driver.scored()
-    log(f"setup: {len(community.payments)} Stripe payments")
-    await driver.pay()
-    members = [p.person_id for p in community.people]
+    wanted = args.communities
+    per_community = -(-args.members // wanted)
+    cover = args.partitions if args.scale else 1  # partitions the communities must cover
+    drivers: dict[int, tuple[Driver, Any]] = {}
+    attempt = 0
+    while len(drivers) < wanted:
+        if attempt >= 8 * wanted:
+            raise SystemExit(f"{attempt} communities did not cover {cover} partitions")
+        community = generate(SimConfig(groups=1, members_per_group=per_community, days=1, messages=0,
+                                       lurker_share=0, spammers=0, refund_share=0, leaders_per_group=0,
+                                       seed=args.seed + attempt))
+        attempt += 1
+        driver = Driver(client, target, community, bridge)
+        log(f"setup: community {attempt}: community, connector, owner login, plan, rules")
+        await driver.setup()
+        partition = partition_of(driver.out.community_id, args.partitions)
+        slot = partition % cover if len(drivers) < cover else len(drivers)
+        if slot in drivers:
+            log(f"  partition {partition} has a community already: this one stays idle")
+            continue
+        drivers[slot] = (driver, community)
+    baseline = await next(iter(drivers.values()))[0].scored()
     base = datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    board = Board()
-    setup = Setup(stack=stack, driver=driver, board=board, members=members, next_day=dict.fromkeys(members, 0),
-                  expected=dict.fromkeys(members, 1), base=base, group=community.chats[0])
-    # One message each, until engagement scored them all: every member is then known (pending ones wait).
+    tenants = []
     gateway = stack["gateway"]
     port = int(gateway.url.rsplit(":", 1)[1])
-    warm = [build(f"/webhooks/chat/{driver.out.connector_id}", port, driver.signing_secret, m,
-                  base - timedelta(days=1), setup.group) for m in members]
-    conn = await Connection.open("127.0.0.1", port)
-    for request in warm:
-        status, body = await conn.send(request)
-        if status != 200:
-            raise SystemExit(f"warm-up webhook answered {status}: {body[:300]!r}")
-    conn.close()
-    await driver.wait_scored(baseline, len(members), timeout_s=args.drain_timeout)
-    url = f"{gateway.url}/api/v1/engagement/communities/{driver.out.community_id}/leaderboard"
-    page = await driver.expect("GET", url.removeprefix(gateway.url), params={"window": "all", "limit": 200})
-    page = page["data"]
-    board.totals = {e["person_id"]: int(e["points"]) for e in page}
-    if sorted(board.totals) != sorted(members) or set(board.totals.values()) != {1}:
-        raise SystemExit(f"after the warm-up every member should have 1 point: {board.totals}")
-    return setup
+    for _, (driver, community) in sorted(drivers.items()):
+        log(f"setup: {len(community.payments)} Stripe payments")
+        await driver.pay()
+        members = [p.person_id for p in community.people]
+        tenant = Tenant(driver=driver, board=Board(), members=members, group=community.chats[0],
+                        partition=partition_of(driver.out.community_id, args.partitions),
+                        next_day=dict.fromkeys(members, 0), expected=dict.fromkeys(members, 1))
+        tenants.append(tenant)
+        # One message each, until engagement scored them all: every member is then known (pending ones wait).
+        conn = await Connection.open("127.0.0.1", port)
+        for m in members:
+            status, body = await conn.send(build(f"/webhooks/chat/{driver.out.connector_id}", port,
+                                                 driver.signing_secret, m, base - timedelta(days=1), tenant.group))
+            if status != 200:
+                raise SystemExit(f"warm-up webhook answered {status}: {body[:300]!r}")
+        conn.close()
+    first = tenants[0].driver
+    await first.wait_scored(baseline, sum(len(t.members) for t in tenants), timeout_s=args.drain_timeout)
+    for tenant in tenants:
+        page = (await tenant.driver.expect("GET", tenant.leaderboard, params={"window": "all", "limit": 200}))["data"]
+        tenant.board.totals = {e["person_id"]: int(e["points"]) for e in page}
+        if sorted(tenant.board.totals) != sorted(tenant.members) or set(tenant.board.totals.values()) != {1}:
+            raise SystemExit(f"after the warm-up every member should have 1 point: {tenant.board.totals}")
+    log(f"communities: {len(tenants)} carrying load on partitions {[t.partition for t in tenants]} "
+        f"of {args.partitions}; {attempt - len(tenants)} idle")
+    return Setup(stack=stack, tenants=tenants, base=base)
 
 
 def machine(pg_version: str | None) -> dict[str, Any]:
@@ -398,6 +515,8 @@ def append_result(entry: dict[str, Any]) -> None:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     rates = [float(r) for r in args.rates.split(",")]
+    if args.scale:  # every topic of the run: the services create theirs, the broker auto-creates the rest
+        os.environ["KAFKA_NUM_PARTITIONS"] = str(args.partitions)
     with tempfile.TemporaryDirectory(prefix="qunzhu-bench-e2e-") as tmp:
         kafka, pg = Kafka(data_dir=Path(tmp) / "kafka"), Postgres(prefix=f"qzbench_{uuid.uuid4().hex[:8]}")
         log("starting Kafka and PostgreSQL databases")
@@ -412,11 +531,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                                              "GATEWAY_RATE_LIMIT_BURST": "100000",
                                              "GATEWAY_WEBHOOK_RATE_PER_S": "100000",
                                              "GATEWAY_WEBHOOK_BURST": "100000"})
+                if args.scale:
+                    for name, svc in stack.services.items():
+                        svc.env[f"{name.upper()}_TOPIC_PARTITIONS"] = str(args.partitions)
+                    stack["gateway"].args = ["--reuse-port"]  # the replicas started later share its port
                 log("starting the four services")
                 stack.start()
+                replicas: list[ServiceProcess] = []
                 try:
-                    return await measure(stack, pg, rates, args)
+                    return await measure(stack, pg, rates, args, replicas, Path(tmp) / "logs")
                 finally:
+                    for replica in replicas:
+                        replica.kill(signal.SIGTERM)
                     stack.stop()
             finally:
                 pg.drop()
@@ -424,7 +550,55 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             kafka.stop()
 
 
-async def measure(stack: Stack, pg: Postgres, rates: list[float], args: argparse.Namespace) -> dict[str, Any]:
+def listeners(port: int) -> int:
+    """Sockets listening on 127.0.0.1:port (/proc/net/tcp): how many gateway processes accept connections."""
+    local = f"0100007F:{port:04X}"
+    try:
+        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return -1
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
+
+
+async def scale_out(stack: Stack, args: argparse.Namespace, log_dir: Path, replicas: list[ServiceProcess]) -> None:
+    """Start gateways 2..N on the first one's port (SO_REUSEPORT) and engagement processes 2..M (same group)."""
+    started: list[ServiceProcess] = []
+    for name, count in (("gateway", args.gateways), ("engagement", args.engagement)):
+        first = stack[name]
+        for k in range(2, count + 1):
+            replica = ServiceProcess(name, {**first.env, f"{name.upper()}_AUTO_MIGRATE": "false"}, log_dir)
+            replica.log_path = log_dir / f"{name}-{k}.log"
+            if name == "gateway":
+                replica.port, replica.args = first.port, ["--reuse-port"]
+                replica.env["GATEWAY_RUN_ACTIONS"] = "false"  # one bot-action worker (deploy/README.md)
+            replica.start()
+            replicas.append(replica)
+            started.append(replica)
+    for replica in started:
+        await asyncio.to_thread(replica.wait_ready)
+    port = stack["gateway"].port
+    deadline = time.monotonic() + 60
+    while listeners(port) < args.gateways and time.monotonic() < deadline:  # noqa: ASYNC110 - another process
+        await asyncio.sleep(0.2)
+    log(f"{listeners(port)} gateway processes listen on port {port}")
+    # A joining consumer rebalances the group: wait until each new engagement process got its chat partitions.
+    for replica in (r for r in started if r.name == "engagement"):
+        while time.monotonic() < deadline:
+            lines = replica.log_path.read_text(errors="replace").splitlines()
+            if any("partitions assigned" in line and "chat.events" in line for line in lines):
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise SystemExit(f"{replica.log_path.name}: no chat.events partitions assigned in 60 s")
+    await asyncio.sleep(3)  # the other members finish the rebalance too
+
+
+def layout_of(args: argparse.Namespace, scaled: bool) -> dict[str, int]:
+    return {"gateways": args.gateways if scaled else 1, "engagement": args.engagement if scaled else 1}
+
+
+async def measure(stack: Stack, pg: Postgres, rates: list[float], args: argparse.Namespace,
+                  replicas: list[ServiceProcess], log_dir: Path) -> dict[str, Any]:
     import asyncpg
 
     conn = await asyncpg.connect(pg.url("gateway", driver="postgresql"))
@@ -436,52 +610,90 @@ async def measure(stack: Stack, pg: Postgres, rates: list[float], args: argparse
         log("bus reference: raw aiokafka produce → consume round trip")
         bus = await bus_round_trip(stack.kafka.bootstrap)
         stop = asyncio.Event()
-        url = f"{stack['gateway'].url}/api/v1/engagement/communities/{setup.driver.out.community_id}/leaderboard"
-        owner = {"Authorization": f"Bearer {setup.driver.out.owner_token}"}  # leaderboards are for members
-        poller = setup.poller = asyncio.create_task(poll(client, url, setup.board, args.poll_ms / 1000, stop, owner))
+        for tenant in setup.tenants:
+            owner = {"Authorization": f"Bearer {tenant.driver.out.owner_token}"}  # leaderboards are for members
+            setup.pollers.append(asyncio.create_task(poll(client, stack["gateway"].url + tenant.leaderboard,
+                                                          tenant.board, args.poll_ms / 1000, stop, owner)))
+
+        def processes() -> dict[str, ServiceProcess]:
+            named = {name: svc for name, svc in stack.services.items()}
+            named.update({r.log_path.stem: r for r in replicas})
+            return named
+
         try:
-            unloaded = await run_phase(setup, 5, 10, args)
-            loads = [await run_phase(setup, rate, args.seconds, args) for rate in rates]
+            unloaded = await run_phase(setup, 5, 10, args, processes())
+            loads = [await run_phase(setup, rate, args.seconds, args, processes()) for rate in rates]
+            scaled_loads = None
+            if args.scale:
+                log(f"scaling out to {args.gateways} gateway and {args.engagement} engagement processes")
+                await scale_out(stack, args, log_dir, replicas)
+                scaled_loads = [await run_phase(setup, rate, args.seconds, args, processes()) for rate in rates]
         finally:
             stop.set()
-            await poller
+            await asyncio.gather(*setup.pollers)
         # Nothing lost, nothing twice: each member's total is 1 (warm-up) + their events.
-        final = (await setup.driver.expect("GET", url.removeprefix(stack["gateway"].url),
-                                           params={"window": "all", "limit": 200}))["data"]
-        totals = {e["person_id"]: int(e["points"]) for e in final}
-        expected = setup.expected
-        if totals != expected:
-            wrong = {m: (totals.get(m), expected[m]) for m in expected if totals.get(m) != expected[m]}
-            raise SystemExit(f"totals differ from the events sent (member: (seen, expected)): {wrong}")
-    top = loads[-1]
+        for tenant in setup.tenants:
+            final = (await tenant.driver.expect("GET", tenant.leaderboard,
+                                                params={"window": "all", "limit": 200}))["data"]
+            totals = {e["person_id"]: int(e["points"]) for e in final}
+            if totals != tenant.expected:
+                wrong = {m: (totals.get(m), n) for m, n in tenant.expected.items() if totals.get(m) != n}
+                raise SystemExit(f"totals differ from the events sent (member: (seen, expected)): {wrong}")
+    top = (scaled_loads or loads)[-1]
     ratio = round(top["achieved_per_s"] / top["offered_per_s"], 4)
-    return {
+    reads = [ms for t in setup.tenants for ms in t.board.read_ms]
+    entry = {
         "benchmark": "e2e", "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(pg_version),
         "parameters": {"rates": rates, "seconds": args.seconds, "members": args.members,
-                       "connections": args.connections, "poll_ms": args.poll_ms, "events_per_webhook": 1},
+                       "connections": args.connections, "poll_ms": args.poll_ms, "events_per_webhook": 1,
+                       **layout_of(args, args.scale),
+                       "partitions": args.partitions if args.scale else 3, "communities": len(setup.tenants)},
         "bus_round_trip": bus, "unloaded": unloaded, "loads": loads,
-        "poll_read_ms_p50": percentile(setup.board.read_ms, 50), "poll_reads": setup.board.reads,
-        "poll_errors": setup.board.errors,
+        "poll_read_ms_p50": percentile(reads, 50), "poll_reads": sum(t.board.reads for t in setup.tenants),
+        "poll_errors": sum(t.board.errors for t in setup.tenants),
         "p99_over_bus_p99": {str(int(x["offered_per_s"])): round((x["p99_ms"] or 0) / bus["p99_ms"], 1)
                              for x in [unloaded, *loads]} if bus["p99_ms"] else None,
-        "noisy": any(x["noisy"] for x in [unloaded, *loads]),
+        "noisy": any(x["noisy"] for x in [unloaded, *loads, *(scaled_loads or [])]),
         "ratio": ratio, "limit": LIMIT, "verdict": "PASS" if ratio >= LIMIT else "BELOW",
     }
+    if scaled_loads is not None:
+        one, many = loads[-1]["achieved_per_s"], scaled_loads[-1]["achieved_per_s"]
+        entry["scale_out"] = {
+            "from": layout_of(args, False), "to": layout_of(args, True), "partitions": args.partitions,
+            "communities_partitions": [t.partition for t in setup.tenants],
+            "loads": scaled_loads, "offered_per_s": loads[-1]["offered_per_s"],
+            "achieved_from_per_s": one, "achieved_to_per_s": many,
+            "speedup": round(many / one, 3) if one else None,
+        }
+        entry["ratio_1x1"] = round(one / loads[-1]["offered_per_s"], 4)
+    return entry
 
 
 def report(entry: dict[str, Any]) -> None:
     bus = entry["bus_round_trip"]
+    scale = entry.get("scale_out")
     print()
     print("e2e benchmark: signed chat webhook → points visible on the leaderboard (distributed stack)")
-    print(f"{'offered/s':>10}{'sent/s':>9}{'visible/s':>11}{'events':>8}{'p50 ms':>10}{'p99 ms':>10}{'p99/bus':>9}")
-    for x in [entry["unloaded"], *entry["loads"]]:
-        over = (entry["p99_over_bus_p99"] or {}).get(str(int(x["offered_per_s"])), "-")
-        print(f"{x['offered_per_s']:>10g}{x['sent_per_s']:>9.0f}{x['achieved_per_s']:>11.1f}{x['events']:>8}"
-              f"{x['p50_ms'] or 0:>10.0f}{x['p99_ms'] or 0:>10.0f}{over:>9}")
+    print(f"{'layout':>8}{'offered/s':>10}{'sent/s':>9}{'visible/s':>11}{'events':>8}{'p50 ms':>10}{'p99 ms':>10}"
+          f"{'p99/bus':>9}  CPU per process (share of one CPU)")
+    rows = [("1/1", x) for x in [entry["unloaded"], *entry["loads"]]]
+    if scale:
+        rows += [(f"{scale['to']['gateways']}/{scale['to']['engagement']}", x) for x in scale["loads"]]
+    for layout, x in rows:
+        over = (entry["p99_over_bus_p99"] or {}).get(str(int(x["offered_per_s"])), "-") if layout == "1/1" else "-"
+        cpu = " ".join(f"{k} {v:.2f}" for k, v in sorted(x.get("process_cpu", {}).items()) if v >= 0.05)
+        print(f"{layout:>8}{x['offered_per_s']:>10g}{x['sent_per_s']:>9.0f}{x['achieved_per_s']:>11.1f}{x['events']:>8}"
+              f"{x['p50_ms'] or 0:>10.0f}{x['p99_ms'] or 0:>10.0f}{over:>9}  {cpu}")
     print(f"bus round trip (raw aiokafka, {bus['rate']:g}/s): p50 {bus['p50_ms']} ms, p99 {bus['p99_ms']} ms; "
           f"leaderboard read p50 {entry['poll_read_ms_p50']} ms (poll every {entry['parameters']['poll_ms']} ms)")
-    print(f"ratio = achieved / offered at {entry['loads'][-1]['offered_per_s']:g}/s = {entry['ratio']}  "
+    if scale:
+        print(f"scale out at {scale['offered_per_s']:g}/s offered: 1 gateway + 1 engagement "
+              f"{scale['achieved_from_per_s']}/s → {scale['to']['gateways']} gateways + "
+              f"{scale['to']['engagement']} engagement {scale['achieved_to_per_s']}/s: ×{scale['speedup']} "
+              f"({scale['partitions']} partitions; load on {scale['communities_partitions']})")
+    top = (scale["loads"] if scale else entry["loads"])[-1]
+    print(f"ratio = achieved / offered at {top['offered_per_s']:g}/s = {entry['ratio']}  "
           f"limit {entry['limit']}  {entry['verdict']}")
     if entry["noisy"]:
         print("noisy: other work kept the machine busy before a phase (machine_busy_pct_before); "
@@ -492,18 +704,33 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", default="200,1000", help="offered loads, events/s, comma separated")
     parser.add_argument("--seconds", type=float, default=5, help="how long each load is offered")
-    parser.add_argument("--members", type=int, default=200, help="members sending (≤ 200: one leaderboard page)")
+    parser.add_argument("--members", type=int, default=200, help="members sending (≤ 200 per community: one "
+                        "leaderboard page); split over the communities")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--poll-ms", type=float, default=100, help="leaderboard poll period")
+    parser.add_argument("--poll-ms", type=float, default=100, help="leaderboard poll period (per community)")
     parser.add_argument("--drain-timeout", type=float, default=600, help="seconds to wait for a load to be visible")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--gateways", type=int, default=1, help="gateway processes of the scaled layout")
+    parser.add_argument("--engagement", type=int, default=1, help="engagement processes of the scaled layout")
+    parser.add_argument("--partitions", type=int, default=0, help="partitions of every topic when scaling out "
+                        "(default max(--engagement, 2))")
+    parser.add_argument("--communities", type=int, default=0, help="communities carrying the load (default: "
+                        "--partitions when scaling out, else 1)")
     parser.add_argument("--quiet-below", type=float, default=25, help="wait for the machine below this %% busy")
     parser.add_argument("--quiet-timeout", type=float, default=120, help="… for at most this many seconds")
+    parser.add_argument("--label", default="", help="a note stored with the record (e.g. what else ran)")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/results.json")
     args = parser.parse_args()
-    if not 1 <= args.members <= 200:
-        parser.error("--members must be 1–200")
+    if min(args.gateways, args.engagement) < 1:
+        parser.error("--gateways and --engagement must be ≥ 1")
+    args.scale = args.gateways > 1 or args.engagement > 1
+    args.partitions = args.partitions or max(args.engagement, 2)
+    args.communities = args.communities or (args.partitions if args.scale else 1)
+    if not 1 <= -(-args.members // args.communities) <= 200:
+        parser.error("--members must be 1–200 per community")
     entry = asyncio.run(main(args))
+    if args.label:
+        entry["label"] = args.label
     report(entry)
     if not args.no_record:
         append_result(entry)

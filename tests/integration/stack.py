@@ -172,6 +172,7 @@ class ServiceProcess:
         self.env = env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args: list[str] = []  # more `qunzhu serve` options (e.g. --reuse-port for replicas on one port)
 
     @property
     def url(self) -> str:
@@ -180,7 +181,8 @@ class ServiceProcess:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qunzhu", "serve", self.name, "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "qunzhu", "serve", self.name, "--port", str(self.port), "--log-level", "warning",
+             *self.args],
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -43,8 +43,21 @@ def _serve(args: argparse.Namespace) -> None:
     port = args.port or DEFAULT_PORTS[args.service]
     app = svc.create_app(svc.settings())
     tune_gc()
-    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False,
-                http=HeaderTimeoutProtocol)
+    if not args.reuse_port:
+        uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False,
+                    http=HeaderTimeoutProtocol)
+        return
+    # Replicas on one host and port: each process binds its own socket with SO_REUSEPORT and the kernel
+    # spreads new connections over them (deploy/README.md, "Several processes on one host").
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((args.host, port))
+    sock.set_inheritable(True)
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, http=HeaderTimeoutProtocol)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -117,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--reuse-port", action="store_true",
+                       help="bind with SO_REUSEPORT: several processes of a service share one port (Linux)")
     serve.set_defaults(func=_serve)
 
     migrate = sub.add_parser("migrate", help="alembic upgrade head for one service or all")
