@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # embedded mode's data directory (make run, make token)
 QUNZHU_DATA_DIR ?= data
 
-.PHONY: install prereqs run token client test test-unit test-integration test-faults stop-test-servers up down status bench lint clean demo
+.PHONY: install prereqs run token client test test-unit test-integration test-faults stop-test-servers up down status bench bench-report lint clean demo
 
 install: $(STAMP)
 
@@ -86,7 +86,7 @@ down:
 status:
 	bash deploy/local/up.sh status
 
-## bench: benchmarks print their figures and ratio to a limit measured in the same run
+## bench: benchmarks print their figures and ratio to a limit measured in the same run; then bench-report
 bench: install
 	$(PY) bench/bus.py
 	$(PY) bench/ingest.py --database postgres
@@ -94,6 +94,11 @@ bench: install
 	$(PY) bench/engagement.py
 	$(PY) bench/membership.py
 	$(PY) bench/e2e.py
+	$(PY) bench/report.py
+
+## bench-report: one PNG per benchmark's history (bench/results.json) into bench/reports/; runs nothing
+bench-report: install
+	$(PY) bench/report.py
 
 lint: install
 	$(VENV)/bin/ruff check services tests bench
