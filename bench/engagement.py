@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
+from bench.pyspy import profiled  # noqa: E402
 from engagement.app import MIGRATIONS_DIR, create_app  # noqa: E402
 from engagement.jobs.keypeople import analyse, betweenness_samples, build_graph  # noqa: E402
 from engagement.settings import EngagementSettings  # noqa: E402
@@ -57,6 +60,7 @@ from qunzhu_common.db.migrate import upgrade_head_async  # noqa: E402
 from qunzhu_common.events.contracts.chat import ChatCommandIssued, ChatMessagePosted  # noqa: E402
 from qunzhu_common.events.contracts.membership import CommunityCreated, MemberChanged  # noqa: E402
 from qunzhu_common.events.envelope import Envelope, new_envelope  # noqa: E402
+from qunzhu_common.inbox import EventConsumer  # noqa: E402
 from qunzhu_common.process import tune_gc  # noqa: E402
 from qunzhu_common.testing import GatewayActorAuth, app_internal_key  # noqa: E402
 from tests.integration.stack import Kafka, Postgres  # noqa: E402
@@ -207,6 +211,110 @@ async def batched_consume(app: Any, bootstrap: str, total: int) -> float:
         await consumer.stop()
 
 
+class DrainClock:
+    """Times the service draining a backlog of `expected` events of TOPIC, as it runs.
+
+    The clock starts when the service's consumer is handed its first batch of the topic and stops when
+    the batch holding the `expected`-th event returned (its transaction committed), so group join and
+    the benchmark's own producing stay outside (the raw path is timed the same way). The consumer's
+    two entry points are wrapped for the phase (a failed batch is delivered again one by one).
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.expected, self.processed = expected, 0
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.done = asyncio.Event()
+
+    def _seen(self, records: list[Record]) -> None:
+        if self.started is None and records and records[0].topic == TOPIC:
+            self.started = time.perf_counter()
+
+    def _settled(self, records: list[Record]) -> None:
+        self.processed += sum(1 for r in records if r.topic == TOPIC)
+        if self.processed >= self.expected and self.finished is None:
+            self.finished = time.perf_counter()
+            self.done.set()
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        batch, single = EventConsumer.handle_batch, EventConsumer.__call__
+        clock = self
+
+        async def handle_batch(consumer: EventConsumer, records: list[Record]) -> None:
+            clock._seen(records)
+            await batch(consumer, records)
+            clock._settled(records)
+
+        async def call(consumer: EventConsumer, record: Record) -> None:
+            clock._seen([record])
+            await single(consumer, record)
+            clock._settled([record])
+
+        EventConsumer.handle_batch, EventConsumer.__call__ = handle_batch, call  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            EventConsumer.handle_batch, EventConsumer.__call__ = batch, single  # type: ignore[method-assign]
+
+
+async def subscribe(app: Any) -> Any:
+    """The service's consumer subscribed as ServiceRuntime subscribes it (batch handler, batch size)."""
+    runtime = app.state.runtime
+    return await runtime.bus.subscribe(
+        group_id=runtime.spec.name, topics=runtime.consumer.topics(), handler=runtime.consumer,
+        observer=runtime.metrics, batch_handler=runtime.consumer.handle_batch,
+        batch_size=runtime.settings.consume_batch_size)
+
+
+async def wait_published(url: str) -> float:
+    """Until the outbox holds no unpublished row (what the service emitted is on the bus too)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        while await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # the relay's rows: no event of ours to wait on
+        return time.perf_counter()
+    finally:
+        await conn.close()
+
+
+async def outcome(url: str) -> dict[str, Any]:
+    """What scoring left in a database: compared between the service and the batched run (same events)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        totals = {(r[0], r[1]): int(r[2]) for r in await conn.fetch(
+            "SELECT community_id, person_id, total_points FROM member_score")}
+        return {
+            "totals": totals,
+            "activities": int(await conn.fetchval("SELECT count(*) FROM activity")),
+            "scored": int(await conn.fetchval("SELECT count(*) FROM activity WHERE status = 'scored'")),
+            "ledger": int(await conn.fetchval("SELECT count(*) FROM points_ledger")),
+            "ledger_points": int(await conn.fetchval("SELECT coalesce(sum(points), 0) FROM points_ledger")),
+            "daily_points": int(await conn.fetchval("SELECT coalesce(sum(points), 0) FROM points_daily")),
+            "inbox": int(await conn.fetchval("SELECT count(*) FROM inbox WHERE topic = $1", TOPIC)),
+        }
+    finally:
+        await conn.close()
+
+
+def check_outcome(name: str, got: dict[str, Any], reference: dict[str, Any] | None, total: int) -> None:
+    """Every event scored exactly once, and the same scores whatever the batching: else the run fails."""
+    problems = []
+    if got["inbox"] != total or got["activities"] != total or got["scored"] != total:
+        problems.append(f"{total} events, inbox {got['inbox']}, activities {got['activities']}, "
+                        f"scored {got['scored']}")
+    if got["ledger_points"] != got["daily_points"] or got["ledger_points"] != sum(got["totals"].values()):
+        problems.append(f"ledger {got['ledger_points']} points, per-day {got['daily_points']}, "
+                        f"member totals {sum(got['totals'].values())}")
+    if reference is not None and (got["totals"] != reference["totals"] or got["ledger"] != reference["ledger"]):
+        differ = sum(1 for k in got["totals"].keys() | reference["totals"].keys()
+                     if got["totals"].get(k) != reference["totals"].get(k))
+        problems.append(f"{differ} member totals and ledger rows {got['ledger']} vs {reference['ledger']} differ "
+                        "from the service run's")
+    if problems:
+        raise SystemExit(f"scoring ({name}) is wrong: " + "; ".join(problems))
+
+
 async def scoring(args: argparse.Namespace, kafka: Kafka, pg: BenchPostgres, tmp: Path) -> dict[str, Any]:
     communities = [str(uuid.uuid4()) for _ in range(6)]
     start = datetime.now(UTC) - timedelta(days=2)
@@ -215,21 +323,36 @@ async def scoring(args: argparse.Namespace, kafka: Kafka, pg: BenchPostgres, tmp
     events = chat_events(communities, args.scoring_members, args.events, start)
     url = pg.url("engagement")
     await upgrade_head_async(MIGRATIONS_DIR, url)
-    app = create_app(settings(url, kafka.bootstrap, tmp / "a"))
+    # The service runs (outbox relay included) with its consumer subscribed for the warm-up, then
+    # unsubscribed while the timed events are produced, then subscribed again: it drains them as it runs.
+    app = create_app(settings(url, kafka.bootstrap, tmp / "a", run_consumers=False))
+    clock = DrainClock(len(events))
     async with app.router.lifespan_context(app):
         log(f"scoring: seeding {len(members)} membership events")
         await seed(app, members)
         log(f"scoring: warm-up ({len(warmup)} events)")
+        subscription = await subscribe(app)
         await produce(kafka.bootstrap, warmup)
         await wait_inbox(url, "engagement", len(warmup))
-        log(f"scoring: {len(events)} events through the running service")
-        t0 = time.perf_counter()
+        await subscription.stop()
+        log(f"scoring: {len(events)} events produced while the consumer is unsubscribed (not timed)")
         await produce(kafka.bootstrap, events)
-        t1 = await wait_inbox(url, "engagement", len(warmup) + len(events))
-    service_rate = len(events) / (t1 - t0)
-    log(f"scoring: service {service_rate:.0f} events/s")
+        with clock.watching(), profiled(args.py_spy / "scoring-service.txt" if args.py_spy else None) as \
+                service_profile:
+            subscription = await subscribe(app)
+            await asyncio.wait_for(clock.done.wait(), timeout=3600)
+            drained = await wait_published(url)
+        await subscription.stop()
+    assert clock.started is not None and clock.finished is not None
+    service_rate = len(events) / (clock.finished - clock.started)
+    relay_rate = len(events) / (drained - clock.started)
+    log(f"scoring: service {service_rate:.0f} events/s ({relay_rate:.0f}/s until its outbox was published)")
+    if service_profile.summary:
+        log("scoring: service profile\n" + service_profile.summary)
 
     total = len(warmup) + len(events)
+    reference = await outcome(url)
+    check_outcome("service", reference, None, total)
     log("scoring: raw consume of the same topic")
     raw_rate = await raw_consume(kafka.bootstrap, total)
     log(f"scoring: raw {raw_rate:.0f} events/s")
@@ -240,14 +363,22 @@ async def scoring(args: argparse.Namespace, kafka: Kafka, pg: BenchPostgres, tmp
     async with batch_app.router.lifespan_context(batch_app):
         await seed(batch_app, members)
         log("scoring: batched consumer")
-        batched_rate = await batched_consume(batch_app, kafka.bootstrap, total)
+        with profiled(args.py_spy / "scoring-batched.txt" if args.py_spy else None) as batched_profile:
+            batched_rate = await batched_consume(batch_app, kafka.bootstrap, total)
     log(f"scoring: batched {batched_rate:.0f} events/s")
+    if batched_profile.summary:
+        log("scoring: batched profile\n" + batched_profile.summary)
+    check_outcome("batched", await outcome(batch_url), reference, total)
     best = max(service_rate, batched_rate)
     return {
         "events": len(events), "warmup_events": len(warmup), "communities": len(communities),
         "members_per_community": args.scoring_members,
         "raw_consume_events_per_s": round(raw_rate, 1), "service_events_per_s": round(service_rate, 1),
+        "service_until_outbox_published_events_per_s": round(relay_rate, 1),
         "batched_events_per_s": round(batched_rate, 1),
+        "ledger_entries": reference["ledger"], "checked": "every event scored once; same totals in both runs",
+        "profile_top": {name: [[f, round(i, 1), round(o, 1)] for f, i, o in p.top[:15]]
+                        for name, p in (("service", service_profile), ("batched", batched_profile)) if p.top},
         "ratio": round(best / raw_rate, 4), "limit": SCORING_LIMIT,
     }
 
@@ -420,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edges", type=int, default=100_000)
     parser.add_argument("--skip", action="append", default=[], choices=("scoring", "leaderboard", "key_people"))
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
+                        help="profile the two scoring phases with py-spy into DIR (top functions printed and recorded)")
+    parser.add_argument("--label", default="", help="what changed / what else ran (kept in the record)")
     args = parser.parse_args(argv)
     tune_gc()  # the service in this process runs as `qunzhu serve` runs it
 
@@ -472,7 +606,9 @@ def main(argv: list[str] | None = None) -> int:
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                         "python": platform.python_version()},
-            "parameters": {k: v for k, v in vars(args).items() if k != "no_record"},
+            "label": args.label,
+            "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                           if k not in ("no_record", "label")},
             **figures,
         })
     return 0
