@@ -7,8 +7,10 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 
 from engagement.activities.celebrations import anniversary_on
+from qunzhu_common.bus.base import Record
 from qunzhu_common.events.contracts.chat import ChatMemberJoined
 from qunzhu_common.events.contracts.engagement import LevelReached, ScholarshipAwarded
+from qunzhu_common.events.contracts.membership import CommunityCreated
 from qunzhu_common.events.envelope import new_envelope
 
 GROUP = "telegram:-100"
@@ -131,3 +133,56 @@ async def test_own_events_are_consumed_through_the_registry(engagement):
                             community_id=cid)
     await engagement.deliver(envelope)
     assert [r["ref"] for r in await celebrations(engagement, cid)] == [f"{A}:L4"]
+
+
+async def test_a_burst_of_level_ups_in_one_consumed_batch_decides_like_one_event_at_a_time(engagement, make_engagement):
+    """#19: celebrations of a consumed batch are decided together (a handful of statements for the batch);
+    rate limits, removed members, repeats of one ref and the events they emit stay exactly as one by one."""
+    D = "telegram:4"
+    now = datetime.now(UTC)
+    drivers = {"one": engagement}
+    async with make_engagement("batched", run_consumers=False) as batched:
+        drivers["batch"] = batched
+        results = {}
+        for name, driver in drivers.items():
+            cid = "c0ffee00-0000-4000-8000-000000000019"
+            await driver.feed("community.created", CommunityCreated(
+                community_id=cid, name="增长实验室", positioning="每天一个增长实验", owner_id="telegram:owner",
+                created_at=now - timedelta(days=60)), community_id=cid)
+            for person in (A, B, C, D):
+                await driver.member(cid, person, name={A: "张三", B: "李四"}.get(person, ""))
+                await driver.feed("chat.member.joined", ChatMemberJoined(
+                    platform="telegram", group_id=GROUP, delivery_id=f"cj{name}{person}", member_id=person,
+                    joined_at=now - timedelta(days=30)), community_id=cid)
+            await driver.member(cid, C, status="removed", type_="member.removed")
+            put = await driver.client.put(f"/communities/{cid}/celebrations/settings",
+                                          json={"group_hourly_limit": 2, "member_interval_s": 600})
+            assert put.status_code == 200, put.text
+            burst = [
+                level(cid, A, 2, now), level(cid, A, 3, now + timedelta(minutes=1)),  # A's own interval
+                level(cid, C, 2, now), level(cid, B, 2, now + timedelta(minutes=2)),
+                level(cid, B, 2, now + timedelta(minutes=2)),  # the same ref again: once
+                level(cid, D, 2, now + timedelta(minutes=3)),  # the group's 2 an hour are used
+                level(cid, A, 4, now + timedelta(minutes=20)),  # A's interval is over, the group's hour is not
+            ]
+            envelopes = [new_envelope(type="level.reached", data=d, source="engagement", community_id=cid,
+                                      correlation_id=f"corr-{i}") for i, d in enumerate(burst)]
+            if name == "one":
+                for envelope in envelopes:
+                    await driver.deliver(envelope)
+            else:
+                await driver.runtime.consumer.handle_batch([
+                    Record(topic="engagement.events.v1", partition=0, offset=i, key=cid, value=e.to_bytes())
+                    for i, e in enumerate(envelopes)])
+            rows = await celebrations(driver, cid)
+            posts = sorted((e.correlation_id, e.data["action_id"], e.data["text"])
+                           for e in await driver.outbox_events("chat.action.requested"))
+            posted = sorted((e.correlation_id, e.data["ref"]) for e in await driver.outbox_events("celebration.posted"))
+            results[name] = (sorted((r["person_id"], r["ref"], r["status"], r["skip_reason"], r["text"]) for r in rows),
+                             posts, posted)
+    decided, posts, posted = results["batch"]
+    assert [(ref, status) for _, ref, status, _, _ in decided] == [
+        (f"{A}:L2", "posted"), (f"{A}:L3", "skipped"), (f"{A}:L4", "skipped"), (f"{B}:L2", "posted"),
+        (f"{C}:L2", "skipped"), (f"{D}:L2", "skipped")]
+    assert [c for c, _ in posted] == ["corr-0", "corr-3"]  # each post carries its own event's conversation
+    assert results["batch"] == results["one"]
