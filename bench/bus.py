@@ -405,13 +405,16 @@ async def raw_path(
 class EffectCounter:
     """Counts the effects content's EventConsumer committed, through its metrics hook.
 
-    EventConsumer calls `metrics.consumed(…, "processed")` after the event's transaction committed, so
-    the N-th call is the moment the N-th effect is durable. The service's own metrics still run.
+    EventConsumer calls `metrics.consumed(…, "processed")` (or, for a batch, `consumed_many(…, n)`) after
+    the events' transaction committed, so reaching N is the moment the N-th effect is durable. The
+    service's own metrics still run.
     """
 
     def __init__(self, metrics: Any) -> None:
         self._inner = metrics.consumed
+        self._inner_many = metrics.consumed_many
         metrics.consumed = self.consumed
+        metrics.consumed_many = self.consumed_many
         self.processed = 0
         self.other: dict[str, int] = {}
         self.target = 0
@@ -424,10 +427,18 @@ class EffectCounter:
 
     def consumed(self, topic: str, type_: str, outcome: str) -> None:
         self._inner(topic, type_, outcome)
+        self._count(outcome, 1)
+
+    def consumed_many(self, topic: str, type_: str, outcome: str, count: int) -> None:
+        # A consumed batch reports its outcomes per kind, after its transaction committed.
+        self._inner_many(topic, type_, outcome, count)
+        self._count(outcome, count)
+
+    def _count(self, outcome: str, count: int) -> None:
         if outcome != "processed":
-            self.other[outcome] = self.other.get(outcome, 0) + 1
+            self.other[outcome] = self.other.get(outcome, 0) + count
             return
-        self.processed += 1
+        self.processed += count
         if self.target and self.processed >= self.target and not self.done.is_set():
             self.done_at = time.perf_counter()
             self.done.set()

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from qunzhu_common.bus.base import Record
 from qunzhu_common.context import correlation_id_var, event_id_var, service_var
 from qunzhu_common.db.upsert import insert_if_absent, insert_many_if_absent
-from qunzhu_common.events.envelope import Envelope
+from qunzhu_common.events.envelope import EnvelopeHead
 from qunzhu_common.events.registry import EventRegistry
 from qunzhu_common.timeutil import utcnow
 from qunzhu_common.unit_of_work import mark_deferrable, run_deferred
@@ -28,9 +28,13 @@ P = TypeVar("P", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Event(Generic[P]):
-    """A consumed event: the envelope and its payload parsed into the registered model."""
+    """A consumed event: the envelope and its payload parsed into the registered model.
 
-    envelope: Envelope
+    `envelope` is the registry's typed envelope of the event type (its `data` is `data`) when the record
+    was decoded on the fast path, else the generic `Envelope`; both offer the envelope's fields.
+    """
+
+    envelope: EnvelopeHead
     data: P
 
     @property
@@ -54,8 +58,19 @@ class ConsumerMetrics:
 
     def handled_in(self, topic: str, type_: str, seconds: float) -> None: ...
 
+    def consumed_many(self, topic: str, type_: str, outcome: str, count: int) -> None:
+        """`count` events of one topic, type and outcome at once (a consumed batch reports per kind)."""
+        for _ in range(count):
+            self.consumed(topic, type_, outcome)
 
-async def claim_in_inbox(session: AsyncSession, table: Table, *, consumer: str, envelope: Envelope, topic: str) -> bool:
+    def handled_many(self, topic: str, type_: str, seconds: list[float]) -> None:
+        for value in seconds:
+            self.handled_in(topic, type_, value)
+
+
+async def claim_in_inbox(
+    session: AsyncSession, table: Table, *, consumer: str, envelope: EnvelopeHead, topic: str
+) -> bool:
     """Record the event as processed by `consumer`; False when it already was (a duplicate)."""
     return await insert_if_absent(
         session,
@@ -95,12 +110,12 @@ class EventConsumer:
         return sorted({spec.topic for spec in self._registry.specs() if spec.type in self._handlers})
 
     async def __call__(self, record: Record) -> None:
-        envelope = self._registry.decode(record.value)  # InvalidEvent → dead-lettered at once
+        # InvalidEvent → dead-lettered at once
+        envelope, payload = self._registry.decode_event(record.value, self._handlers)
         handler = self._handlers.get(envelope.type)
         if handler is None:
             self._metrics.consumed(record.topic, envelope.type, "ignored")
             return
-        payload = self._registry.parse_payload(envelope)
         token = correlation_id_var.set(envelope.correlation_id)
         service_token = service_var.set(self.group_id)
         event_token = event_id_var.set(str(envelope.id))
@@ -132,13 +147,15 @@ class EventConsumer:
         (inbox claims included) and this raises; the bus then delivers the records one by one, with
         their own retries and dead-lettering. Saves a commit per event on the happy path.
         """
-        prepared: list[tuple[Record, Envelope, Handler | None, BaseModel | None]] = []
+        prepared: list[tuple[Record, EnvelopeHead, Handler | None, BaseModel | None]] = []
+        handlers = self._handlers
+        decode = self._registry.decode_event
         for record in records:
-            envelope = self._registry.decode(record.value)
-            handler = self._handlers.get(envelope.type)
-            payload = self._registry.parse_payload(envelope) if handler is not None else None
-            prepared.append((record, envelope, handler, payload))
-        outcomes: list[tuple[Record, Envelope, str, float]] = []
+            envelope, payload = decode(record.value, handlers)
+            prepared.append((record, envelope, handlers.get(envelope.type), payload))
+        # Per kind of outcome, not per event: a metric label lookup per event cost more than the event.
+        counts: dict[tuple[str, str, str], int] = {}
+        durations: dict[tuple[str, str], list[float]] = {}
         service_token = service_var.set(self.group_id)
         try:
             async with self._session_maker() as session, session.begin():
@@ -159,25 +176,30 @@ class EventConsumer:
                 )
                 for record, envelope, handler, payload in prepared:
                     if handler is None:
-                        outcomes.append((record, envelope, "ignored", 0.0))
-                        continue
-                    started = time.perf_counter()
-                    token = correlation_id_var.set(envelope.correlation_id)
-                    event_token = event_id_var.set(str(envelope.id))
-                    try:
-                        if str(envelope.id) not in claimed:
-                            outcomes.append((record, envelope, "duplicate", 0.0))
-                            continue
-                        claimed.discard(str(envelope.id))  # a second copy in this batch is a duplicate
-                        await handler(session, Event(envelope=envelope, data=payload))
-                    finally:
-                        event_id_var.reset(event_token)
-                        correlation_id_var.reset(token)
-                    outcomes.append((record, envelope, "processed", time.perf_counter() - started))
+                        outcome = "ignored"
+                    else:
+                        event_id = str(envelope.id)
+                        if event_id not in claimed:
+                            outcome = "duplicate"
+                        else:
+                            claimed.discard(event_id)  # a second copy in this batch is a duplicate
+                            started = time.perf_counter()
+                            token = correlation_id_var.set(envelope.correlation_id)
+                            event_token = event_id_var.set(event_id)
+                            try:
+                                await handler(session, Event(envelope=envelope, data=payload))
+                            finally:
+                                event_id_var.reset(event_token)
+                                correlation_id_var.reset(token)
+                            outcome = "processed"
+                            durations.setdefault((record.topic, envelope.type), []).append(
+                                time.perf_counter() - started)
+                    kind = (record.topic, envelope.type, outcome)
+                    counts[kind] = counts.get(kind, 0) + 1
                 await run_deferred(session)
         finally:
             service_var.reset(service_token)
-        for record, envelope, outcome, seconds in outcomes:
-            if outcome == "processed":
-                self._metrics.handled_in(record.topic, envelope.type, seconds)
-            self._metrics.consumed(record.topic, envelope.type, outcome)
+        for (topic, type_), seconds in durations.items():
+            self._metrics.handled_many(topic, type_, seconds)
+        for (topic, type_, outcome), count in counts.items():
+            self._metrics.consumed_many(topic, type_, outcome, count)

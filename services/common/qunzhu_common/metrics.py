@@ -110,6 +110,14 @@ class ServiceMetrics(ConsumerMetrics, ConsumerObserver):
     def handled_in(self, topic: str, type_: str, seconds: float) -> None:
         self.handler_duration.labels(topic, type_).observe(seconds)
 
+    def consumed_many(self, topic: str, type_: str, outcome: str, count: int) -> None:
+        self.events_consumed.labels(topic, type_, outcome).inc(count)
+
+    def handled_many(self, topic: str, type_: str, seconds: list[float]) -> None:
+        child = self.handler_duration.labels(topic, type_)  # one label lookup per kind, not per event
+        for value in seconds:
+            child.observe(value)
+
     # -- ConsumerObserver -----------------------------------------------------------------
     def lag(self, topic: str, partition: int, lag: int) -> None:
         self.consumer_lag.labels(topic, str(partition)).set(lag)
@@ -119,8 +127,11 @@ class ServiceMetrics(ConsumerMetrics, ConsumerObserver):
 
     # -- outbox relay -----------------------------------------------------------------------
     def published(self, records: list[OutgoingRecord], types: list[str]) -> None:
+        counts: dict[tuple[str, str], int] = {}
         for record, type_ in zip(records, types, strict=True):
-            self.events_produced.labels(record.topic, type_).inc()
+            counts[(record.topic, type_)] = counts.get((record.topic, type_), 0) + 1
+        for (topic, type_), count in counts.items():  # one label lookup per kind in the batch
+            self.events_produced.labels(topic, type_).inc(count)
 
     def backlog(self, size: int) -> None:
         self.outbox_backlog.set(size)

@@ -6,14 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr
 
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.timeutil import utcnow
 
 
-class Envelope(BaseModel):
-    """Wire form of an event. `data` is validated against the registry's payload model by type."""
+class EnvelopeHead(BaseModel):
+    """The envelope's fields without `data`: what every consumed event offers whatever its payload.
+
+    `Envelope` adds `data` as a plain dict (the generic wire form); the registry's typed envelopes add
+    it as the event's payload model, so a consumer decodes a record in one call (`EventRegistry.decode_event`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -24,14 +28,44 @@ class Envelope(BaseModel):
     occurred_at: AwareDatetime
     community_id: str = Field(min_length=1, max_length=100)
     correlation_id: str = Field(min_length=1, max_length=200)
+
+
+class Envelope(EnvelopeHead):
+    """Wire form of an event. `data` is validated against the registry's payload model by type."""
+
     data: dict[str, Any]
 
+    # Built by `new_envelope`: the typed payload it was made from (validated when it was built, so the
+    # outbox need not validate `data` again) and the wire bytes, serialised once and reused.
+    _payload: BaseModel | None = PrivateAttr(default=None)
+    _raw: bytes | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        # The caches above are not part of the event: an envelope equals its decoded copy.
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    @property
+    def payload(self) -> BaseModel | None:
+        """The typed payload this envelope was built from (None when it was decoded or built from a dict)."""
+        return self._payload
+
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        raw = self._raw
+        if raw is None:
+            raw = self._raw = self.__pydantic_serializer__.to_json(self)
+        return raw
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:
         return cls.model_validate_json(raw)
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Envelope:
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._payload = copy._raw = None  # the caches describe the original
+        return copy
 
 
 def new_envelope(
@@ -46,7 +80,7 @@ def new_envelope(
     event_id: uuid.UUID | None = None,
 ) -> Envelope:
     """Build an envelope for a typed payload; the correlation id defaults to the one in force."""
-    return Envelope(
+    envelope = Envelope(
         id=event_id or uuid.uuid4(),
         type=type,
         version=version,
@@ -56,3 +90,5 @@ def new_envelope(
         correlation_id=correlation_id or current_correlation_id(),
         data=data.model_dump(mode="json"),
     )
+    envelope._payload = data
+    return envelope

@@ -4,43 +4,68 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.community.service import record_presence
 from content.context import ContentContext
 from content.models import ChatGroup, CommunityCopy, CommunityMember
-from qunzhu_common.db.upsert import insert_if_absent
+from qunzhu_common.db.bulk import bulk_insert
+from qunzhu_common.db.upsert import insert_many_if_absent
 from qunzhu_common.events.contracts.chat import ChatMemberJoined, ChatMemberLeft
 from qunzhu_common.events.contracts.membership import MEMBERSHIP_SPECS, CommunityCreated, MemberChanged
 from qunzhu_common.inbox import Event
+from qunzhu_common.unit_of_work import defer, deferrable, take_deferred
+
+_COPY = CommunityCopy.__table__  # type: ignore[attr-defined]
+_MEMBER = CommunityMember.__table__  # type: ignore[attr-defined]
+_CREATED = "content.community.created"  # the rows of a batch's community.created events, written at its end
+
+
+async def _write_created(session: AsyncSession) -> None:
+    """The communities of a consumed batch (and their owners) in two multi-row statements."""
+    copies, owners = session.info.pop(_CREATED, ([], []))
+    if not copies:
+        return
+    # A plain insert on purpose: a second application of the event would violate the primary key.
+    # The inbox, not the handler, makes redelivery harmless.
+    await bulk_insert(session, _COPY, copies, fallback=insert(_COPY))
+    # The owner may author from the start, before any member.* event names them. A newer member.*
+    # event may have arrived first: never overwrite it (and no read-before-write).
+    await insert_many_if_absent(session, _MEMBER, owners, returning="member_id")
+
+
+async def written_communities(session: AsyncSession) -> None:
+    """Write the communities queued by this transaction now: a handler about to read or write
+    community_member rows must see the owners of the communities created earlier in its batch."""
+    work = take_deferred(session, _CREATED)
+    if work is not None:
+        await work(session)
 
 
 def community_handlers(ctx: ContentContext) -> dict:
     async def on_community_created(session: AsyncSession, event: Event[CommunityCreated]) -> None:
-        # A plain insert on purpose: a second application of the event would violate the primary key.
-        # The inbox, not the handler, makes redelivery harmless.
+        # Core rows, not ORM objects, queued for the batch's end (unit_of_work): per event only two dicts.
         data = event.data
-        session.add(
-            CommunityCopy(
-                id=data.community_id,
-                name=data.name,
-                positioning=data.positioning,
-                timezone=data.timezone,
-                created_at=data.created_at,
-                synced_at=ctx.clock.now(),
-            )
-        )
-        # The owner may author from the start, before any member.* event names them. A newer member.*
-        # event may have arrived first: never overwrite it (and no read-before-write: this runs per event).
-        await insert_if_absent(session, CommunityMember.__table__, dict(  # type: ignore[attr-defined]
-            community_id=data.community_id, member_id=data.owner_id, display_name="", role="owner", status="active",
-            tier="", changed_at=data.created_at, level=None,
+        copies, owners = session.info.setdefault(_CREATED, ([], []))
+        copies.append(dict(
+            id=data.community_id, name=data.name, positioning=data.positioning, timezone=data.timezone,
+            created_at=data.created_at, synced_at=ctx.clock.now(),
         ))
+        owners.append(dict(
+            community_id=data.community_id, member_id=data.owner_id, display_name="", role="owner",
+            status="active", tier="", changed_at=data.created_at, level=None,
+        ))
+        if deferrable(session):
+            defer(session, _CREATED, _write_created)
+        else:
+            await _write_created(session)
 
     async def on_member_changed(session: AsyncSession, event: Event[MemberChanged]) -> None:
         # Every member.* event carries the whole state; the newest (by changed_at) wins, so an event
         # delivered late never rolls a membership back.
         data = event.data
+        await written_communities(session)
         row = await session.get(CommunityMember, (data.community_id, data.member_id))
         if row is None:
             session.add(
@@ -101,6 +126,7 @@ def community_handlers(ctx: ContentContext) -> dict:
             group.active = data.active
 
     async def on_level_reached(session: AsyncSession, event: Event[Any]) -> None:
+        await written_communities(session)
         row = await session.get(CommunityMember, (event.data.community_id, event.data.person_id))
         if row is not None:
             row.level = max(row.level or 0, event.data.level)
