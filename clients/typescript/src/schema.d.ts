@@ -2556,6 +2556,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/membership/communities/{community_id}/member-stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Member Stats
+         * @description Members by status, role and tier; joins, renewals and expiries in a period (default the last 7 days);
+         *     terms ending in the 7 days after it (`member.view_status`: owner and admins).
+         */
+        get: operations["membership__member_stats_communities__community_id__member_stats_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/membership/communities/{community_id}/members": {
         parameters: {
             query?: never;
@@ -7236,6 +7257,69 @@ export interface components {
             status_reason: string;
             /** Tier */
             tier: string;
+        };
+        /** MemberStats */
+        membership__MemberStats: {
+            /**
+             * By Role
+             * @description Live memberships by role.
+             */
+            by_role: {
+                [key: string]: number;
+            };
+            /** By Status */
+            by_status: {
+                [key: string]: number;
+            };
+            /**
+             * By Tier
+             * @description Live memberships by tier ('' for none).
+             */
+            by_tier: {
+                [key: string]: number;
+            };
+            /** Community Id */
+            community_id: string;
+            /**
+             * Expired
+             * @description Terms that ended in [since, until] and were not renewed.
+             */
+            expired: number;
+            /**
+             * Expiring Soon
+             * @description Live memberships whose term ends within 7 days after `until`.
+             */
+            expiring_soon: number;
+            /**
+             * Joined
+             * @description Joined in [since, until].
+             */
+            joined: number;
+            /**
+             * Live
+             * @description Memberships that count (pending_ritual, active).
+             */
+            live: number;
+            /**
+             * Members
+             * @description Every membership, whatever its status.
+             */
+            members: number;
+            /**
+             * Renewed
+             * @description Renewal payments applied in [since, until].
+             */
+            renewed: number;
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             */
+            until: string;
         };
         /** PaymentPublic */
         membership__PaymentPublic: {
@@ -12781,6 +12865,45 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["membership__LedgerPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["membership__HTTPValidationError"];
+                };
+            };
+        };
+    };
+    membership__member_stats_communities__community_id__member_stats_get: {
+        parameters: {
+            query?: {
+                /** @description Start of the period (default: 7 days before until). */
+                since?: string | null;
+                /** @description End of the period (default: now). */
+                until?: string | null;
+            };
+            header?: {
+                /** @description The acting person's id (`<platform>:<user id>`), set by the gateway after it verified the caller's token; never taken from a client. Internal services call as `service:<name>` (read-only decisions); `platform-operator` may also create communities for any owner. */
+                "X-Actor-Id"?: string | null;
+            };
+            path: {
+                community_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["membership__MemberStats"];
                 };
             };
             /** @description Validation Error */

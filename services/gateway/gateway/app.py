@@ -16,6 +16,7 @@ from gateway.actions.worker import actions_lifespan
 from gateway.api import api, ops
 from gateway.auth.api import router as auth_router
 from gateway.connectors.api import router as connectors_router
+from gateway.console import router as console_router
 from gateway.limits import BodyLimits
 from gateway.method_override import MethodOverride
 from gateway.metrics import GatewayMetrics
@@ -51,7 +52,7 @@ SPEC = ServiceSpec(
     # Webhooks first: routes are matched in order and they carry the most traffic.
     routers=[
         webhooks_router, payments_router, api, orders_router, auth_router, connectors_router, quarantine_router,
-        actions_ops_router, orders_ops_router, ops,
+        actions_ops_router, orders_ops_router, ops, console_router,
     ],
     handlers={**PROJECTION_HANDLERS, **ACTION_HANDLERS, **REFUND_HANDLERS},
     trusts_gateway_actor=False,

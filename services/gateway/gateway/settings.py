@@ -55,6 +55,8 @@ class GatewaySettings(ServiceSettings):
         default=SecretStr(""), description="Bot token checking Telegram Login Widget data; empty disables it."
     )
     telegram_login_max_age_s: int = Field(default=86400, ge=60)
+    telegram_login_bot_username: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_]*$", description=(
+        "The login bot's username (without @): with the bot token set, /console offers the Telegram Login Widget."))
     wecom_login_corp_id: str = Field(default="", max_length=100, description=(
         "WeCom web login (POST /api/v1/auth/wecom): the enterprise's CorpID; empty disables it."))
     wecom_login_secret: SecretStr = Field(default=SecretStr(""), description=(
@@ -68,6 +70,9 @@ class GatewaySettings(ServiceSettings):
         default=0.05, ge=0, description="Gather this long after a commit before waking the outbox relay."
     )
     webhook_tolerance_s: int = Field(default=300, ge=1)
+    webhook_commit_writers: int = Field(default=2, ge=1, le=16, description=(
+        "Group commits of chat deliveries in flight at once on PostgreSQL (one batch's Python runs while another "
+        "waits for the database); SQLite has one write connection: always 1 there."))
     webhook_rate_per_s: float = Field(
         default=500.0, gt=0, description="Verified chat deliveries per connector per second (then 429 + Retry-After)."
     )

@@ -214,7 +214,7 @@ ROUTES = [
     ("GET", "/campaigns", None), ("GET", "/campaigns/{campaign}", None), ("DELETE", "/campaigns/{campaign}", None),
     ("GET", "/unpaid-joins", None), ("POST", "/unpaid-joins/{flag}/decision", {"decision": "dismiss"}),
     ("GET", "/removal-reviews", None), ("POST", "/removal-reviews/{review}/decision", {"decision": "approve"}),
-    ("POST", "/trials", {"plan_id": "{plan}"}),
+    ("POST", "/trials", {"plan_id": "{plan}"}), ("GET", "/member-stats", None),
 ]
 
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # from a sample of source nodes (networkx's k), enough to rank the few strong bridges first.
 BETWEENNESS_BUDGET = 2_000_000
 MIN_BETWEENNESS_SAMPLES = 32
+# The picture of the graph the key-people answer carries (the console draws it): its most central people.
+GRAPH_NODES, GRAPH_EDGES = 150, 600
 
 
 def betweenness_samples(nodes: int, edges: int) -> int | None:
@@ -57,7 +59,8 @@ def analyse(graph: nx.DiGraph, *, top_k: int, seed: int = 7) -> dict[str, Any]:
     import networkx as nx
 
     if graph.number_of_nodes() == 0:
-        return {"opinion_leaders": [], "connectors": [], "clusters": 0, "nodes": 0, "edges": 0}
+        return {"opinion_leaders": [], "connectors": [], "clusters": 0, "nodes": 0, "edges": 0,
+                "graph": {"nodes": [], "edges": [], "truncated": False}}
     rank = nx.pagerank(graph, weight="weight")
     undirected = graph.to_undirected()
     k = betweenness_samples(undirected.number_of_nodes(), undirected.number_of_edges())
@@ -86,6 +89,25 @@ def analyse(graph: nx.DiGraph, *, top_k: int, seed: int = 7) -> dict[str, Any]:
         "opinion_leaders": leaders, "connectors": connectors, "clusters": len(clusters),
         "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(),
         "cluster_sizes": sorted((len(c) for c in clusters), reverse=True)[:20],
+        "graph": picture(graph, rank=rank, between=between, cluster_of=cluster_of,
+                         keep={p.person_id for p in leaders + connectors}),
+    }
+
+
+def picture(graph: nx.DiGraph, *, rank: dict[str, float], between: dict[str, float], cluster_of: dict[str, int],
+            keep: set[str], max_nodes: int = GRAPH_NODES, max_edges: int = GRAPH_EDGES) -> dict[str, Any]:
+    """What a picture of the graph needs: the most central people (every leader and connector among them)
+    with their cluster, PageRank and betweenness, and the heaviest interactions between them."""
+    by_rank = sorted(rank, key=lambda p: (-rank[p], p))
+    shown = list(dict.fromkeys([*sorted(keep), *by_rank]))[:max(max_nodes, len(keep))]
+    inside = set(shown)
+    edges = sorted(((s, t, d["weight"]) for s, t, d in graph.edges(data=True) if s in inside and t in inside),
+                   key=lambda e: (-e[2], e[0], e[1]))[:max_edges]
+    return {
+        "nodes": [{"id": p, "cluster": cluster_of[p], "pagerank": round(rank[p], 6),
+                   "betweenness": round(between.get(p, 0.0), 6)} for p in shown],
+        "edges": [{"source": s, "target": t, "weight": w} for s, t, w in edges],
+        "truncated": graph.number_of_nodes() > len(shown) or graph.number_of_edges() > len(edges),
     }
 
 
