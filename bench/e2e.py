@@ -53,6 +53,7 @@ import os
 import platform
 import re
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -560,9 +561,36 @@ def listeners(port: int) -> int:
     return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
 
 
+def assignments(path: Path) -> int:
+    """How many times a process logged a new assignment of chat.events partitions (each rebalance logs one)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return 0
+    return sum(1 for line in lines if "partitions assigned" in line and "chat.events" in line)
+
+
+async def wait_assigned(path: Path, before: int, within_s: float = 60) -> bool:
+    deadline = time.monotonic() + within_s
+    while assignments(path) <= before:
+        if time.monotonic() > deadline:
+            log(f"{path.name}: no new chat.events assignment in {within_s:g} s")
+            return False
+        await asyncio.sleep(0.5)
+    return True
+
+
+async def wait_listeners(port: int, count: int, within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
+    while listeners(port) != count and time.monotonic() < deadline:  # noqa: ASYNC110 - other processes
+        await asyncio.sleep(0.2)
+    log(f"{listeners(port)} gateway processes listen on port {port}")
+
+
 async def scale_out(stack: Stack, args: argparse.Namespace, log_dir: Path, replicas: list[ServiceProcess]) -> None:
     """Start gateways 2..N on the first one's port (SO_REUSEPORT) and engagement processes 2..M (same group)."""
-    started: list[ServiceProcess] = []
+    log(f"scaling out to {args.gateways} gateway and {args.engagement} engagement processes")
+    started: list[tuple[ServiceProcess, int]] = []
     for name, count in (("gateway", args.gateways), ("engagement", args.engagement)):
         first = stack[name]
         for k in range(2, count + 1):
@@ -571,26 +599,33 @@ async def scale_out(stack: Stack, args: argparse.Namespace, log_dir: Path, repli
             if name == "gateway":
                 replica.port, replica.args = first.port, ["--reuse-port"]
                 replica.env["GATEWAY_RUN_ACTIONS"] = "false"  # one bot-action worker (deploy/README.md)
+            before = assignments(replica.log_path)  # its log holds earlier rounds' lines
             replica.start()
             replicas.append(replica)
-            started.append(replica)
-    for replica in started:
+            started.append((replica, before))
+    for replica, _ in started:
         await asyncio.to_thread(replica.wait_ready)
-    port = stack["gateway"].port
-    deadline = time.monotonic() + 60
-    while listeners(port) < args.gateways and time.monotonic() < deadline:  # noqa: ASYNC110 - another process
-        await asyncio.sleep(0.2)
-    log(f"{listeners(port)} gateway processes listen on port {port}")
+    await wait_listeners(stack["gateway"].port, args.gateways)
     # A joining consumer rebalances the group: wait until each new engagement process got its chat partitions.
-    for replica in (r for r in started if r.name == "engagement"):
-        while time.monotonic() < deadline:
-            lines = replica.log_path.read_text(errors="replace").splitlines()
-            if any("partitions assigned" in line and "chat.events" in line for line in lines):
-                break
-            await asyncio.sleep(0.5)
-        else:
-            raise SystemExit(f"{replica.log_path.name}: no chat.events partitions assigned in 60 s")
+    for replica, before in started:
+        if replica.name == "engagement" and not await wait_assigned(replica.log_path, before):
+            raise SystemExit(f"{replica.log_path.name}: no chat.events partitions assigned")
     await asyncio.sleep(3)  # the other members finish the rebalance too
+
+
+async def scale_in(stack: Stack, replicas: list[ServiceProcess]) -> None:
+    """Stop the replicas (SIGTERM: a consumer leaves the group after committing what it applied)."""
+    log("scaling in to 1 gateway and 1 engagement process")
+    first = stack["engagement"]
+    before = assignments(first.log_path)
+    engagement_left = any(r.name == "engagement" for r in replicas)
+    for replica in replicas:
+        await asyncio.to_thread(replica.kill, signal.SIGTERM)
+    replicas.clear()
+    await wait_listeners(stack["gateway"].port, 1)
+    if engagement_left:
+        await wait_assigned(first.log_path, before)  # the first one takes every partition back
+    await asyncio.sleep(3)
 
 
 def layout_of(args: argparse.Namespace, scaled: bool) -> dict[str, int]:
@@ -620,14 +655,21 @@ async def measure(stack: Stack, pg: Postgres, rates: list[float], args: argparse
             named.update({r.log_path.stem: r for r in replicas})
             return named
 
+        rounds: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []  # (1/1 loads, N/M loads)
         try:
             unloaded = await run_phase(setup, 5, 10, args, processes())
             loads = [await run_phase(setup, rate, args.seconds, args, processes()) for rate in rates]
             scaled_loads = None
             if args.scale:
-                log(f"scaling out to {args.gateways} gateway and {args.engagement} engagement processes")
                 await scale_out(stack, args, log_dir, replicas)
                 scaled_loads = [await run_phase(setup, rate, args.seconds, args, processes()) for rate in rates]
+                rounds.append((loads, scaled_loads))
+                for _ in range(1, args.rounds):  # alternate the layouts: drifting noise hits both alike
+                    await scale_in(stack, replicas)
+                    again = [await run_phase(setup, rate, args.seconds, args, processes()) for rate in rates]
+                    await scale_out(stack, args, log_dir, replicas)
+                    rounds.append((again, [await run_phase(setup, rate, args.seconds, args, processes())
+                                           for rate in rates]))
         finally:
             stop.set()
             await asyncio.gather(*setup.pollers)
@@ -658,13 +700,21 @@ async def measure(stack: Stack, pg: Postgres, rates: list[float], args: argparse
         "ratio": ratio, "limit": LIMIT, "verdict": "PASS" if ratio >= LIMIT else "BELOW",
     }
     if scaled_loads is not None:
-        one, many = loads[-1]["achieved_per_s"], scaled_loads[-1]["achieved_per_s"]
+        # At the top rate, the median over the rounds of each layout.
+        one = statistics.median(a[-1]["achieved_per_s"] for a, _ in rounds)
+        many = statistics.median(b[-1]["achieved_per_s"] for _, b in rounds)
         entry["scale_out"] = {
             "from": layout_of(args, False), "to": layout_of(args, True), "partitions": args.partitions,
             "communities_partitions": [t.partition for t in setup.tenants],
             "loads": scaled_loads, "offered_per_s": loads[-1]["offered_per_s"],
+            "rounds": [{"from": a, "to": b} for a, b in rounds[1:]],
             "achieved_from_per_s": one, "achieved_to_per_s": many,
             "speedup": round(many / one, 3) if one else None,
+            # Events per second per CPU-second of each service process (achieved ÷ its CPU share, top rate):
+            # what one process would carry with a CPU of its own (deploy/README.md, sizing).
+            "events_per_cpu_s": {layout: {name: round(x[-1]["achieved_per_s"] / cpu, 0)
+                                          for name, cpu in x[-1].get("process_cpu", {}).items() if cpu >= 0.02}
+                                 for layout, x in (("from", rounds[0][0]), ("to", rounds[0][1]))},
         }
         entry["ratio_1x1"] = round(one / loads[-1]["offered_per_s"], 4)
     return entry
@@ -679,7 +729,10 @@ def report(entry: dict[str, Any]) -> None:
           f"{'p99/bus':>9}  CPU per process (share of one CPU)")
     rows = [("1/1", x) for x in [entry["unloaded"], *entry["loads"]]]
     if scale:
-        rows += [(f"{scale['to']['gateways']}/{scale['to']['engagement']}", x) for x in scale["loads"]]
+        to = f"{scale['to']['gateways']}/{scale['to']['engagement']}"
+        rows += [(to, x) for x in scale["loads"]]
+        for k, again in enumerate(scale.get("rounds", []), 2):
+            rows += [(f"1/1 #{k}", x) for x in again["from"]] + [(f"{to} #{k}", x) for x in again["to"]]
     for layout, x in rows:
         over = (entry["p99_over_bus_p99"] or {}).get(str(int(x["offered_per_s"])), "-") if layout == "1/1" else "-"
         cpu = " ".join(f"{k} {v:.2f}" for k, v in sorted(x.get("process_cpu", {}).items()) if v >= 0.05)
@@ -688,10 +741,16 @@ def report(entry: dict[str, Any]) -> None:
     print(f"bus round trip (raw aiokafka, {bus['rate']:g}/s): p50 {bus['p50_ms']} ms, p99 {bus['p99_ms']} ms; "
           f"leaderboard read p50 {entry['poll_read_ms_p50']} ms (poll every {entry['parameters']['poll_ms']} ms)")
     if scale:
+        rounds = 1 + len(scale.get("rounds", []))
         print(f"scale out at {scale['offered_per_s']:g}/s offered: 1 gateway + 1 engagement "
               f"{scale['achieved_from_per_s']}/s → {scale['to']['gateways']} gateways + "
               f"{scale['to']['engagement']} engagement {scale['achieved_to_per_s']}/s: ×{scale['speedup']} "
-              f"({scale['partitions']} partitions; load on {scale['communities_partitions']})")
+              f"({'median of ' + str(rounds) + ' rounds; ' if rounds > 1 else ''}{scale['partitions']} partitions; "
+              f"load on {scale['communities_partitions']})")
+        for layout, per in scale["events_per_cpu_s"].items():
+            print(f"  events/s per CPU-second of each process ({scale[layout]['gateways']}/"
+                  f"{scale[layout]['engagement']}, first round): "
+                  + ", ".join(f"{name} {rate:,.0f}" for name, rate in sorted(per.items())))
     top = (scale["loads"] if scale else entry["loads"])[-1]
     print(f"ratio = achieved / offered at {top['offered_per_s']:g}/s = {entry['ratio']}  "
           f"limit {entry['limit']}  {entry['verdict']}")
@@ -716,6 +775,8 @@ def cli() -> None:
                         "(default max(--engagement, 2))")
     parser.add_argument("--communities", type=int, default=0, help="communities carrying the load (default: "
                         "--partitions when scaling out, else 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="scale out: measure the two layouts this many "
+                        "times each, alternating (1/1, N/M, 1/1, N/M, …); the speed-up compares their medians")
     parser.add_argument("--quiet-below", type=float, default=25, help="wait for the machine below this %% busy")
     parser.add_argument("--quiet-timeout", type=float, default=120, help="… for at most this many seconds")
     parser.add_argument("--label", default="", help="a note stored with the record (e.g. what else ran)")
