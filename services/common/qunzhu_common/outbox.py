@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, event, func, insert, select, update
+from sqlalchemy import BigInteger, Table, any_, bindparam, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from qunzhu_common.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 AFTER_COMMIT_HOOKS = "qunzhu_after_commit"
+LOCKED_BATCHES = 10  # full batches one relay publishes per advisory lock on PostgreSQL
 
 
 def run_after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
@@ -62,6 +64,15 @@ def _run_after_commit_hooks(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit_hooks(session: Session) -> None:
     session.info.pop(AFTER_COMMIT_HOOKS, None)
+
+
+@functools.cache
+def _MARK_PUBLISHED_PG(table: Table) -> Any:  # noqa: N802 - a cached statement, used like a constant
+    return (
+        update(table)
+        .where(table.c.seq == any_(bindparam("seqs", type_=postgresql.ARRAY(BigInteger()))))
+        .values(published_at=bindparam("now"))
+    )
 
 
 class OutboxWriter:
@@ -153,6 +164,8 @@ class OutboxRelay:
         broker must not hold the only SQLite connection of embedded mode, nor row locks on PostgreSQL).
         One pass at a time per relay (the loop and `drain`); across PostgreSQL replicas a session-level
         advisory lock, held on a connection that holds no transaction meanwhile, keeps a key's order.
+        On PostgreSQL a backlog is published under one lock while batches come full (up to
+        `LOCKED_BATCHES` of them): four round trips less per batch.
         """
         async with self._one_pass:
             engine = self._session_maker.kw.get("bind")
@@ -166,7 +179,13 @@ class OutboxRelay:
                     if not got:
                         return 0
                     try:
-                        return await self._claim_publish_mark()
+                        published = batch = await self._claim_publish_mark()
+                        for _ in range(LOCKED_BATCHES - 1):
+                            if batch < self._batch_size:
+                                break
+                            batch = await self._claim_publish_mark()
+                            published += batch
+                        return published
                     finally:
                         await self._unlock(lock)
                 finally:
@@ -195,10 +214,13 @@ class OutboxRelay:
             return 0
         records = [OutgoingRecord(topic=r.topic, key=r.key, value=bytes(r.payload)) for r in rows]
         await self._bus.publish(records)
+        seqs = [r.seq for r in rows]
         async with self._session_maker() as session, session.begin():
-            await session.execute(
-                update(table).where(table.c.seq.in_([r.seq for r in rows])).values(published_at=utcnow())
-            )
+            if session.bind.dialect.name == "postgresql":
+                # One array parameter: an IN list of 500 binds cost more Python to render than the publish.
+                await session.execute(_MARK_PUBLISHED_PG(table), {"seqs": seqs, "now": utcnow()})
+            else:
+                await session.execute(update(table).where(table.c.seq.in_(seqs)).values(published_at=utcnow()))
         if self._on_published:
             self._on_published(records, [r.event_type for r in rows])
         return len(rows)

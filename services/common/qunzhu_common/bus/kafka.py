@@ -237,9 +237,32 @@ class _KafkaSubscription(Subscription):
             if not batches:
                 continue
             async with self.batch_lock:
-                await asyncio.gather(*(self._process_partition(tp, msgs) for tp, msgs in batches.items()))
+                settled = await asyncio.gather(
+                    *(self._process_partition(tp, msgs) for tp, msgs in batches.items()))
+                await self._commit({tp: offset for tp, offset in zip(batches, settled, strict=True)
+                                    if offset is not None})
 
-    async def _process_partition(self, tp: TopicPartition, messages: list) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """One OffsetCommit for every partition settled in this fetch (not one request per partition)."""
+        if not offsets:
+            return
+        assert self._consumer is not None
+        consumer = self._consumer
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            # A partition moved to another member: it redelivers from the last commit and the inbox
+            # turns the repeats into no-ops.
+            log.warning("group %s: commit of %s failed: %r", self.group_id,
+                        {str(tp): offset for tp, offset in offsets.items()}, exc)
+            return
+        for tp, next_offset in offsets.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self.observer.lag(tp.topic, tp.partition, max(0, highwater - next_offset))
+
+    async def _process_partition(self, tp: TopicPartition, messages: list) -> int | None:
+        """Settle a partition's fetched records; returns the offset to commit (None: nothing settled)."""
         assert self._consumer is not None
         consumer = self._consumer
         records = [
@@ -249,7 +272,7 @@ class _KafkaSubscription(Subscription):
                 offset=message.offset,
                 key=message.key.decode() if message.key is not None else None,
                 value=message.value,
-                headers=tuple(message.headers or ()),
+                headers=tuple(message.headers) if message.headers else (),
             )
             for message in messages
         ]
@@ -278,15 +301,4 @@ class _KafkaSubscription(Subscription):
             log.error("group %s: cannot settle %s@%d, retrying: %r", self.group_id, tp, retry_from, exc)
             consumer.seek(tp, retry_from)
             await asyncio.sleep(1)
-        if next_offset is None:
-            return
-        try:
-            await consumer.commit({tp: next_offset})
-        except KafkaError as exc:
-            # The partition moved to another member: it redelivers from the last commit and the
-            # inbox turns the repeats into no-ops.
-            log.warning("group %s: commit of %s@%d failed: %r", self.group_id, tp, next_offset, exc)
-            return
-        highwater = consumer.highwater(tp)
-        if highwater is not None:
-            self.observer.lag(tp.topic, tp.partition, max(0, highwater - next_offset))
+        return next_offset
