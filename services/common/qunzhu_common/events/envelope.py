@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.timeutil import utcnow
@@ -33,39 +33,28 @@ class EnvelopeHead(BaseModel):
 class Envelope(EnvelopeHead):
     """Wire form of an event. `data` is validated against the registry's payload model by type."""
 
+    # Set by `new_envelope`: the typed payload it was built from (validated when it was built, so the
+    # outbox need not validate `data` again) and the wire bytes, serialised once and reused. Slots, not
+    # pydantic private attributes: no part of the model (equality, dumps, copies) and no cost at init.
+    __slots__ = ("qz_payload", "qz_raw")
+
     data: dict[str, Any]
-
-    # Built by `new_envelope`: the typed payload it was made from (validated when it was built, so the
-    # outbox need not validate `data` again) and the wire bytes, serialised once and reused.
-    _payload: BaseModel | None = PrivateAttr(default=None)
-    _raw: bytes | None = PrivateAttr(default=None)
-
-    def __eq__(self, other: object) -> bool:
-        # The caches above are not part of the event: an envelope equals its decoded copy.
-        if not isinstance(other, Envelope):
-            return NotImplemented
-        return self.__dict__ == other.__dict__
 
     @property
     def payload(self) -> BaseModel | None:
         """The typed payload this envelope was built from (None when it was decoded or built from a dict)."""
-        return self._payload
+        return getattr(self, "qz_payload", None)
 
     def to_bytes(self) -> bytes:
-        raw = self._raw
+        raw: bytes | None = getattr(self, "qz_raw", None)
         if raw is None:
-            raw = self._raw = self.__pydantic_serializer__.to_json(self)
+            raw = self.__pydantic_serializer__.to_json(self)
+            object.__setattr__(self, "qz_raw", raw)  # a cache on a frozen model
         return raw
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:
         return cls.model_validate_json(raw)
-
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Envelope:
-        copy = super().model_copy(update=update, deep=deep)
-        if update:
-            copy._payload = copy._raw = None  # the caches describe the original
-        return copy
 
 
 def new_envelope(
@@ -90,5 +79,5 @@ def new_envelope(
         correlation_id=correlation_id or current_correlation_id(),
         data=data.model_dump(mode="json"),
     )
-    envelope._payload = data
+    object.__setattr__(envelope, "qz_payload", data)
     return envelope
