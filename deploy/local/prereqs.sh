@@ -5,7 +5,8 @@
 #                                   sudo), else stop naming the exact command to run
 #
 # Needs: PostgreSQL server binaries, Prometheus (prometheus + promtool), Java 17+, Maven, Node.js 18+ and npm,
-# curl, jq, openssl (the README's quick start is run as a test), make, flock, Python 3.11+ with venv, then
+# curl, jq, openssl (the README's quick start is run as a test), make, flock, Python 3.11+ with venv, Chromium
+# and a CJK font (the console's browser test), then
 # the Kafka jars (deploy/local/kafka.sh fetch, from Maven Central) and stripe-mock. The virtual environment
 # itself is `make install`'s job. A missing tool is an error, never a skipped test.
 set -euo pipefail
@@ -41,6 +42,10 @@ missing_packages() {
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     node_ok || missing+=(nodejs)
     command -v npm >/dev/null 2>&1 || missing+=(npm)
+    # Debian's Chromium: the console's browser test (tests/console) drives it headless with Playwright
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    # a CJK font, so that the console's screenshots show Chinese, not empty boxes
+    fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk\|droid sans fallback' || missing+=(fonts-wqy-microhei)
     [ "${#missing[@]}" -eq 0 ] || printf '%s\n' "${missing[@]}"
 }
 

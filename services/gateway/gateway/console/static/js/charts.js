@@ -26,8 +26,9 @@ export function lineChart({ labels, series, yFormat = String, width = 640, heigh
     grid.push(s("text", { x: pad.l - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, yFormat(Math.round(v))));
   }
   const every = Math.max(1, Math.ceil(labels.length / 8));
-  const ticks = labels.map((label, i) => (i % every === 0 || i === labels.length - 1
-    ? s("text", { x: x(i), y: height - 8, class: "axis", "text-anchor": "middle" }, label) : null));
+  const last = labels.length - 1;
+  const ticks = labels.map((label, i) => ((i % every === 0 && last - i >= every / 2) || i === last
+    ? s("text", { x: x(i), y: height - 8, class: "axis", "text-anchor": i === last ? "end" : "middle" }, label) : null));
   const lines = series.map((one) => {
     const points = one.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     return s("g", { class: `series ${one.cls || ""}` },

@@ -49,7 +49,11 @@ function problem(err) {
   return h("div", { class: "error", role: "alert" }, h("strong", {}, t("error.other")), h("p", {}, String(err)));
 }
 
+let routing = 0; // only the latest navigation may fill the page (an older one may finish later)
+
 export async function route() {
+  const seq = ++routing;
+  delete app.dataset.ready;
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   const expired = session.claims && session.claims.exp && session.claims.exp * 1000 < Date.now();
   if (expired) session.token = "";
@@ -60,25 +64,29 @@ export async function route() {
   const [first, cid, page = "overview", ...rest] = parts;
   nav(first === "c" ? cid : null, page);
   mount(app, h("p", { class: "muted loading" }, t("common.loading")));
+  const view = h("div", { class: "view" }); // rendered aside, shown when complete
   try {
-    if (first === "signin") await renderSignIn(app, config);
+    if (first === "signin") await renderSignIn(view, config);
     else if (first === "c" && cid) {
       const c = await community(cid);
       i18n.timeZone = c.timezone || "Asia/Shanghai";
       document.title = `${c.name} · ${t(`nav.${page}`)} · 群主`;
-      const view = { overview: renderOverview, people: rest.length ? renderMember : renderPeople,
+      const render = { overview: renderOverview, people: rest.length ? renderMember : renderPeople,
                      graph: renderGraph, content: renderContent, settings: renderSettings }[page];
-      if (!view) throw new Error(`no page ${page}`);
-      await view(app, c, ...rest);
-    } else await renderCommunities(app);
+      if (!render) throw new Error(`no page ${page}`);
+      await render(view, c, ...rest);
+    } else await renderCommunities(view);
   } catch (err) {
+    if (seq !== routing) return;
     if (err instanceof ApiError && err.status === 401) {
       session.token = "";
       location.replace("#/signin");
       return;
     }
-    mount(app, problem(err));
+    mount(view, problem(err));
   }
+  if (seq !== routing) return;
+  mount(app, view);
   app.dataset.ready = location.hash; // the browser test waits for this
 }
 

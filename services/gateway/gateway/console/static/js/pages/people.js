@@ -11,7 +11,7 @@ function personLink(cid, personId, name) {
 }
 
 async function leaderboard(cid, windowName, holder) {
-  const board = await get(`/api/v1/engagement/communities/${enc(cid)}/leaderboard`, { window: windowName, limit: 50 });
+  const board = await get(`/api/v1/engagement/communities/${enc(cid)}/leaderboard`, { window: windowName, limit: 20 });
   const tabs = h("div", { class: "tabs", role: "tablist" }, ["7d", "30d", "all"].map((w) => {
     const button = h("button", { type: "button", role: "tab", class: w === windowName ? "active" : "",
                                  "aria-selected": String(w === windowName), "data-window": w }, t(`window.${w}`));
@@ -48,13 +48,16 @@ async function removals(cid, holder) {
     get(`/api/v1/engagement/communities/${enc(cid)}/removal-recommendations`),
     get(`/api/v1/engagement/communities/${enc(cid)}/lurkers`),
   ]);
-  const evidence = new Map();
-  for (const r of recommendations) if (!evidence.has(r.person_id)) evidence.set(r.person_id, r.detail);
+  // The engagement evidence behind a review: the newest recommendation of the same kind for the same person.
+  const evidence = (review) => {
+    const same = recommendations.filter((r) => r.person_id === review.member_id);
+    return (same.find((r) => review.reason.includes(r.reason)) || same[0] || {}).detail || "—";
+  };
   const refresh = () => removals(cid, holder).catch((err) => mount(holder, problem(err)));
   mount(holder,
     h("h3", {}, t("removal.pending", { n: reviews.length })),
     table([t("people.person"), t("removal.reason"), t("removal.evidence"), t("removal.since"), ""],
-      reviews.map((r) => [personLink(cid, r.member_id), r.reason, evidence.get(r.member_id) || "—",
+      reviews.map((r) => [personLink(cid, r.member_id), r.reason, evidence(r),
                           dateTime(r.created_at), decisionButtons(cid, r, refresh)]),
       { empty: t("removal.none"), cls: "reviews" }),
     h("h3", {}, t("removal.recommended", { n: recommendations.length })),
