@@ -136,8 +136,8 @@ def test_people_leaderboard_member_page_and_removal_approved_in_the_api(console:
                             params={"core_group_id": groups[1], "limit": 10})
     shown = console.page.locator("table.ab tbody tr")
     assert candidates and shown.count() == len(candidates)
-    first_row = shown.first.inner_text()
-    assert candidates[0]["person_id"] in first_row and candidates[0]["reason"] in first_row
+    assert candidates[0]["person_id"] in shown.first.inner_text()
+    assert shown.first.locator("span.reason").get_attribute("title") == candidates[0]["reason"]
     console.shot("2-people")
 
     target = pending[0]
@@ -173,7 +173,7 @@ def test_people_leaderboard_member_page_and_removal_approved_in_the_api(console:
 
 
 def test_key_people_graph_is_drawn_from_the_api(console: Console, filled: Filled) -> None:
-    text = console.open(c_route(filled, "graph"))
+    console.open(c_route(filled, "graph"))
     key = filled.api("GET", f"/api/v1/engagement/communities/{filled.community_id}/key-people")
     assert key["graph"]["nodes"], key
     assert console.page.locator("svg.graph g.node").count() == len(key["graph"]["nodes"])
@@ -181,8 +181,17 @@ def test_key_people_graph_is_drawn_from_the_api(console: Console, filled: Filled
     assert console.page.locator("svg.graph g.node.connector").count() == len(
         {p["person_id"] for p in key["connectors"]} & {n["id"] for n in key["graph"]["nodes"]})
     assert len({c for n in key["graph"]["nodes"] for c in [n["cluster"]]}) > 1
-    for person in key["opinion_leaders"][:3] + key["connectors"][:3]:
-        assert person["person_id"] in text and person["reason"] in text
+    # Each with its one-line reason, in Chinese from the service's own figures (its words in the tooltip).
+    for table, people in (("leaders", key["opinion_leaders"]), ("connectors", key["connectors"])):
+        rows = console.page.locator(f"table.{table} tbody tr")
+        assert rows.count() == len(people)
+        for i, person in enumerate(people[:3]):
+            row = rows.nth(i)
+            assert person["person_id"] in row.inner_text()
+            shown = row.locator("span.reason")
+            assert shown.get_attribute("title") == person["reason"]
+            figures = re.findall(r"\d+(?:\.\d+)?%?", person["reason"])
+            assert all(f in shown.inner_text() for f in figures) and re.search(r"[\u4e00-\u9fff]", shown.inner_text())
     console.shot("4-key-people")
 
 

@@ -9,12 +9,12 @@ function niceMax(value) {
 }
 
 // series: [{name, cls, values: [number]}] over the same `labels`; yFormat formats the axis and tooltips.
-export function lineChart({ labels, series, yFormat = String, width = 640, height = 220, title = "" }) {
+export function lineChart({ labels, series, yFormat = String, width = 640, height = 220, title = "", minTop = 1 }) {
   const pad = { l: 72, r: 12, t: 12, b: 28 };
   const w = width - pad.l - pad.r;
   const hgt = height - pad.t - pad.b;
   const all = series.flatMap((x) => x.values);
-  const top = niceMax(Math.max(0, ...all));
+  const top = niceMax(Math.max(minTop, ...all));
   const bottom = Math.min(0, ...all);
   const span = top - bottom || 1;
   const x = (i) => pad.l + (labels.length <= 1 ? w / 2 : (i * w) / (labels.length - 1));

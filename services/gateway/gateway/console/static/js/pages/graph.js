@@ -1,8 +1,10 @@
 // Key people as a picture: the interaction graph the engagement key-people job computed, laid out by a
 // small force simulation — clusters coloured, opinion leaders sized by PageRank, connectors ringed.
-import { get } from "../api.js";
+import { api, ApiError, get } from "../api.js";
+import { route } from "../main.js";
 import { card, h, mount, s, table } from "../dom.js";
 import { dateTime, num, pct, t } from "../i18n.js";
+import { reason, reasonText } from "../reasons.js";
 
 const W = 760;
 const H = 520;
@@ -81,7 +83,8 @@ function picture(result) {
     const p = pos.get(n.id);
     const isLeader = leaders.has(n.id);
     const isConnector = connectors.has(n.id);
-    const why = [isLeader ? leaders.get(n.id).reason : null, isConnector ? connectors.get(n.id).reason : null]
+    const why = [isLeader ? reasonText(leaders.get(n.id).reason) : null,
+                 isConnector ? reasonText(connectors.get(n.id).reason) : null]
       .filter(Boolean).join("; ");
     return s("g", { class: `node c${n.cluster % PALETTE}${isLeader ? " leader" : ""}${isConnector ? " connector" : ""}`,
                     "data-person": n.id },
@@ -95,7 +98,23 @@ function picture(result) {
 }
 
 export async function renderGraph(app, c) {
-  const result = await get(`/api/v1/engagement/communities/${encodeURIComponent(c.id)}/key-people`);
+  const base = `/api/v1/engagement/communities/${encodeURIComponent(c.id)}`;
+  let result;
+  try {
+    result = await get(`${base}/key-people`);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+    // Not computed yet (a new community): the job can be run now, as staff may through the API.
+    const button = h("button", { type: "button", id: "compute-key-people" }, t("graph.compute"));
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      await api("POST", `${base}/jobs/key_people`);
+      route();
+    });
+    mount(app, h("h1", {}, c.name, h("small", { class: "muted" }, ` · ${t("nav.graph")}`)),
+      card(t("graph.title"), h("p", { class: "muted" }, t("graph.not_computed")), button));
+    return;
+  }
   const graph = result.graph || { nodes: [], edges: [] };
   const head = h("h1", {}, c.name, h("small", { class: "muted" }, ` · ${t("nav.graph")}`));
   const facts = h("p", { class: "muted" }, t("graph.facts", {
@@ -108,7 +127,7 @@ export async function renderGraph(app, c) {
     h("span", { class: "key" }, t("graph.legend_colour")));
   const people = (rows, kind) => table([t("graph.rank"), t("people.person"), t("graph.score"), t("graph.reason")],
     rows.map((p, i) => [num(i + 1), h("a", { href: `#/c/${encodeURIComponent(c.id)}/people/${encodeURIComponent(p.person_id)}` }, p.person_id),
-                        kind === "leader" ? p.score.toFixed(3) : pct(p.score, 1), p.reason]),
+                        kind === "leader" ? p.score.toFixed(3) : pct(p.score, 1), reason(p.reason)]),
     { empty: t("graph.none"), cls: kind === "leader" ? "leaders" : "connectors" });
   mount(app, head, facts,
     card(t("graph.title"), graph.nodes.length ? picture(result) : h("p", { class: "muted" }, t("graph.empty")), legend),

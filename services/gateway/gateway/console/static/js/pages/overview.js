@@ -57,6 +57,7 @@ function revenueCard(summary, entries) {
       stat(t("money.net"), yuan(s.net_fen ?? 0), s.reconciled === false ? t("money.unreconciled") : null)),
     lineChart({
       labels: days.map((d) => shortDay(`${d}T12:00:00Z`)), title: t("overview.revenue_chart"), yFormat: yuan,
+      minTop: 10000, // ¥100: an empty month is a flat line at ¥0, not an axis in fen
       series: [{ name: t("money.captured"), cls: "s-captured", values: captured },
                { name: t("money.refunded"), cls: "s-refunded", values: refunded },
                { name: t("money.owner"), cls: "s-owner", values: owner }],

@@ -3,6 +3,7 @@ import { api, get, getAll } from "../api.js";
 import { card, h, mount, stat, table } from "../dom.js";
 import { dateOnly, dateTime, num, t, word } from "../i18n.js";
 import { problem } from "../main.js";
+import { reason } from "../reasons.js";
 
 const enc = encodeURIComponent;
 
@@ -51,7 +52,7 @@ async function removals(cid, holder) {
   // The engagement evidence behind a review: the newest recommendation of the same kind for the same person.
   const evidence = (review) => {
     const same = recommendations.filter((r) => r.person_id === review.member_id);
-    return (same.find((r) => review.reason.includes(r.reason)) || same[0] || {}).detail || "—";
+    return reason((same.find((r) => review.reason.includes(r.reason)) || same[0] || {}).detail || "—");
   };
   const refresh = () => removals(cid, holder).catch((err) => mount(holder, problem(err)));
   mount(holder,
@@ -62,7 +63,7 @@ async function removals(cid, holder) {
       { empty: t("removal.none"), cls: "reviews" }),
     h("h3", {}, t("removal.recommended", { n: recommendations.length })),
     table([t("people.person"), t("removal.reason"), t("removal.evidence"), t("removal.when")],
-      recommendations.map((r) => [personLink(cid, r.person_id), word("reason", r.reason), r.detail,
+      recommendations.map((r) => [personLink(cid, r.person_id), word("reason", r.reason), reason(r.detail),
                                   dateTime(r.recommended_at)]), { empty: t("removal.none_recommended") }),
     h("h3", {}, t("lurkers.title", { n: lurkers.length })),
     table([t("people.person"), t("lurkers.silent_days"), t("lurkers.last"), t("lurkers.flagged")],
@@ -100,7 +101,7 @@ async function abCandidates(cid, groups, holder) {
             mount(note, problem(err));
           }
         });
-        return [personLink(cid, r.person_id, r.display_name), num(r.score), r.reason, h("span", {}, promote, note)];
+        return [personLink(cid, r.person_id, r.display_name), num(r.score), reason(r.reason), h("span", {}, promote, note)];
       }), { empty: t("ab.none"), cls: "ab" }));
     } catch (err) {
       mount(out, problem(err));
