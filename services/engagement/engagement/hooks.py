@@ -10,11 +10,12 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.checkins.service import on_checkin, open_challenges
 from engagement.context import EngagementContext
+from engagement.dbutil import for_keys, keys_in
 from engagement.jobs.members import on_strike
 from engagement.leaderboard.goals import check_goals
 from engagement.models import Activity, CommunityCopy, MemberCopy
@@ -78,14 +79,16 @@ async def after_scoring(session: AsyncSession, ctx: EngagementContext, *, awards
 async def _strike_facts(session: AsyncSession, struck: list[Award]) -> tuple[dict[Member, str], Counter[Member]]:
     """Roles of the struck members and their strike counts, this batch included."""
     members = sorted({(a.activity.community_id, a.activity.person_id) for a in struck})
-    key = tuple_(MemberCopy.community_id, MemberCopy.person_id)
     roles = {(c, p): role for c, p, role in await session.execute(
-        select(MemberCopy.community_id, MemberCopy.person_id, MemberCopy.role).where(key.in_(members)))}
-    counts = Counter({(c, p): int(n) for c, p, n in await session.execute(
-        select(Activity.community_id, Activity.person_id, func.count())
-        .where(tuple_(Activity.community_id, Activity.person_id).in_(members), Activity.strike.is_not(None),
-               Activity.status == "scored")
-        .group_by(Activity.community_id, Activity.person_id))})
+        select(MemberCopy.community_id, MemberCopy.person_id, MemberCopy.role)
+        .where(keys_in(session, (MemberCopy.community_id, MemberCopy.person_id), members)))}
+    counts = Counter({(c, p): int(n) for c, p, n in await session.execute(for_keys(
+        session,
+        select(Activity.community_id, Activity.person_id, func.count().label("strikes"))
+        .where(Activity.strike.is_not(None), Activity.status == "scored")
+        .group_by(Activity.community_id, Activity.person_id),
+        (Activity.community_id, Activity.person_id), members,
+    ))})
     return roles, counts
 
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.activities.common import InvalidActivity, completed, get_community, zone_of
 from engagement.activities.schemas import CelebrationSettingsBody
 from engagement.context import EngagementContext
+from engagement.dbutil import keys_in
 from engagement.models import Celebration, CelebrationSettings, GroupMember, MemberCopy
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.db.bulk import bulk_insert
@@ -150,12 +151,13 @@ async def celebrate_many(session: AsyncSession, ctx: EngagementContext, wishes: 
     members: dict[tuple[str, str], MemberCopy] = {}
     groups: dict[tuple[str, str], str] = {}
     for chunk in _chunks(people):
-        key = tuple_(MemberCopy.community_id, MemberCopy.person_id)
-        for member in (await session.execute(select(MemberCopy).where(key.in_(chunk)))).scalars():
+        key = keys_in(session, (MemberCopy.community_id, MemberCopy.person_id), chunk)
+        for member in (await session.execute(select(MemberCopy).where(key))).scalars():
             members[(member.community_id, member.person_id)] = member
         rows = await session.execute(
             select(GroupMember.community_id, GroupMember.person_id, GroupMember.group_id)
-            .where(tuple_(GroupMember.community_id, GroupMember.person_id).in_(chunk), GroupMember.left_at.is_(None))
+            .where(keys_in(session, (GroupMember.community_id, GroupMember.person_id), chunk),
+                   GroupMember.left_at.is_(None))
             .order_by(GroupMember.joined_at.desc()))
         for cid, pid, gid in rows:
             groups.setdefault((cid, pid), gid)  # the group joined last
@@ -163,7 +165,7 @@ async def celebrate_many(session: AsyncSession, ctx: EngagementContext, wishes: 
     recorded: set[tuple[str, str, str]] = set()
     for chunk in _chunks(refs):
         rows = await session.execute(select(Celebration.community_id, Celebration.kind, Celebration.ref).where(
-            tuple_(Celebration.community_id, Celebration.kind, Celebration.ref).in_(chunk)))
+            keys_in(session, (Celebration.community_id, Celebration.kind, Celebration.ref), chunk)))
         recorded.update((c, k, r) for c, k, r in rows)
     # What was posted before: per member within their community's interval, per group within the hour.
     since = min(w.at for w in wishes) - timedelta(seconds=max(3600, *(c.member_interval_s for c in confs.values())))
@@ -213,8 +215,7 @@ async def celebrate_many(session: AsyncSession, ctx: EngagementContext, wishes: 
         envelopes.append(_envelope(ctx, wish, "celebration.posted", CelebrationPosted(
             community_id=wish.community_id, person_id=wish.person_id, kind=wish.kind,  # type: ignore[arg-type]
             ref=wish.ref[:100], group_id=group_id, posted_at=wish.at)))
-    if envelopes and ctx.outbox is not None:
-        await ctx.outbox.add_many(session, [e for e in envelopes if e is not None])
+    await ctx.stage(session, [e for e in envelopes if e is not None])
     completed(session, ctx, "celebration", len(envelopes) // 2)
     return len(wishes)
 

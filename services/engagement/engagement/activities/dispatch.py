@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.activities import campaigns, chains, lottery, polls
 from engagement.activities.common import forget_open_rows
-from engagement.context import EngagementContext
+from engagement.context import EngagementContext, drop_staged_after, staged_mark
 from qunzhu_common.errors import AppError
 from qunzhu_common.events.contracts.chat import ChatCommandIssued, ChatMemberJoined, ChatMessagePosted
 from qunzhu_common.inbox import Event
@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 
 
 async def _guarded(session: AsyncSession, what: str, step: Callable[[], Awaitable[object]]) -> None:
+    mark = staged_mark(session)
     try:
         async with session.begin_nested():
             await step()
     except AppError as exc:
         forget_open_rows(session)
+        drop_staged_after(session, mark)  # its events go with the savepoint
         log.info("chat %s refused: %s", what, exc.detail)
 
 

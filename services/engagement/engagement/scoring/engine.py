@@ -21,6 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.context import EngagementContext
+from engagement.dbutil import keys_in
 from engagement.locks import lock_member
 from engagement.models import Activity, CommunityCopy, MemberCopy, NewActivity
 from engagement.scoring.classify import classify_message
@@ -176,7 +177,7 @@ async def record_activities(
         persons = sorted({a.person_id for a in members})
         rows = await session.execute(
             select(MemberCopy.person_id).where(MemberCopy.community_id == community_id,
-                                               MemberCopy.person_id.in_(persons))
+                                               keys_in(session, (MemberCopy.person_id,), [(p,) for p in persons]))
         )
         known.update((community_id, person_id) for person_id in rows.scalars())
     scorable = [a for a in activities if (a.community_id, a.person_id) in known]

@@ -128,8 +128,7 @@ async def write_awards(session: AsyncSession, ctx: EngagementContext, *, awards:
             .values(level=bindparam("level"), highest_level=bindparam("highest")),
             moves,
         )
-    if envelopes and ctx.outbox is not None:
-        await ctx.outbox.add_many(session, envelopes)
+    await ctx.stage(session, envelopes)
     if ctx.metrics is not None:
         run_after_commit(session, _count(ctx, awards, reached))
 

@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engagement.dbutil import for_keys, keys_in
 from engagement.models import Activity, PointsLedger
 
 MemberDay = tuple[str, str, date]  # (community_id, person_id, local day)
@@ -98,23 +99,25 @@ async def read_prior(
     batch_ids = {a.id for a, _ in batch if a.id is not None}
     member_days = sorted({key for _, key in batch})
     for chunk in _chunks(member_days):
-        rows = await session.execute(
+        rows = await session.execute(for_keys(
+            session,
             select(PointsLedger.community_id, PointsLedger.person_id, PointsLedger.day, PointsLedger.rule_type,
-                   PointsLedger.occurred_at, PointsLedger.points)
-            .where(tuple_(PointsLedger.community_id, PointsLedger.person_id, PointsLedger.day).in_(chunk))
-        )
+                   PointsLedger.occurred_at, PointsLedger.points),
+            (PointsLedger.community_id, PointsLedger.person_id, PointsLedger.day), chunk,
+        ))
         for community_id, person_id, day, rule_type, at, points in rows:
             prior.ledger[((community_id, person_id, day), rule_type)].append((at, points))
 
     hashed = sorted({key for a, key in batch if a.kind == "message" and a.text_hash})
     for chunk in _chunks(hashed):
-        rows = await session.execute(
+        rows = await session.execute(for_keys(
+            session,
             select(Activity.id, Activity.community_id, Activity.person_id, Activity.day, Activity.scored_seq,
                    Activity.text_hash)
-            .where(tuple_(Activity.community_id, Activity.person_id, Activity.day).in_(chunk),
-                   Activity.kind == "message", Activity.status == "scored", Activity.text_hash != "",
-                   Activity.scored_seq < max_seq)
-        )
+            .where(Activity.kind == "message", Activity.status == "scored", Activity.text_hash != "",
+                   Activity.scored_seq < max_seq),
+            (Activity.community_id, Activity.person_id, Activity.day), chunk,
+        ))
         for id_, community_id, person_id, day, seq, text_hash in rows:
             if id_ not in batch_ids:
                 prior.hashes[(community_id, person_id, day)].append((seq, text_hash))
@@ -124,7 +127,7 @@ async def read_prior(
         rows = await session.execute(
             select(Activity.id, Activity.community_id, Activity.person_id, Activity.reply_to_message_id,
                    Activity.scored_seq, Activity.rule_type, Activity.kind)
-            .where(tuple_(Activity.community_id, Activity.reply_to_message_id).in_(chunk),
+            .where(keys_in(session, (Activity.community_id, Activity.reply_to_message_id), chunk),
                    Activity.status == "scored", Activity.scored_seq < max_seq,
                    (Activity.rule_type == "question_answered") | (Activity.kind == "homework"))
         )
@@ -136,11 +139,12 @@ async def read_prior(
                 prior.answered[thread].append(seq)
             if kind == "homework":
                 prior.submitted[thread].append(seq)
-        rows = await session.execute(
-            select(Activity.community_id, Activity.message_id, Activity.person_id)
-            .where(tuple_(Activity.community_id, Activity.message_id).in_(chunk), Activity.kind == "question")
-            .order_by(Activity.id)
-        )
-        for community_id, message_id, person_id in rows:
+        rows = await session.execute(for_keys(
+            session,
+            select(Activity.id, Activity.community_id, Activity.message_id, Activity.person_id)
+            .where(Activity.kind == "question"),
+            (Activity.community_id, Activity.message_id), chunk,
+        ))
+        for _, community_id, message_id, person_id in sorted(rows):  # the first asker by id
             prior.askers.setdefault((community_id, message_id), person_id)
     return prior
