@@ -86,14 +86,16 @@ down:
 status:
 	bash deploy/local/up.sh status
 
-## bench: benchmarks print their figures and ratio to a limit measured in the same run; then bench-report
+## bench: benchmarks print their figures and ratio to a limit measured in the same run; flame graphs of the
+## ingest and scoring paths (py-spy SVG) and bench-report's charts go to bench/reports/
 bench: install
 	$(PY) bench/bus.py
-	$(PY) bench/ingest.py --database postgres
+	$(PY) bench/ingest.py --database postgres --flamegraph bench/reports/ingest-gateway.svg
 	$(PY) bench/scheduler.py
-	$(PY) bench/engagement.py
+	$(PY) bench/engagement.py --flamegraph bench/reports/scoring-engagement.svg
 	$(PY) bench/membership.py
 	$(PY) bench/e2e.py
+	$(PY) bench/e2e.py --gateways 2 --engagement 2 --rounds 2 --rates 1000 --seconds 8
 	$(PY) bench/report.py
 
 ## bench-report: one PNG per benchmark's history (bench/results.json) into bench/reports/; runs nothing

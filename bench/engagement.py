@@ -1,6 +1,7 @@
 """Engagement benchmark: scoring rate vs raw consume rate, leaderboard reads at scale, key-people run time.
 
     .venv/bin/python bench/engagement.py [--events N] [--members 100000] [--ledger-rows 10000000]
+                                         [--skip scoring|leaderboard|key_people] [--py-spy DIR] [--label TEXT]
 
 Runs against a Kafka broker of its own (deploy/local/kafka.sh, free loopback ports) and fresh databases
 on the local PostgreSQL (deploy/local/postgres.sh); everything is stopped / dropped at the end.
@@ -9,9 +10,17 @@ on the local PostgreSQL (deploy/local/postgres.sh); everything is stopped / drop
              chat.events.v1. `raw` = a plain AIOKafkaConsumer group reading the same N records of the same
              topic, committing per batch. `qunzhu` = the engagement service as it runs (KafkaBus → EventConsumer:
              inbox + classifier + ledger + running totals + level + outbox, one transaction and one scoring
-             batch per consumed partition batch of ≤ ENGAGEMENT_CONSUME_BATCH_SIZE records).
+             batch per consumed partition batch of ≤ ENGAGEMENT_CONSUME_BATCH_SIZE records; its outbox relay
+             publishing and its own level.reached events consumed back, as in production), draining the N
+             events produced while its consumer was unsubscribed: timed from its first batch to the N-th
+             event committed (and, reported apart, until its outbox is published), so neither group join nor
+             the benchmark's producer is in the figure. After the warm-up the tables are ANALYZEd (a database
+             in service has statistics; without them PostgreSQL plans the history lookups for empty tables).
              `qunzhu batched` = the same EventConsumer.handle_batch fed bigger fetches (≤ 1000 records).
-             ratio = best qunzhu rate / raw rate, limit 0.5.
+             Checked afterwards, else the run fails: every event scored exactly once (inbox, activities),
+             ledger = per-day figures = member totals, and the same totals in both runs.
+             ratio = best qunzhu rate / raw rate, limit 0.5. --py-spy DIR profiles both phases with py-spy
+             (bench/pyspy.py) and records the top functions.
 2. leaderboard  100,000 members, 10 million ledger rows (generated in PostgreSQL), the per-day and per-member
              figures derived from them; p50/p99 of the HTTP reads (leaderboard all/7 d/30 d, group, standing)
              through the real app (a window's first read aggregates it and is reported as `cold`; large
@@ -184,20 +193,34 @@ async def raw_consume(bootstrap: str, total: int) -> float:
         await consumer.stop()
 
 
-async def batched_consume(app: Any, bootstrap: str, total: int) -> float:
+async def analyze(url: str) -> None:
+    """Planner statistics, as autovacuum would have gathered them on a database in service (this one is
+    minutes old: without them PostgreSQL plans the history lookups for empty tables)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        for table in ("activity", "points_ledger", "points_daily", "member_score", "member_copy", "inbox", "outbox"):
+            await conn.execute(f"ANALYZE {table}")
+    finally:
+        await conn.close()
+
+
+async def batched_consume(app: Any, bootstrap: str, total: int, *, warm: int, url: str) -> float:
     """The service's own batch path (EventConsumer.handle_batch: one transaction and one scoring batch per
-    fetched partition batch), fed by a plain consumer with bigger fetches; offsets after commit."""
+    fetched partition batch), fed by a plain consumer with bigger fetches; offsets after commit. The first
+    `warm` records (the warm-up) are not timed; ANALYZE follows them, as in the service run."""
     runtime = app.state.runtime
     consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id="engagement-batch",
                                 enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=1000)
     await consumer.start()
     try:
-        seen, started = 0, None
+        seen, started, timed_from = 0, None, 0
         while seen < total:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+            batches = await consumer.getmany(timeout_ms=1000, max_records=1000 if seen >= warm else warm - seen)
             if not batches:
                 continue
-            started = started or time.perf_counter()
+            if started is None and seen >= warm:
+                await analyze(url)
+                started, timed_from = time.perf_counter(), seen
             for tp, records in batches.items():
                 await runtime.consumer.handle_batch([
                     Record(topic=tp.topic, partition=tp.partition, offset=r.offset,
@@ -206,7 +229,7 @@ async def batched_consume(app: Any, bootstrap: str, total: int) -> float:
                 ])
                 seen += len(records)
             await consumer.commit()
-        return total / (time.perf_counter() - (started or time.perf_counter()))
+        return (total - timed_from) / (time.perf_counter() - (started or time.perf_counter()))
     finally:
         await consumer.stop()
 
@@ -335,9 +358,11 @@ async def scoring(args: argparse.Namespace, kafka: Kafka, pg: BenchPostgres, tmp
         await produce(kafka.bootstrap, warmup)
         await wait_inbox(url, "engagement", len(warmup))
         await subscription.stop()
+        await analyze(url)
         log(f"scoring: {len(events)} events produced while the consumer is unsubscribed (not timed)")
         await produce(kafka.bootstrap, events)
-        with clock.watching(), profiled(args.py_spy / "scoring-service.txt" if args.py_spy else None) as \
+        with clock.watching(), profiled(args.flamegraph or (args.py_spy / "scoring-service.txt" if args.py_spy
+                                                             else None)) as \
                 service_profile:
             subscription = await subscribe(app)
             await asyncio.wait_for(clock.done.wait(), timeout=3600)
@@ -364,7 +389,8 @@ async def scoring(args: argparse.Namespace, kafka: Kafka, pg: BenchPostgres, tmp
         await seed(batch_app, members)
         log("scoring: batched consumer")
         with profiled(args.py_spy / "scoring-batched.txt" if args.py_spy else None) as batched_profile:
-            batched_rate = await batched_consume(batch_app, kafka.bootstrap, total)
+            batched_rate = await batched_consume(batch_app, kafka.bootstrap, total, warm=len(warmup),
+                                                 url=batch_url)
     log(f"scoring: batched {batched_rate:.0f} events/s")
     if batched_profile.summary:
         log("scoring: batched profile\n" + batched_profile.summary)
@@ -553,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
                         help="profile the two scoring phases with py-spy into DIR (top functions printed and recorded)")
+    parser.add_argument("--flamegraph", type=Path, default=None, metavar="SVG", help="py-spy flame graph of the "
+                        "scoring phase as the service runs (make bench: bench/reports/scoring-engagement.svg)")
     parser.add_argument("--label", default="", help="what changed / what else ran (kept in the record)")
     args = parser.parse_args(argv)
     tune_gc()  # the service in this process runs as `qunzhu serve` runs it

@@ -15,6 +15,9 @@ bare     FastAPI with one `POST /webhooks/chat/{connector_id}` that reads the bo
 rate = N / (first request sent → last response read); latency per request (send → response read) under
 that load, p50 / p99. ratio = real_rate / bare_rate, limit 0.5. After the real run the outbox must hold
 exactly N events (checked). Exits 0 whatever the ratio; appends its figures to bench/results.json.
+
+`--flamegraph FILE.svg`: py-spy (in [dev]) samples the real server process during its timed run and writes
+a flame graph (`make bench` writes bench/reports/ingest-gateway.svg); needs ptrace rights, else it says why.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from fastapi.responses import JSONResponse
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.pyspy import profiled  # noqa: E402
 
 LIMIT = 0.5
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -226,9 +231,13 @@ def measure(kind: str, env: dict[str, str], args: argparse.Namespace) -> dict[st
         warmup = build_requests(args.warmup, port=server.port, connector_id=connector_id, secret=secret, tag="w")
         timed = build_requests(args.requests, port=server.port, connector_id=connector_id, secret=secret, tag="t")
         asyncio.run(load(server.port, warmup, args.concurrency))
-        cpu0 = time.process_time()
-        seconds, latencies, statuses = asyncio.run(load(server.port, timed, args.concurrency))
-        generator_cpu = time.process_time() - cpu0
+        flame = args.flamegraph if kind == "real" else None
+        with profiled(flame, pid=server.proc.pid) as profile:  # py-spy from outside: the server as it runs
+            cpu0 = time.process_time()
+            seconds, latencies, statuses = asyncio.run(load(server.port, timed, args.concurrency))
+            generator_cpu = time.process_time() - cpu0
+        if flame:
+            log(profile.summary)
     finally:
         server.stop()
     rate = args.requests / seconds
@@ -247,6 +256,8 @@ def main() -> int:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
                         help="the gateway's database (sqlite = embedded mode; postgres = the local cluster)")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/results.json")
+    parser.add_argument("--flamegraph", type=Path, metavar="SVG", help="py-spy flame graph of the real server's "
+                        "timed run (e.g. bench/reports/ingest-gateway.svg)")
     parser.add_argument("--serve", choices=("real", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -73,7 +73,9 @@ def summarise(collapsed: Path, *, top: int = 25) -> tuple[list[tuple[str, float,
 
 
 @contextmanager
-def profiled(path: Path | None, *, rate: int = 250, native: bool = False) -> Iterator[Report]:
+def profiled(path: Path | None, *, rate: int = 250, native: bool = False, pid: int | None = None
+             ) -> Iterator[Report]:
+    """Sample `pid` (default: this process) while the block runs."""
     report = Report(path=path or Path())
     if path is None:
         yield report
@@ -86,7 +88,7 @@ def profiled(path: Path | None, *, rate: int = 250, native: bool = False) -> Ite
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(path.suffix, "raw")
     out = path if fmt != "raw" else path.with_suffix(".collapsed")
-    command = [binary, "record", "--pid", str(os.getpid()), "--rate", str(rate), "--format", fmt,
+    command = [binary, "record", "--pid", str(pid or os.getpid()), "--rate", str(rate), "--format", fmt,
                "--output", str(out), "--nonblocking"]
     if native:
         command.append("--native")

@@ -5,11 +5,11 @@
 `make bench-report` runs it (seconds: it reads results.json only, runs nothing); `make bench` runs it after
 the benchmarks. Each chart plots the records' ratios over time against their limits (dashed, same colour):
 a benchmark's top-level `ratio`, and the `ratio` of any section that has one (engagement's `scoring` and
-`key_people`), `scale_out.speedup` for e2e runs with several processes, and for soak the p99 over its goal per
-mode. A hollow marker is a record taken while other work kept the machine busy (`noisy`). Most ratios are
-"higher is better"; time ratios (scheduler lateness / grace, key people seconds / 60 s, soak p99 / goal) are
-"lower is better" (the legend says which). Also writes bench/reports/README.md, an index of the charts and of
-the flame graphs (`*.svg`, written by `make bench`) found there.
+`key_people`), `scale_out.speedup` for e2e runs with several processes (against 1.0: no gain), and for soak
+the p99 over its goal per mode. A hollow marker is a record taken while other work kept the machine busy
+(`noisy`). Most ratios are "higher is better"; time ratios (scheduler lateness / grace, key people seconds /
+60 s, soak p99 / goal) are "lower is better" (the legend says which). Also writes bench/reports/README.md,
+an index of the charts and of the flame graphs (`*.svg`, written by `make bench`) found there.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def points(record: dict[str, Any]) -> Iterable[tuple[str, float, float | None]]:
         if key == "scale_out" and isinstance(value.get("speedup"), int | float):
             to = value.get("to", {})
             label = f"scale-out speedup ({to.get('gateways')}/{to.get('engagement')} ÷ 1/1)"
-            yield label, float(value["speedup"]), None
+            yield label, float(value["speedup"]), 1.0  # above 1: more processes carried more
     goals = record.get("goals")
     if isinstance(goals, dict) and _number(goals.get("p99_ms")):
         for mode in ("embedded", "distributed"):

@@ -41,6 +41,7 @@ def test_series_of_each_record_kind() -> None:
     assert by["engagement"]["key_people"].limits == [1.0]  # seconds / 60 s: the budget is 1.0
     assert by["engagement"]["scoring"].limits == [0.5]
     assert by["e2e"]["scale-out speedup (2/2 ÷ 1/1)"].ratios == [1.4]
+    assert by["e2e"]["scale-out speedup (2/2 ÷ 1/1)"].limits == [1.0]
     assert round(by["soak"]["distributed p99 / goal"].ratios[0], 3) == 1.433
     assert "membership" not in by
 
