@@ -5,8 +5,12 @@ the security headers on every console answer; a screenshot of each page is saved
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
+import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -16,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from qunzhu.simulator.drive import bot_bridge
 from tests.console.conftest import CHROMIUM_ARGS, Filled, _chromium
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -222,6 +227,50 @@ def test_settings_plans_rules_and_connectors_with_secrets_write_only(console: Co
     assert connector["name"] in text and all(name in text for name in connector["secrets_set"])
     assert not re.search(r"whsec_[A-Za-z0-9+/=_-]{8}", console.page.content())  # names of secrets, never a value
     console.shot("6-settings")
+
+
+def test_a_secret_rotated_in_the_console_then_a_one_time_code_sign_in(console: Console, filled: Filled) -> None:
+    """The connector's secrets are replaced from the settings page (write-only: the box empties, nothing is read
+    back), pointing the bot bridge at one this test runs; then the owner signs out and in again with the
+    one-time code that bridge receives: a token for this community only."""
+    cid = filled.community_id
+    with bot_bridge() as bridge:
+        console.open(c_route(filled, "settings"))
+        secrets = {"signing_secrets": ["whsec_" + base64.b64encode(os.urandom(24)).decode()],
+                   "outbound_url": bridge.url, "outbound_secret": bridge.secret}
+        console.page.fill(".secret-form textarea", json.dumps(secrets))
+        console.page.click(".secret-form button[type=submit]")
+        console.page.wait_for_selector(".secret-form .form-note:has-text('已保存')")
+        assert console.page.input_value(".secret-form textarea") == ""
+        assert secrets["signing_secrets"][0] not in console.page.content()
+        connector = filled.api("GET", f"/api/v1/communities/{cid}/connectors")["data"][0]
+        assert "outbound_url" in connector["secrets_set"] and bridge.url not in json.dumps(connector)
+
+        console.page.click("#signout")
+        console.page.wait_for_selector("#code-form")
+        console.page.fill("#code-form input[name=community_id]", cid)
+        console.page.fill("#code-form input[name=member_id]", filled.owner_id)
+        console.page.click("#code-form button[type=submit]")
+        console.page.wait_for_selector("#code-form .form-note:has-text('验证码')")
+        deadline = time.monotonic() + 30
+        code = None
+        while code is None and time.monotonic() < deadline:
+            for action in bridge.actions:
+                found = re.search(r"验证码：(\d{6})", action.get("text", ""))
+                if action.get("group_id") == filled.owner_id and found:
+                    code = found.group(1)
+            time.sleep(0.2)
+        assert code, bridge.actions
+        console.page.fill("#code-form input[name=code]", code)
+        console.page.click("#code-form button.secondary")
+        console.page.wait_for_selector("a.community-link")
+        assert console.page.locator("a.community-link").count() == 1  # a code's token acts in its community only
+        token = console.page.evaluate("Object.values(sessionStorage)[0]")
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        assert claims["sub"] == filled.owner_id and claims["qz_community"] == cid
+        console.page.click("a.community-link")
+        console.page.wait_for_selector(f'#app[data-ready="#{c_route(filled, "overview")}"]', state="attached",
+                                       timeout=60_000)
 
 
 def test_english_is_one_click_away(console: Console, filled: Filled) -> None:

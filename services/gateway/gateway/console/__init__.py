@@ -51,7 +51,7 @@ def security_headers(settings: GatewaySettings) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-cache",
-        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin-allow-popups",  # the Telegram widget signs in in a popup
     }
 
 
