@@ -5,9 +5,10 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 RUN_DIR="$QUNZHU_DATA_DIR/run"
-for name in gateway engagement content membership; do
-    pidfile="$RUN_DIR/$name.pid"
+# Each service and its replicas (<name>-2.pid, …: <SERVICE>_REPLICAS in up.sh).
+for pidfile in "$RUN_DIR"/gateway*.pid "$RUN_DIR"/engagement*.pid "$RUN_DIR"/content*.pid "$RUN_DIR"/membership*.pid; do
     [ -f "$pidfile" ] || continue
+    name="$(basename "$pidfile" .pid)"
     pid="$(cat "$pidfile")"
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid"
