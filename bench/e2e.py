@@ -345,23 +345,46 @@ def machine_cpu() -> tuple[int, int] | None:
     return sum(values) - values[3] - values[4], sum(values)
 
 
-class CpuMeter:
-    """CPU of each service process (share of one CPU) and of the machine between start() and stop()."""
+def infrastructure(stack: Stack) -> dict[str, list[int]]:
+    """The run's other processes: this one (load generator, poller), its Kafka broker, its PostgreSQL backends."""
+    groups: dict[str, list[int]] = {"bench": [os.getpid()], "kafka": [], "postgres": []}
+    with contextlib.suppress(OSError, ValueError):
+        groups["kafka"].append(int((stack.kafka.data_dir / "kafka" / "kafka.pid").read_text()))
+    prefix = stack.postgres.prefix.encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                cmdline = (proc / "cmdline").read_bytes()
+                if cmdline.startswith(b"postgres: ") and prefix in cmdline:  # a backend of this run's databases
+                    groups["postgres"].append(int(proc.name))
+    return groups
 
-    def __init__(self, processes: dict[str, ServiceProcess]) -> None:
-        self.processes = processes
+
+class CpuMeter:
+    """CPU (share of one CPU) of each service process, of the run's other processes (this one, Kafka, the
+    PostgreSQL backends of its databases: those alive at the end) and of the machine, between start() and stop()."""
+
+    def __init__(self, processes: dict[str, ServiceProcess], stack: Stack) -> None:
+        self.processes, self.stack = processes, stack
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        pids = {name: [p.proc.pid] if p.proc else [] for name, p in self.processes.items()}
+        pids.update(infrastructure(self.stack))
+        return {name: {pid: cpu for pid in group if (cpu := cpu_seconds(pid)) is not None}
+                for name, group in pids.items()}
 
     def start(self) -> None:
         self.t0, self.machine0 = time.monotonic(), machine_cpu()
-        self.cpu0 = {name: cpu_seconds(p.proc.pid) if p.proc else None for name, p in self.processes.items()}
+        self.cpu0 = self._sample()
 
     def stop(self) -> dict[str, Any]:
-        wall, machine1 = time.monotonic() - self.t0, machine_cpu()
+        wall, machine1, now = time.monotonic() - self.t0, machine_cpu(), self._sample()
         shares = {}
-        for name, p in self.processes.items():
-            now = cpu_seconds(p.proc.pid) if p.proc else None
-            if now is not None and self.cpu0.get(name) is not None:
-                shares[name] = round((now - self.cpu0[name]) / max(1e-9, wall), 2)
+        for name, group in now.items():
+            if group:  # a backend that connected during the phase counts from 0
+                before = self.cpu0.get(name, {})
+                used = sum(cpu - before.get(pid, 0.0) for pid, cpu in group.items())
+                shares[name] = round(used / max(1e-9, wall), 2)
         busy = None
         if self.machine0 and machine1 and machine1[1] > self.machine0[1]:
             busy = round(100 * (machine1[0] - self.machine0[0]) / (machine1[1] - self.machine0[1]), 1)
@@ -389,7 +412,7 @@ async def run_phase(setup: Setup, rate: float, seconds: float, args: argparse.Na
         tenant.board.add(probe)
     probes = [probe for _, probe in probes]
     log(f"offering {rate:g} events/s for {seconds:g} s ({count} webhooks; machine {busy}% busy before)")
-    meter = CpuMeter(processes)
+    meter = CpuMeter(processes, setup.stack)
     meter.start()
     await offer(probes, rate, port, args.connections)
     last_sent = max(p.sent or 0 for p in probes)
@@ -628,6 +651,14 @@ async def scale_in(stack: Stack, replicas: list[ServiceProcess]) -> None:
     await asyncio.sleep(3)
 
 
+def per_cpu_second(load: dict[str, Any], services: set[str]) -> dict[str, float]:
+    """Each service process's events per CPU-second: the achieved rate split evenly over that service's
+    processes (SO_REUSEPORT and the partitions share it out), divided by the process's CPU share."""
+    cpu = {name: share for name, share in load.get("process_cpu", {}).items() if name in services and share >= 0.02}
+    count = {base: sum(1 for name in cpu if name.split("-")[0] == base) for base in {n.split("-")[0] for n in cpu}}
+    return {name: round(load["achieved_per_s"] / count[name.split("-")[0]] / share, 0) for name, share in cpu.items()}
+
+
 def layout_of(args: argparse.Namespace, scaled: bool) -> dict[str, int]:
     return {"gateways": args.gateways if scaled else 1, "engagement": args.engagement if scaled else 1}
 
@@ -701,8 +732,8 @@ async def measure(stack: Stack, pg: Postgres, rates: list[float], args: argparse
     }
     if scaled_loads is not None:
         # At the top rate, the median over the rounds of each layout.
-        one = statistics.median(a[-1]["achieved_per_s"] for a, _ in rounds)
-        many = statistics.median(b[-1]["achieved_per_s"] for _, b in rounds)
+        one = round(statistics.median(a[-1]["achieved_per_s"] for a, _ in rounds), 1)
+        many = round(statistics.median(b[-1]["achieved_per_s"] for _, b in rounds), 1)
         entry["scale_out"] = {
             "from": layout_of(args, False), "to": layout_of(args, True), "partitions": args.partitions,
             "communities_partitions": [t.partition for t in setup.tenants],
@@ -710,10 +741,9 @@ async def measure(stack: Stack, pg: Postgres, rates: list[float], args: argparse
             "rounds": [{"from": a, "to": b} for a, b in rounds[1:]],
             "achieved_from_per_s": one, "achieved_to_per_s": many,
             "speedup": round(many / one, 3) if one else None,
-            # Events per second per CPU-second of each service process (achieved ÷ its CPU share, top rate):
-            # what one process would carry with a CPU of its own (deploy/README.md, sizing).
-            "events_per_cpu_s": {layout: {name: round(x[-1]["achieved_per_s"] / cpu, 0)
-                                          for name, cpu in x[-1].get("process_cpu", {}).items() if cpu >= 0.02}
+            # Events per second per CPU-second of each service process (its share of the achieved rate ÷ its
+            # CPU share, top rate): what one process would carry with a CPU of its own (deploy/README.md).
+            "events_per_cpu_s": {layout: per_cpu_second(x[-1], set(processes()))
                                  for layout, x in (("from", rounds[0][0]), ("to", rounds[0][1]))},
         }
         entry["ratio_1x1"] = round(one / loads[-1]["offered_per_s"], 4)
