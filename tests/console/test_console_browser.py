@@ -226,6 +226,13 @@ def test_settings_plans_rules_and_connectors_with_secrets_write_only(console: Co
     connector = filled.api("GET", f"/api/v1/communities/{cid}/connectors")["data"][0]
     assert connector["name"] in text and all(name in text for name in connector["secrets_set"])
     assert not re.search(r"whsec_[A-Za-z0-9+/=_-]{8}", console.page.content())  # names of secrets, never a value
+    # The policies are changed from the page: one PATCH of what changed, read back from the API.
+    console.page.select_option("#policy-form select[name=unpaid_join_policy]", "remove")
+    console.page.fill("#policy-form input[name=reading_limit_days]", "30")
+    console.page.click("#policy-form button[type=submit]")
+    console.page.wait_for_selector("#policy-form .form-note:has-text('已保存')")
+    settings = filled.api("GET", f"/api/v1/membership/communities/{cid}/settings")
+    assert (settings["unpaid_join_policy"], settings["reading_limit_days"]) == ("remove", 30)
     console.shot("6-settings")
 
 

@@ -32,34 +32,53 @@ function plansCard(plans) {
       p.active ? "✓" : "—"]), { empty: t("settings.no_plans"), cls: "plans" }));
 }
 
+const CHOICES = {
+  chat_join_policy: ["admit", "flag", "ignore"], unpaid_join_policy: ["flag", "remove"],
+  chat_leave_policy: ["keep", "pause", "end"], removal_policy: ["review", "auto"],
+};
+
+// Join, leave, removal and reading policies, changed with one PATCH of the fields that changed.
 function policyCard(c, settings) {
   const out = h("span", { class: "form-note" });
+  const selects = Object.fromEntries(Object.entries(CHOICES).map(([name, values]) => {
+    const select = h("select", { name }, settings[name] ? null : h("option", { value: "" }, "—"),
+      values.map((v) => h("option", { value: v }, word("policy", v))));
+    select.value = settings[name] || "";
+    return [name, select];
+  }));
   const days = h("input", { type: "number", min: 1, max: 3650, name: "reading_limit_days",
-                            value: settings.reading_limit_days ?? "" });
-  const form = h("form", { class: "inline", id: "reading-limit" }, h("label", {}, t("settings.reading_limit"), " ", days),
-    h("button", { type: "submit" }, t("settings.save")), out);
+                            value: settings.reading_limit_days ?? "", placeholder: t("settings.no_limit") });
+  const rows = [
+    [t("settings.entry_policies"), (c.entry_policies || []).map((p) => word("policy", p)).join(" · ") || "—"],
+    [t("settings.chat_join_policy"), selects.chat_join_policy],
+    [t("settings.unpaid_join_policy"), selects.unpaid_join_policy],
+    [t("settings.chat_leave_policy"), selects.chat_leave_policy],
+    [t("settings.removal_policy"), selects.removal_policy],
+    [t("settings.reading_limit"), days],
+    [t("settings.grace"), t("settings.days", { n: settings.grace_period_days })],
+    [t("settings.guests"), `${settings.guest_count} / ${settings.guest_limit}`],
+    [t("settings.commission"), `${(settings.referral_commission_bps / 100).toFixed(2)}%`],
+  ];
+  const form = h("form", { id: "policy-form" }, table([t("settings.setting"), t("settings.value")], rows, { cls: "policy" }),
+    h("p", {}, h("button", { type: "submit" }, t("settings.save")), " ", out));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = days.value ? { reading_limit_days: Number(days.value) } : { reading_limit_off: true };
+    const body = {};
+    for (const [name, select] of Object.entries(selects)) if (select.value && select.value !== settings[name]) body[name] = select.value;
+    const limit = days.value ? Number(days.value) : null;
+    if (limit !== (settings.reading_limit_days ?? null)) {
+      if (limit === null) body.reading_limit_off = true;
+      else body.reading_limit_days = limit;
+    }
+    if (!Object.keys(body).length) { mount(out, t("settings.no_change")); return; }
     try {
-      await api("PATCH", `/api/v1/membership/communities/${enc(c.id)}/settings`, { body });
+      Object.assign(settings, await api("PATCH", `/api/v1/membership/communities/${enc(c.id)}/settings`, { body }));
       mount(out, t("settings.saved"));
     } catch (err) {
       mount(out, problem(err));
     }
   });
-  const rows = [
-    [t("settings.entry_policies"), (c.entry_policies || []).map((p) => word("policy", p)).join(" · ") || "—"],
-    [t("settings.chat_join_policy"), word("policy", settings.chat_join_policy)],
-    [t("settings.unpaid_join_policy"), word("policy", settings.unpaid_join_policy)],
-    [t("settings.chat_leave_policy"), word("policy", settings.chat_leave_policy)],
-    [t("settings.removal_policy"), word("policy", settings.removal_policy)],
-    [t("settings.reading_limit"), settings.reading_limit_days ? t("settings.days", { n: settings.reading_limit_days }) : t("settings.no_limit")],
-    [t("settings.grace"), t("settings.days", { n: settings.grace_period_days })],
-    [t("settings.guests"), `${settings.guest_count} / ${settings.guest_limit}`],
-    [t("settings.commission"), `${(settings.referral_commission_bps / 100).toFixed(2)}%`],
-  ];
-  return card(t("settings.policy"), table([t("settings.setting"), t("settings.value")], rows, { cls: "policy" }), form);
+  return card(t("settings.policy"), form);
 }
 
 function rulesCard(rules) {
