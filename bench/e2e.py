@@ -37,9 +37,12 @@ the new ones logged their assignment). Every rate is offered again. Chat events 
 the load comes from K communities (`--communities`, default P) chosen so that together they cover all P
 partitions (`--partitions`, default max(M, 2); every topic of the run gets P): communities are created until
 each partition has one, the first per partition carries the load, `--members` split over them. Printed and
-recorded: achieved events/s per layout and rate, `scale_out.speedup` (N/M ÷ 1/1 at the top rate), and the CPU
-each service process used during each phase (share of one CPU). `ratio` is then achieved / offered at the top
-rate of the N/M layout. The correctness check (every total = 1 + its events) covers both layouts.
+recorded: achieved events/s per layout and rate, `scale_out.speedup` (N/M ÷ 1/1 at the top rate; with
+`--rounds R` the layouts alternate R times and their medians are compared), the CPU each service process, this
+process (load generator, poller), the Kafka broker and the run's PostgreSQL backends used during each phase
+(share of one CPU), and `scale_out.events_per_cpu_s` (deploy/README.md's sizing input). `ratio` is then
+achieved / offered at the top rate of the N/M layout. The correctness check (every total = 1 + its events)
+covers both layouts and the rebalances between them.
 """
 
 from __future__ import annotations
