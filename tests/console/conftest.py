@@ -98,6 +98,11 @@ def _content(filled: Filled) -> None:
         "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(hours=1)).isoformat(),
         "source_group_id": f"wechat:{filled.chats[0]}", "target_group_ids": [f"wechat:{c}" for c in filled.chats[1:]]})
     filled.api("POST", f"/api/v1/content/communities/{cid}/broadcasts", json={"text": "周五晚八点嘉宾分享，别错过"})
+    # A second version of the scoring rules, taking effect after the simulated period: the settings page
+    # shows the diff of this last change.
+    filled.api("POST", f"/api/v1/engagement/communities/{cid}/rules", json={
+        "rules": {"cooldown_s": 90}, "effective_from": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        "note": "发言冷却从 60 秒改为 90 秒"})
 
 
 @pytest.fixture(scope="package")

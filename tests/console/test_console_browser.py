@@ -31,6 +31,14 @@ def yuan(fen: int) -> str:
     return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
 
 
+def flat(value: Any, prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1}} → {"a.b": "1"}, as the settings page compares two versions of the rules."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items()
+                for k, v in flat(item, f"{prefix}.{key}" if prefix else key).items()}
+    return {prefix: json.dumps(value, ensure_ascii=False)}
+
+
 def local(at: str) -> str:
     """As the page writes a time in zh-CN (Intl.DateTimeFormat, the community's zone)."""
     return datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(TZ).strftime("%Y/%m/%d %H:%M")
@@ -223,6 +231,23 @@ def test_settings_plans_rules_and_connectors_with_secrets_write_only(console: Co
         assert plan["name"] in text and yuan(plan["price_fen"]) in text
     rules = filled.api("GET", f"/api/v1/engagement/communities/{cid}/rules")
     assert f"v{rules['current']['version']}" in text
+    latest = max(v["version"] for v in rules["versions"])
+    assert f"v{latest - 1} → v{latest}" in text
+    before, after = (flat(v["rules"]) for v in sorted(rules["versions"], key=lambda v: v["version"])[-2:])
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    diff_rows = console.page.locator("table.diff tbody tr").all_inner_texts()
+    assert [row.split("\t")[0] for row in diff_rows] == changed and "cooldown_s" in changed
+    assert "cooldown_s\t60\t90" in diff_rows
+    # A plan withdrawn and offered again from the page, as the API then says.
+    plan = filled.api("GET", f"/api/v1/membership/communities/{cid}/plans")[0]
+    toggle = console.page.locator(f'button[data-plan="{plan["id"]}"]')
+    toggle.click()
+    console.page.wait_for_selector(f'button[data-plan="{plan["id"]}"]:has-text("上架")')
+    listed = filled.api("GET", f"/api/v1/membership/communities/{cid}/plans", params={"include_inactive": "true"})
+    assert next(p for p in listed if p["id"] == plan["id"])["active"] is False
+    toggle.click()
+    console.page.wait_for_selector(f'button[data-plan="{plan["id"]}"]:has-text("停售")')
+    assert filled.api("GET", f"/api/v1/membership/communities/{cid}/plans")[0]["active"] is True
     connector = filled.api("GET", f"/api/v1/communities/{cid}/connectors")["data"][0]
     assert connector["name"] in text and all(name in text for name in connector["secrets_set"])
     assert not re.search(r"whsec_[A-Za-z0-9+/=_-]{8}", console.page.content())  # names of secrets, never a value

@@ -22,14 +22,30 @@ export function diff(before, after) {
     .filter((k) => a[k] !== b[k]).map((k) => ({ key: k, before: a[k] ?? "—", after: b[k] ?? "—" }));
 }
 
-function plansCard(plans) {
+// Plans, each offered or withdrawn with one click (`community.billing`: the owner; the API says no to others).
+function plansCard(c, plans) {
   return card(t("settings.plans", { n: plans.length }), table(
     [t("settings.plan"), t("settings.price"), t("settings.renewal"), t("settings.term"), t("settings.refund_window"),
      t("settings.trial"), t("settings.active")],
-    plans.map((p) => [p.name, yuan(p.price_fen), p.renewal_price_fen === null ? "—" : yuan(p.renewal_price_fen),
-      p.duration_days ? t("settings.days", { n: p.duration_days }) : word("term", p.term_type),
-      t("settings.hours", { n: p.refund_window_hours }), t("settings.days", { n: p.trial_days }),
-      p.active ? "✓" : "—"]), { empty: t("settings.no_plans"), cls: "plans" }));
+    plans.map((p) => {
+      const out = h("span", { class: "form-note" });
+      const toggle = h("button", { type: "button", class: "secondary", "data-plan": p.id },
+        p.active ? t("settings.withdraw") : t("settings.offer"));
+      toggle.addEventListener("click", async () => {
+        try {
+          Object.assign(p, await api("PATCH", `/api/v1/membership/communities/${enc(c.id)}/plans/${enc(p.id)}`,
+                                     { body: { active: !p.active } }));
+          toggle.textContent = p.active ? t("settings.withdraw") : t("settings.offer");
+          mount(out, p.active ? t("settings.offered") : t("settings.withdrawn"));
+        } catch (err) {
+          mount(out, problem(err));
+        }
+      });
+      return [p.name, yuan(p.price_fen), p.renewal_price_fen === null ? "—" : yuan(p.renewal_price_fen),
+        p.duration_days ? t("settings.days", { n: p.duration_days }) : word("term", p.term_type),
+        t("settings.hours", { n: p.refund_window_hours }), t("settings.days", { n: p.trial_days }),
+        h("span", { class: "actions" }, toggle, out)];
+    }), { empty: t("settings.no_plans"), cls: "plans" }));
 }
 
 const CHOICES = {
@@ -84,12 +100,14 @@ function policyCard(c, settings) {
 function rulesCard(rules) {
   const versions = [...rules.versions].sort((a, b) => b.version - a.version);
   const current = rules.current;
-  const previous = versions.find((v) => v.version < current.version);
-  const changes = previous ? diff(previous.rules, current.rules) : [];
+  // The last change: the newest version against the one before it (the newest may take effect later).
+  const [latest, previous] = versions;
+  const changes = previous ? diff(previous.rules, latest.rules) : [];
   const points = Object.entries(current.rules.points || {}).filter(([, n]) => n);
   return card(t("settings.rules", { v: current.version }),
     h("p", { class: "muted" }, t("settings.rules_note", { note: current.note || "—", from: dateTime(current.effective_from) })),
-    h("h3", {}, previous ? t("settings.diff", { a: previous.version, b: current.version }) : t("settings.first_version")),
+    h("h3", {}, previous ? t("settings.diff", { a: previous.version, b: latest.version, from: dateTime(latest.effective_from) })
+      : t("settings.first_version")),
     previous ? table([t("settings.key"), t("settings.before"), t("settings.after")],
       changes.map((d) => [h("code", {}, d.key), h("del", {}, d.before), h("ins", {}, d.after)]),
       { empty: t("settings.no_change"), cls: "diff" }) : null,
@@ -140,7 +158,7 @@ export async function renderSettings(app, c) {
     get(`/api/v1/communities/${cid}/connectors`),
   ]);
   mount(app, h("h1", {}, c.name, h("small", { class: "muted" }, ` · ${t("nav.settings")}`)),
-    h("div", { class: "grid wide" }, plansCard(plans), policyCard(c, settings)), rulesCard(rules),
+    h("div", { class: "grid wide" }, plansCard(c, plans), policyCard(c, settings)), rulesCard(rules),
     connectorsCard(c, connectors.data));
 }
 
