@@ -189,14 +189,23 @@ _MEMBER_SCORE_TAIL = """ON CONFLICT (community_id, person_id) DO UPDATE SET
 def _count(ctx: EngagementContext, awards: list[Award], reached: list[str]):  # noqa: ANN202 - an after-commit hook
     """Metrics once the batch is committed: a batch that rolls back and is retried counts once."""
 
+    # Summed per label first: a label lookup per activity cost more than scoring it.
+    scored = Counter(a.activity.rule_type or "none" for a in awards)
+    points: Counter[str] = Counter()
+    entries: Counter[str] = Counter()
+    for a in awards:
+        if a.points:
+            points[a.rule_type] += a.points
+            entries[a.rule_type] += 1
+
     def count() -> None:
         metrics = ctx.metrics
         assert metrics is not None
-        for a in awards:
-            metrics.activities_scored.labels(a.activity.rule_type or "none").inc()
-            if a.points:
-                metrics.points_awarded.labels(a.rule_type).inc(a.points)
-                metrics.ledger_entries.labels(a.rule_type, "award").inc()
+        for verdict, n in scored.items():
+            metrics.activities_scored.labels(verdict).inc(n)
+        for rule_type, n in points.items():
+            metrics.points_awarded.labels(rule_type).inc(n)
+            metrics.ledger_entries.labels(rule_type, "award").inc(entries[rule_type])
         for level in reached:
             metrics.levels_reached.labels(level).inc()
 

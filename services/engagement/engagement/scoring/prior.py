@@ -54,11 +54,13 @@ class PriorActivity:
     submitted: dict[Thread, list[int]] = field(default_factory=lambda: defaultdict(list))
     # (community_id, message_id) → who asked the question carried by that message
     askers: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (member-day, rule type) → the sum of `ledger`'s points, kept as entries come (caps ask per activity)
+    totals: dict[tuple[MemberDay, str], int] = field(default_factory=dict)
 
     # -- reads, as the scorer asks them
 
     def used(self, key: MemberDay, rule_type: str) -> int:
-        return sum(points for _, points in self.ledger.get((key, rule_type), ()))
+        return self.totals.get((key, rule_type), 0)
 
     def used_in_slot(self, key: MemberDay, rule_type: str, begin: datetime, end: datetime) -> int:
         return sum(points for at, points in self.ledger.get((key, rule_type), ()) if begin <= at < end)
@@ -89,6 +91,7 @@ class PriorActivity:
 
     def award(self, key: MemberDay, rule_type: str, at: datetime, points: int) -> None:
         self.ledger[(key, rule_type)].append((at, points))
+        self.totals[(key, rule_type)] = self.totals.get((key, rule_type), 0) + points
 
 
 async def read_prior(
@@ -106,7 +109,7 @@ async def read_prior(
             (PointsLedger.community_id, PointsLedger.person_id, PointsLedger.day), chunk,
         ))
         for community_id, person_id, day, rule_type, at, points in rows:
-            prior.ledger[((community_id, person_id, day), rule_type)].append((at, points))
+            prior.award((community_id, person_id, day), rule_type, at, points)
 
     hashed = sorted({key for a, key in batch if a.kind == "message" and a.text_hash})
     for chunk in _chunks(hashed):
