@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qunzhu.simulator.demo import simulate
+from qunzhu.simulator.demo import _stop, simulate
 from qunzhu.simulator.drive import Target
 from qunzhu.simulator.generate import SimConfig
 from tests.integration.stack import ROOT, free_port
@@ -82,6 +82,12 @@ def _start(data_dir: Path, target_env: dict[str, str], port: int) -> subprocess.
     raise AssertionError("embedded mode not ready:\n" + (data_dir / "embedded.log").read_text()[-3000:])
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """As `make demo` stops its embedded mode: SIGTERM (a clean shutdown), SIGKILL after 30 s."""
+    _stop(proc)
+    forget_process(proc.pid)
+
+
 def _content(filled: Filled) -> None:
     """What an owner sets up for the content page: groups, a weekly schedule, a guest session, a broadcast."""
     cid = filled.community_id
@@ -131,12 +137,6 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
         _content(result)
         yield result
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        forget_process(proc.pid)
+        stop(proc)
         if os.environ.get("QUNZHU_KEEP_CONSOLE_DATA") is None:
             shutil.rmtree(data_dir, ignore_errors=True)

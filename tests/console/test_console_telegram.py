@@ -17,9 +17,8 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.console.conftest import CHROMIUM_ARGS, _chromium, _start
+from tests.console.conftest import CHROMIUM_ARGS, _chromium, _start, stop
 from tests.integration.stack import ROOT, free_port
-from tests.servers import forget_process
 
 BOT_TOKEN = "7000000001:AAtest-telegram-login-token"
 BOT = "qunzhu_console_test_bot"
@@ -41,9 +40,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         assert created.status_code == 201, created.text
         yield url, created.json()["id"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        forget_process(proc.pid)
+        stop(proc)
 
 
 def widget_data(person: int) -> dict[str, str]:
