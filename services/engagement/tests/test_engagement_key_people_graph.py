@@ -71,3 +71,28 @@ async def test_the_key_people_route_answers_with_the_picture(engagement):
     assert set(nodes) == set(people) and max(nodes.values(), key=lambda n: n["pagerank"])["id"] == star
     assert {(e["source"], e["target"]) for e in stored["graph"]["edges"]} == {(p, star) for p in people[1:]}
     assert all(e["weight"] == 3 for e in stored["graph"]["edges"])  # reply, mention, reaction
+
+
+async def test_group_health_as_of_an_earlier_day_counts_only_what_happened_by_then(engagement):
+    """The console draws each group's 14-day trend from health as of each day: a later message must not
+    count in an earlier day's 7-day window."""
+    from qunzhu_common.events.contracts.chat import ChatMemberJoined
+
+    cid = await engagement.community()
+    people = ["telegram:1", "telegram:2"]
+    for person in people:
+        await engagement.member(cid, person, joined_at=T0)
+        await engagement.feed("chat.member.joined", ChatMemberJoined(
+            platform="telegram", group_id=G, delivery_id=f"j{person}", member_id=person, joined_at=T0,
+        ), community_id=cid, at=T0)
+    for day in range(10):  # one message a day for ten days
+        await engagement.message(cid, people[day % 2], f"第{day}天的增长实验记录", T0 + timedelta(days=day, hours=1))
+
+    async def messages(as_of):
+        [report] = await engagement.get(f"/communities/{cid}/groups/health", as_of=as_of.isoformat())
+        return report["messages_7d"], report["first_activity_at"]
+
+    assert (await messages(T0 + timedelta(days=9, hours=2)))[0] == 7  # days 3–9
+    count, first = await messages(T0 + timedelta(days=2, hours=2))
+    assert count == 3  # days 0–2, not the week that followed
+    assert first.startswith("2026-09-01")

@@ -45,8 +45,10 @@ async def group_health(
     session: AsyncSession, *, community: CommunityCopy, rules: ScoringRules, now: datetime, group_id: str
 ) -> dict[str, Any]:
     zone = ZoneInfo(community.timezone)
+    # Only what happened by `now`: asked as of an earlier time (the console's 14-day trend), later activity
+    # must not count in that day's 7-day window.
     first = await session.scalar(select(func.min(Activity.occurred_at)).where(
-        Activity.community_id == community.id, Activity.group_id == group_id))
+        Activity.community_id == community.id, Activity.group_id == group_id, Activity.occurred_at <= now))
     first = first or now
     roster = set((await session.execute(select(GroupMember.person_id).where(
         GroupMember.community_id == community.id, GroupMember.group_id == group_id, GroupMember.left_at.is_(None),
@@ -57,7 +59,7 @@ async def group_health(
         Activity.person_id, Activity.occurred_at, Activity.kind, Activity.rule_type
     ).where(
         Activity.community_id == community.id, Activity.group_id == group_id,
-        (Activity.occurred_at >= recent_start) | (Activity.occurred_at < baseline_end),
+        (Activity.occurred_at >= recent_start) | (Activity.occurred_at < baseline_end), Activity.occurred_at <= now,
         Activity.status != RECALLED,  # a withdrawn message is no activity
     ))).all()
     members = len(roster) or len({r.person_id for r in rows})

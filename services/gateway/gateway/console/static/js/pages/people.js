@@ -175,7 +175,8 @@ export async function renderMember(app, c, personId) {
       progress.map(({ ch, p }) => [ch.title || ch.id, num(p.days_checked_in), `${num(p.current_streak)} / ${num(p.longest_streak)}`]))) : null,
     card(t("member.ledger", { n: num(points.count) }), table(
       [t("member.when"), t("member.rule"), t("member.version"), t("member.points"), t("member.reason"), t("member.group")],
-      points.entries.map((e) => [dateTime(e.occurred_at), e.rule, `v${e.rule_set_version}`,
+      points.entries.map((e) => [dateTime(e.occurred_at), h("span", {}, word("rule", e.rule_type), " ", h("code", {}, e.rule)),
+                                 `v${e.rule_set_version}`,
                                  e.points > 0 ? `+${e.points}` : String(e.points), e.reason, e.group_id || "—"]),
       { empty: t("member.no_points"), cls: "ledger" })));
 }
