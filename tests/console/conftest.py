@@ -94,6 +94,10 @@ def _content(filled: Filled) -> None:
     for i, chat in enumerate(filled.chats):
         filled.api("PUT", f"/api/v1/content/communities/{cid}/groups",
                    json={"group_id": f"wechat:{chat}", "title": f"增长实验 {i + 1} 群"})
+        # Membership's seats: the last group is the core (B) group that candidates are promoted into.
+        filled.api("POST", f"/api/v1/membership/communities/{cid}/groups", json={
+            "platform": "wechat", "external_id": chat, "name": f"增长实验 {i + 1} 群", "capacity": 500,
+            "role": "B" if i == len(filled.chats) - 1 else "A"})
     starts = (datetime.now(UTC) + timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
     filled.api("POST", f"/api/v1/content/communities/{cid}/schedules", json={
         "title": "每周复盘", "text": "本周复盘开始啦，大家把实验结果发上来", "starts_at": starts.isoformat(),

@@ -151,6 +151,15 @@ def test_people_leaderboard_member_page_and_removal_approved_in_the_api(console:
     assert candidates and shown.count() == len(candidates)
     assert candidates[0]["person_id"] in shown.first.inner_text()
     assert shown.first.locator("span.reason").get_attribute("title") == candidates[0]["reason"]
+    # Promote the first: membership seats them in the B group.
+    def seated() -> int:
+        groups_now = filled.api("GET", f"/api/v1/membership/communities/{cid}/groups")
+        return next(g["member_count"] for g in groups_now if f"{g['platform']}:{g['external_id']}" == groups[1])
+
+    before = seated()
+    shown.first.locator("button[data-promote]").click()
+    console.page.wait_for_selector("table.ab tbody tr:first-child .form-note:has-text('已安排进 B 群')")
+    assert seated() == before + 1
     console.shot("2-people")
 
     target = pending[0]
