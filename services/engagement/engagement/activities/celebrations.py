@@ -5,6 +5,8 @@ Engagement reacts to its own events (level.reached, checkin_challenge.completed,
 as a consumer of engagement.events.v1, after they are committed; anniversaries come from the timer.
 One record per (community, kind, ref) makes each idempotent; rate limits (per member, per group and
 hour) and removed or inactive members turn a congratulation into a skipped record with the reason.
+The congratulations of a consumed batch (a burst of level-ups) are decided together before its commit,
+with a handful of statements, exactly as one at a time would decide them (`celebrate_many`).
 """
 
 from __future__ import annotations
