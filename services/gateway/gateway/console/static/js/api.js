@@ -34,8 +34,15 @@ export async function api(method, path, { query, body, auth = true } = {}) {
   const headers = { Accept: "application/json" };
   if (auth && session.token) headers.Authorization = `Bearer ${session.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-                                      credentials: "omit", cache: "no-store" });
+  let response;
+  for (let attempt = 0; ; attempt += 1) {
+    response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+                                  credentials: "omit", cache: "no-store" });
+    // The gateway's per-client rate limit: wait as it says and try again (twice at most).
+    if (response.status !== 429 || attempt >= 2) break;
+    const wait = Math.min(5, Number(response.headers.get("Retry-After")) || 1);
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  }
   if (response.status === 204 || response.status === 202) return null;
   const text = await response.text();
   let data = null;

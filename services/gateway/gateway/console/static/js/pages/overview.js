@@ -6,6 +6,7 @@ import { card, h, mount, stat, table } from "../dom.js";
 import { dayKey, num, pct, shortDay, t, word, yuan } from "../i18n.js";
 
 const DAY = 86400000;
+const LEVEL_SAMPLE = 10000; // members read for the level distribution (the leaderboard, 200 a page)
 
 export function levelOf(points, thresholds) {
   let level = 1;
@@ -20,7 +21,7 @@ export async function inBatches(items, size, fn) {
   return out;
 }
 
-function membersCard(stats, levels) {
+function membersCard(stats, levels, sampled) {
   const statuses = Object.entries(stats.by_status).sort((a, b) => b[1] - a[1])
     .map(([status, n]) => ({ label: word("status", status), value: n }));
   return card(t("overview.members"),
@@ -31,7 +32,8 @@ function membersCard(stats, levels) {
     h("div", { class: "two" },
       h("div", { class: "by-status" }, h("h3", {}, t("overview.by_status")), bars(statuses, { format: num })),
       h("div", { class: "by-level" }, h("h3", {}, t("overview.by_level")),
-        bars(levels.map(([level, n]) => ({ label: t("people.level_n", { n: level }), value: n })), { format: num }))));
+        bars(levels.map(([level, n]) => ({ label: t("people.level_n", { n: level }), value: n })), { format: num }),
+        sampled ? h("p", { class: "muted" }, t("overview.levels_sampled", { n: num(LEVEL_SAMPLE) })) : null)));
 }
 
 function revenueCard(summary, entries) {
@@ -90,22 +92,35 @@ async function healthCard(cid) {
      t("health.pyramid"), t("health.dead_risk"), t("health.warning")], rows, { empty: t("health.none"), cls: "health" }));
 }
 
+// The ledger's last 30 days: it lists newest first, so paging stops at the first page wholly older than that.
+async function recentLedger(cid) {
+  const since = Date.now() - 31 * DAY;
+  const entries = [];
+  for (let offset = 0; ; offset += 200) {
+    const page = await get(`/api/v1/membership/communities/${cid}/ledger`, { limit: 200, offset });
+    entries.push(...page.entries);
+    if (page.entries.length < 200 || page.entries.every((e) => Date.parse(e.occurred_at) < since)) return entries;
+  }
+}
+
 export async function renderOverview(app, c) {
   const cid = encodeURIComponent(c.id);
   const [stats, ledger, rules, board, health] = await Promise.all([
     get(`/api/v1/membership/communities/${cid}/member-stats`),
     get(`/api/v1/membership/communities/${cid}/ledger`, { limit: 1 }),
     get(`/api/v1/engagement/communities/${cid}/rules`),
-    getAll(`/api/v1/engagement/communities/${cid}/leaderboard`, { window: "all" }),
+    getAll(`/api/v1/engagement/communities/${cid}/leaderboard`, { window: "all" }, { max: LEVEL_SAMPLE }),
     healthCard(c.id),
   ]);
-  const entries = await getAll(`/api/v1/membership/communities/${cid}/ledger`, {}, { key: "entries", max: 20000 });
+  const entries = await recentLedger(cid);
   const thresholds = rules.current.rules.level_thresholds || [0];
   const counts = new Map();
   for (const row of board) counts.set(levelOf(row.points, thresholds), (counts.get(levelOf(row.points, thresholds)) || 0) + 1);
-  counts.set(1, (counts.get(1) || 0) + Math.max(0, stats.live - board.length)); // no points yet: level 1
+  // No points yet: level 1. A very large community is read up to the sample only, and the card says so.
+  if (board.length < LEVEL_SAMPLE) counts.set(1, (counts.get(1) || 0) + Math.max(0, stats.live - board.length));
   const levels = [...counts.entries()].sort((a, b) => a[0] - b[0]);
   const summary = (ledger.summary || []).find((x) => x.currency === "CNY");
   mount(app, h("h1", {}, c.name, h("small", { class: "muted" }, ` · ${t("nav.overview")} · ${c.timezone}`)),
-    h("div", { class: "grid wide" }, membersCard(stats, levels), revenueCard(summary, entries)), health);
+    h("div", { class: "grid wide" }, membersCard(stats, levels, board.length >= LEVEL_SAMPLE), revenueCard(summary, entries)),
+    health);
 }
