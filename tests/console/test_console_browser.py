@@ -326,6 +326,36 @@ def test_english_is_one_click_away(console: Console, filled: Filled) -> None:
     console.page.wait_for_selector("#nav a[data-page=overview]:has-text('概览')")
 
 
+def test_money_times_streaks_and_diffs_as_the_page_computes_them(console: Console, filled: Filled) -> None:
+    """The page's own small functions, run in the page: yuan from fen, a time in a community's zone whatever
+    the browser's, check-in streaks, the rules diff, a reason rewritten in Chinese."""
+    console.open(c_route(filled, "overview"))
+    got = console.page.evaluate("""async () => {
+      const i18n = await import('/console/js/i18n.js');
+      const people = await import('/console/js/pages/people.js');
+      const settings = await import('/console/js/pages/settings.js');
+      const reasons = await import('/console/js/reasons.js');
+      const zone = i18n.i18n.timeZone;
+      i18n.i18n.timeZone = 'America/New_York';
+      const ny = i18n.dateTime('2026-12-07T12:00:00Z');
+      i18n.i18n.timeZone = zone;
+      return {
+        yuan: [i18n.yuan(0), i18n.yuan(5), i18n.yuan(123456), i18n.yuan(-39800)],
+        shanghai: i18n.dateTime('2026-12-07T12:00:00Z'), ny,
+        streaks: people.streaks(['2026-12-01', '2026-12-02', '2026-12-03', '2026-12-05', '2026-12-06']),
+        diff: settings.diff({a: 1, b: {c: [1, 2]}, d: 'x'}, {a: 1, b: {c: [1, 3]}, e: true}),
+        reason: reasons.reasonText('links 3 clusters; on 12.5% of shortest paths (betweenness)'),
+        other: reasons.reasonText('something new'),
+      };
+    }""")
+    assert got["yuan"] == ["¥0.00", "¥0.05", "¥1,234.56", "-¥398.00"]
+    assert got["shanghai"] == "2026/12/07 20:00" and got["ny"] == "2026/12/07 07:00"
+    assert got["streaks"] == {"current": 2, "longest": 3, "days": 5, "last": "2026-12-06"}
+    assert got["diff"] == [{"key": "b.c", "before": "[1,2]", "after": "[1,3]"},
+                           {"key": "d", "before": '"x"', "after": "—"}, {"key": "e", "before": "—", "after": "true"}]
+    assert got["reason"] == "连接 3 个圈子；位于 12.5% 的最短路径上（中介度）" and got["other"] == "something new"
+
+
 def test_no_console_errors_no_outside_requests_and_every_console_answer_secured(console: Console,
                                                                                 filled: Filled) -> None:
     assert console.errors == []
