@@ -51,3 +51,6 @@ async def test_member_stats_are_for_staff_and_check_the_period(h):
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
     naive = await h.call("GET", path, OWNER, params={"since": "2026-01-01T00:00:00"})
     assert naive.status_code == 422
+    for edge in ({"until": "0001-01-01T00:00:00Z"}, {"until": "9999-12-31T23:59:59Z"},
+                 {"since": "0001-01-01T00:00:00Z"}, {"since": "9999-12-31T00:00:00+14:00"}):
+        assert (await h.call("GET", path, OWNER, params=edge)).status_code == 422, edge  # never a 500

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -15,6 +15,7 @@ from membership.service.access import authorize, load_community
 
 router = APIRouter(tags=["members"])
 MAX_PERIOD = timedelta(days=366)
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class MemberStats(BaseModel):
@@ -44,6 +45,8 @@ async def member_stats(
     community = await load_community(session, community_id)
     await authorize(session, community=community, actor=actor, action="member.view_status")
     end = until or ctx.now()
+    if not EARLIEST <= end <= LATEST or (since is not None and not EARLIEST <= since <= LATEST):
+        raise BadInput(f"since and until must lie between {EARLIEST:%Y} and {LATEST:%Y}")  # no overflow below
     start = since or end - timedelta(days=7)
     if not start < end or end - start > MAX_PERIOD:
         raise BadInput("since must be before until, at most 366 days apart")
