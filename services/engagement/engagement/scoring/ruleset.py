@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import URL, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engagement.errors import InvalidRules
@@ -33,11 +33,12 @@ def _parse(row: RuleSetVersion) -> ScoringRules:
 # version added in this process drops the entry at once; one added by another replica is seen within
 # VERSIONS_TTL_S (and replay is unaffected: each activity records the version it was scored under).
 VERSIONS_TTL_S = 5.0
-_VERSIONS: dict[tuple[str, str], tuple[float, list[tuple[datetime, int, ScoringRules]]]] = {}
+_VERSIONS: dict[tuple[URL, str], tuple[float, list[tuple[datetime, int, ScoringRules]]]] = {}
 
 
-def _cache_key(session: AsyncSession, community_id: str) -> tuple[str, str]:
-    return (str(session.bind.url), community_id)
+def _cache_key(session: AsyncSession, community_id: str) -> tuple[URL, str]:
+    # The URL itself (immutable, hashable), not its text: rendering it quoted the password once per activity.
+    return (session.bind.url, community_id)
 
 
 async def _versions(session: AsyncSession, community_id: str) -> list[tuple[datetime, int, ScoringRules]]:
