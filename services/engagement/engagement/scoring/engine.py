@@ -103,6 +103,17 @@ async def locked_community(session: AsyncSession, community_id: str) -> Communit
     return await session.get(CommunityCopy, community_id, with_for_update=True, populate_existing=True)
 
 
+async def locked_communities(session: AsyncSession, community_ids: list[str]) -> list[CommunityCopy]:
+    """`locked_community` for several, with one statement: locked in id order (the one lock order)."""
+    if len(community_ids) == 1:
+        found = await locked_community(session, community_ids[0])
+        return [found] if found is not None else []
+    return list((await session.execute(
+        select(CommunityCopy).where(keys_in(session, (CommunityCopy.id,), [(c,) for c in community_ids]))
+        .order_by(CommunityCopy.id).with_for_update(of=CommunityCopy).execution_options(populate_existing=True)
+    )).scalars())
+
+
 async def member_known(session: AsyncSession, *, community_id: str, person_id: str) -> bool:
     return await session.get(MemberCopy, (community_id, person_id)) is not None
 
@@ -161,25 +172,20 @@ async def record_activities(
     for activity in activities:
         by_community.setdefault(activity.community_id, []).append(activity)
     # One lock order for every transaction: no deadlock between batches touching the same communities.
-    communities: dict[str, CommunityCopy | None] = {}
-    for community_id in sorted(by_community):
-        communities[community_id] = await locked_community(session, community_id)
+    communities: dict[str, CommunityCopy | None] = dict.fromkeys(sorted(by_community))
+    communities.update((c.id, c) for c in await locked_communities(session, list(communities)))
     for community_id, community in communities.items():
         if community is None:
             # Not known yet: serialise with community.created (which makes the owner a member), then look again.
             for person_id in sorted({a.person_id for a in by_community[community_id]}):
                 await lock_member(session, community_id=community_id, person_id=person_id)
             communities[community_id] = await locked_community(session, community_id)
+    people = sorted({(a.community_id, a.person_id) for a in activities if communities[a.community_id] is not None})
     known: set[tuple[str, str]] = set()
-    for community_id, members in by_community.items():
-        if communities[community_id] is None:
-            continue
-        persons = sorted({a.person_id for a in members})
-        rows = await session.execute(
-            select(MemberCopy.person_id).where(MemberCopy.community_id == community_id,
-                                               keys_in(session, (MemberCopy.person_id,), [(p,) for p in persons]))
-        )
-        known.update((community_id, person_id) for person_id in rows.scalars())
+    if people:
+        rows = await session.execute(select(MemberCopy.community_id, MemberCopy.person_id).where(
+            keys_in(session, (MemberCopy.community_id, MemberCopy.person_id), people)))
+        known.update((c, p) for c, p in rows)
     scorable = [a for a in activities if (a.community_id, a.person_id) in known]
     pending = [a for a in activities if (a.community_id, a.person_id) not in known]
     if pending:
