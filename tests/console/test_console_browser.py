@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from qunzhu.simulator.drive import bot_bridge
-from tests.console.conftest import CHROMIUM_ARGS, Filled, _chromium
+from tests.console.support import CHROMIUM_ARGS, Filled, chromium
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -71,7 +71,7 @@ class Console:
 @pytest.fixture(scope="module")
 def console(filled: Filled) -> Iterator[Console]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
         yield Console(page, filled)
         browser.close()

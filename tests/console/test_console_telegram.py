@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.console.conftest import CHROMIUM_ARGS, _chromium, _start, stop
+from tests.console.support import CHROMIUM_ARGS, chromium, start, stop
 from tests.integration.stack import ROOT, free_port
 
 BOT_TOKEN = "7000000001:AAtest-telegram-login-token"
@@ -26,10 +26,10 @@ BOT = "qunzhu_console_test_bot"
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    _chromium()
+    chromium()
     data_dir = tmp_path_factory.mktemp("console-telegram")
     port = free_port()
-    proc = _start(data_dir, {"GATEWAY_TELEGRAM_LOGIN_BOT_TOKEN": BOT_TOKEN,
+    proc = start(data_dir, {"GATEWAY_TELEGRAM_LOGIN_BOT_TOKEN": BOT_TOKEN,
                              "GATEWAY_TELEGRAM_LOGIN_BOT_USERNAME": BOT}, port)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -56,7 +56,7 @@ def test_the_telegram_widget_signs_the_owner_in(gateway: tuple[str, str]) -> Non
     outside: list[str] = []
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
