@@ -28,7 +28,7 @@ from engagement.scoring.classify import classify_message
 from engagement.scoring.ledger import Award, MemberDay, write_awards
 from engagement.scoring.prior import PriorActivity, read_prior, slot_of
 from engagement.scoring.rules import ScoringRules
-from engagement.scoring.ruleset import rules_at, rules_of_version
+from engagement.scoring.ruleset import in_force, rules_of_version, versions_of
 from qunzhu_common.context import current_correlation_id
 from qunzhu_common.db.bulk import bulk_insert, next_ids
 from qunzhu_common.outbox import run_after_commit
@@ -256,6 +256,8 @@ async def score_activities(
     keyed: list[tuple[AnyActivity, MemberDay]] = []
     rules_of: list[tuple[int, ScoringRules]] = []
     versions: dict[tuple[str, int], ScoringRules] = {}
+    in_force_of: dict[str, list] = {}  # community → its rule versions, asked once per batch
+    zones: dict[str, ZoneInfo] = {}
     for index, activity in enumerate(activities):
         community = communities[activity.community_id]
         if same_rules and activity.rule_set_version is not None:
@@ -264,14 +266,17 @@ async def score_activities(
                 session, community_id=activity.community_id, version=version)
             versions[(activity.community_id, version)] = rules
         else:
-            version, rules = await rules_at(session, community_id=activity.community_id, at=activity.occurred_at)
+            if activity.community_id not in in_force_of:
+                in_force_of[activity.community_id] = await versions_of(session, activity.community_id)
+            version, rules = in_force(in_force_of[activity.community_id], activity.occurred_at)
         seq = seqs[index] if seqs is not None else None
         if seq is None:
             community.scored_count += 1
             seq = community.scored_count
         activity.scored_seq = seq
         activity.rule_set_version = version
-        activity.day = local_day(activity.occurred_at, community.timezone)
+        zone = zones.get(community.timezone) or zones.setdefault(community.timezone, ZoneInfo(community.timezone))
+        activity.day = activity.occurred_at.astimezone(zone).date()
         keyed.append((activity, (activity.community_id, activity.person_id, activity.day)))
         rules_of.append((version, rules))
 

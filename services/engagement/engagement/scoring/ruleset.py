@@ -61,7 +61,16 @@ async def _versions(session: AsyncSession, community_id: str) -> list[tuple[date
 
 async def rules_at(session: AsyncSession, *, community_id: str, at: datetime) -> tuple[int, ScoringRules]:
     """The (version, rules) in force at `at`; version 0 is the built-in defaults."""
-    for effective_from, version, rules in await _versions(session, community_id):
+    return in_force(await versions_of(session, community_id), at)
+
+
+async def versions_of(session: AsyncSession, community_id: str) -> list[tuple[datetime, int, ScoringRules]]:
+    """A community's versions, newest start first (for `in_force`; a batch asks once per community)."""
+    return await _versions(session, community_id)
+
+
+def in_force(versions: list[tuple[datetime, int, ScoringRules]], at: datetime) -> tuple[int, ScoringRules]:
+    for effective_from, version, rules in versions:
         if effective_from <= at:
             return version, rules
     return 0, DEFAULT_RULES
