@@ -162,3 +162,26 @@ async def test_concurrent_entries_and_draws_count_each_member_once(engagement):
                                    for _ in range(4)))
     assert sorted(r.status_code for r in draws) == [200, 409, 409, 409]
     assert len(await engagement.outbox_events("lottery.drawn")) == 1
+
+
+async def test_a_refused_chat_entry_in_a_consumed_batch_loses_none_of_the_batchs_earlier_messages(engagement):
+    """#19: checking the entry scores the batch's earlier messages first (the entrant's level counts them);
+    that happens before the entry's savepoint, so refusing the entry rolls back the entry alone."""
+    from qunzhu_common.bus.base import Record
+    from qunzhu_common.events.contracts.chat import ChatMessagePosted
+    from qunzhu_common.events.envelope import new_envelope
+
+    cid = await setup(engagement, people=(A, B))
+    lottery = await open_lottery(engagement, cid, min_level=5, keyword="抽奖")
+    now = datetime.now(UTC)
+    texts = [(B, "今天复盘了留存曲线：第三天掉得最厉害，准备加新手任务"), (A, "抽奖"),
+             (B, "补充一下：邀请码裂变要配合新手任务才有效果")]
+    envelopes = [new_envelope(type="chat.message.posted", source="test", community_id=cid, data=ChatMessagePosted(
+        platform="telegram", group_id=GROUP, delivery_id=f"d{i}", message_id=f"m{i}", sender_id=person, text=text,
+        sent_at=now + timedelta(minutes=i))) for i, (person, text) in enumerate(texts)]
+    await engagement.runtime.consumer.handle_batch([
+        Record(topic="chat.events.v1", partition=0, offset=i, key=cid, value=e.to_bytes())
+        for i, e in enumerate(envelopes)])
+    assert (await engagement.get(f"/communities/{cid}/lotteries/{lottery['id']}/entrants"))["entrants"] == []
+    assert await engagement.points(cid, B) == 2  # both of B's messages, one point each
+    assert await engagement.points(cid, A) == 0  # 抽奖 is noise, and the entry was refused
