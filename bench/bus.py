@@ -52,7 +52,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from qunzhu_common.bus.kafka import KafkaBus  # noqa: E402
+from qunzhu_common.bus.kafka import PRODUCER_MAX_BATCH_BYTES, KafkaBus  # noqa: E402
 from qunzhu_common.db.migrate import upgrade_head  # noqa: E402
 from qunzhu_common.events.contracts.membership import CommunityCreated  # noqa: E402
 from qunzhu_common.events.envelope import Envelope, new_envelope  # noqa: E402
@@ -345,7 +345,7 @@ async def raw_path(
     # Same producer and consumer settings as qunzhu_common.bus.kafka.KafkaBus.
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id="bench-raw-producer", acks="all", enable_idempotence=True,
-        linger_ms=5,
+        linger_ms=5, max_batch_size=PRODUCER_MAX_BATCH_BYTES,
     )
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",

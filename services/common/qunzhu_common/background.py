@@ -54,6 +54,11 @@ class BackgroundLoop:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # A library turned the cancellation into an error of its own (SQLAlchemy: a statement
+                    # interrupted mid-way leaves PendingRollbackError behind): stop, as asked.
+                    raise asyncio.CancelledError from exc
                 failures += 1
                 self._log.warning("%s failed (%d in a row): %r", self.name, failures, exc, exc_info=self._traceback)
                 if self._on_failure is not None:

@@ -147,12 +147,12 @@ class EventConsumer:
         (inbox claims included) and this raises; the bus then delivers the records one by one, with
         their own retries and dead-lettering. Saves a commit per event on the happy path.
         """
-        prepared: list[tuple[Record, EnvelopeHead, Handler | None, BaseModel | None]] = []
+        prepared: list[tuple[Record, EnvelopeHead, str, Handler | None, BaseModel | None]] = []
         handlers = self._handlers
         decode = self._registry.decode_event
         for record in records:
             envelope, payload = decode(record.value, handlers)
-            prepared.append((record, envelope, handlers.get(envelope.type), payload))
+            prepared.append((record, envelope, str(envelope.id), handlers.get(envelope.type), payload))
         # Per kind of outcome, not per event: a metric label lookup per event cost more than the event.
         counts: dict[tuple[str, str, str], int] = {}
         durations: dict[tuple[str, str], list[float]] = {}
@@ -167,33 +167,31 @@ class EventConsumer:
                     session,
                     self._inbox,
                     [
-                        dict(consumer=self.group_id, event_id=str(envelope.id), event_type=envelope.type,
+                        dict(consumer=self.group_id, event_id=event_id, event_type=envelope.type,
                              topic=record.topic, processed_at=now)
-                        for record, envelope, handler, _ in prepared
+                        for record, envelope, event_id, handler, _ in prepared
                         if handler is not None
                     ],
                     returning="event_id",
                 )
-                for record, envelope, handler, payload in prepared:
+                for record, envelope, event_id, handler, payload in prepared:
                     if handler is None:
                         outcome = "ignored"
+                    elif event_id not in claimed:
+                        outcome = "duplicate"
                     else:
-                        event_id = str(envelope.id)
-                        if event_id not in claimed:
-                            outcome = "duplicate"
-                        else:
-                            claimed.discard(event_id)  # a second copy in this batch is a duplicate
-                            started = time.perf_counter()
-                            token = correlation_id_var.set(envelope.correlation_id)
-                            event_token = event_id_var.set(event_id)
-                            try:
-                                await handler(session, Event(envelope=envelope, data=payload))
-                            finally:
-                                event_id_var.reset(event_token)
-                                correlation_id_var.reset(token)
-                            outcome = "processed"
-                            durations.setdefault((record.topic, envelope.type), []).append(
-                                time.perf_counter() - started)
+                        claimed.discard(event_id)  # a second copy in this batch is a duplicate
+                        started = time.perf_counter()
+                        token = correlation_id_var.set(envelope.correlation_id)
+                        event_token = event_id_var.set(event_id)
+                        try:
+                            await handler(session, Event(envelope=envelope, data=payload))
+                        finally:
+                            event_id_var.reset(event_token)
+                            correlation_id_var.reset(token)
+                        outcome = "processed"
+                        durations.setdefault((record.topic, envelope.type), []).append(
+                            time.perf_counter() - started)
                     kind = (record.topic, envelope.type, outcome)
                     counts[kind] = counts.get(kind, 0) + 1
                 await run_deferred(session)

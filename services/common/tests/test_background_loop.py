@@ -64,3 +64,25 @@ async def test_stop_cancels_a_loop_that_is_busy_or_just_woken() -> None:
         await asyncio.sleep(0)
         loop.wake()
         await asyncio.wait_for(loop.stop(), timeout=2.0)
+
+
+async def test_stop_works_when_a_pass_turns_the_cancellation_into_an_error() -> None:
+    """SQLAlchemy interrupted mid-statement leaves PendingRollbackError behind, raised from a `finally`:
+    the loop's task is still cancelling, so the loop stops instead of retrying forever."""
+    started = asyncio.Event()
+
+    async def run_pass() -> float:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            raise RuntimeError("Can't reconnect until invalid transaction is rolled back")  # noqa: B012
+        return 0.0  # pragma: no cover
+
+    loop = BackgroundLoop("test", run_pass, backoff_s=0.001)
+    loop.start()
+    await asyncio.wait_for(started.wait(), timeout=2.0)
+    stopping = asyncio.create_task(loop.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=2.0)
+    assert done, "the loop went on after stop()"
+    assert not loop.running

@@ -19,6 +19,11 @@ class ContentSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CONTENT_", extra="ignore")
 
     service_name: str = "content"
+    consume_batch_size: int = Field(
+        default=500, ge=1,
+        description="Records of a partition applied in one transaction: community.created writes a batch with "
+                    "multi-row statements, so fewer, larger transactions save round trips.",
+    )
 
     # -- scheduler ---------------------------------------------------------------------------------
     run_scheduler: bool = Field(default=True, description="Run the scheduler and the fan-out in this process.")
