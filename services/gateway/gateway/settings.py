@@ -70,9 +70,9 @@ class GatewaySettings(ServiceSettings):
         default=0.05, ge=0, description="Gather this long after a commit before waking the outbox relay."
     )
     webhook_tolerance_s: int = Field(default=300, ge=1)
-    webhook_commit_writers: int = Field(default=2, ge=1, le=16, description=(
+    webhook_commit_writers: int = Field(default=1, ge=1, le=16, description=(
         "Group commits of chat deliveries in flight at once on PostgreSQL (one batch's Python runs while another "
-        "waits for the database); SQLite has one write connection: always 1 there."))
+        "waits for the database, as with two gateway replicas); SQLite has one write connection: always 1 there."))
     webhook_rate_per_s: float = Field(
         default=500.0, gt=0, description="Verified chat deliveries per connector per second (then 429 + Retry-After)."
     )

@@ -72,7 +72,11 @@ def gateway_lifespan(settings: GatewaySettings):
             runtime.outbox.on_write(wake)
         recorder = BatchRecorder(registry=runtime.registry, outbox_table=runtime.spec.outbox_table,
                                  source_service=runtime.spec.name, on_outbox_write=wake)
-        ingest = app.state.gateway.ingest = GroupCommitter(runtime.session_maker, recorder)
+        # SQLite: one write connection, so one writer; PostgreSQL: batches overlap (each row claim in key order).
+        postgres = runtime.engine is not None and runtime.engine.dialect.name == "postgresql"
+        ingest = app.state.gateway.ingest = GroupCommitter(
+            runtime.session_maker, recorder, writers=settings.webhook_commit_writers if postgres else 1,
+            engine=runtime.engine if postgres else None)
         ingest.start()
         try:
             yield

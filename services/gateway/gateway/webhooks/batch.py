@@ -77,8 +77,9 @@ class BatchRecorder:
                 outcomes[index] = Outcome("duplicate")
             else:
                 first[key] = index
+        # In key order: batches that overlap (two writers, two replicas) lock their claims in the same order.
         rows = [dict(source=batch[i].source, delivery_id=batch[i].delivery_id, outcome=batch[i].status,
-                     event_count=len(batch[i].events), received_at=now) for i in first.values()]
+                     event_count=len(batch[i].events), received_at=now) for _, i in sorted(first.items())]
         claim = self._claim_statement(session).on_conflict_do_nothing().returning(
             _DELIVERY.c.source, _DELIVERY.c.delivery_id)
         claimed = {(source, delivery_id) for source, delivery_id in await bulk_insert(

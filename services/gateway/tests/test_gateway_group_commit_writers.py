@@ -1,0 +1,67 @@
+"""The group committer's writers (issue #19): with an engine (PostgreSQL in production) each writer keeps one
+connection between its batches instead of a pool checkout, ping and checkin per batch; a batch that fails
+gives it back and the next batch starts on a fresh one; several writers commit batches side by side. Here on a
+plain SQLite engine (no write gate), which is enough to see which connection each batch used."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.webhooks.batcher import GroupCommitter
+from qunzhu_common.db.engine import create_session_maker
+
+
+async def test_a_writer_keeps_its_connection_until_a_batch_fails(tmp_path: Path):
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite3'}", pool_size=4, max_overflow=0)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE item (value TEXT PRIMARY KEY)"))
+    used: list[int] = []
+
+    async def flush(session, items):
+        used.append(id((await session.connection()).sync_connection.connection.dbapi_connection))
+        for item in items:
+            await session.execute(text("INSERT INTO item VALUES (:v)"), {"v": item})
+        return ["ok"] * len(items)
+
+    committer = GroupCommitter(create_session_maker(engine), flush, engine=engine)
+    committer.start()
+    try:
+        assert await committer.submit("a") == "ok"
+        assert await committer.submit("b") == "ok"
+        assert used[0] == used[1]  # the same connection, kept between the batches
+        failed = await asyncio.gather(committer.submit("a"), return_exceptions=True)  # a duplicate key
+        assert isinstance(failed[0], Exception)
+        assert await committer.submit("c") == "ok"  # the writer goes on, on a fresh connection
+        async with engine.connect() as conn:
+            assert sorted((await conn.execute(text("SELECT value FROM item"))).scalars()) == ["a", "b", "c"]
+    finally:
+        await committer.stop()
+        await engine.dispose()
+
+
+async def test_several_writers_commit_every_item_once(tmp_path: Path):
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite3'}", pool_size=4, max_overflow=0,
+                                 connect_args={"timeout": 30})
+    async with engine.begin() as conn:
+        await conn.execute(text("PRAGMA journal_mode=WAL"))
+        await conn.execute(text("CREATE TABLE item (value TEXT PRIMARY KEY)"))
+
+    async def flush(session, items):
+        for item in items:
+            await session.execute(text("INSERT INTO item VALUES (:v)"), {"v": item})
+        return list(items)
+
+    committer = GroupCommitter(create_session_maker(engine), flush, writers=3, engine=engine)
+    committer.start()
+    try:
+        values = [f"v{i}" for i in range(60)]
+        assert await asyncio.gather(*(committer.submit(v) for v in values)) == values
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM item"))).scalar_one() == 60
+    finally:
+        await committer.stop()
+        await engine.dispose()
