@@ -741,6 +741,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-timeout", type=float, default=300.0,
                         help="longest wait for a quiet machine, seconds; 0 = do not wait (default 300)")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/results.json")
+    parser.add_argument("--label", default="",
+                        help="what changed and what else ran, kept with the record in results.json")
     parser.add_argument("--skip-noisy", action="store_true",
                         help="do not append a run during which other work shared the machine")
     args = parser.parse_args(argv)
@@ -829,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
                        "p50_ms": qz.latency(50), "p99_ms": qz.latency(99), **qz.cpu, **qz.extra},
             "machine_busy_pct_before": quiet.seen,
             "noisy": quiet.noisy or False,
+            **({"label": args.label} if args.label else {}),
             "ratio": round(ratio, 4),
             "limit": LIMIT,
             "verdict": "PASS" if ratio >= LIMIT else "BELOW",
