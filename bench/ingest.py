@@ -1,6 +1,6 @@
 """Ingest benchmark: signed chat webhooks through the gateway's real endpoint vs a bare FastAPI endpoint.
 
-    .venv/bin/python bench/ingest.py [--requests N] [--concurrency C] [--database sqlite|postgres]
+    .venv/bin/python bench/ingest.py [--requests N] [--concurrency C] [--database sqlite|postgres] [--label TEXT]
 
 Both servers run the same way: `uvicorn` (uvloop, httptools) in a child process of its own on a free
 loopback port, one worker; the load generator is this process (a small keep-alive HTTP/1.1 client on
@@ -9,7 +9,8 @@ asyncio streams, C connections, every request built and signed before the clock 
 real     the gateway app as `qunzhu serve gateway` builds it (migrated database, outbox relay to the
          in-process bus, consumers), with one generic connector: each request is a Standard Webhooks
          delivery (`webhook-id`, `webhook-timestamp`, `v1,<HMAC-SHA256>`) carrying a chat message;
-         verify → normalise → dedupe row → outbox row → commit → 200.
+         verify → normalise → dedupe row → outbox row → commit → 200 (the chat webhook's raw ASGI route,
+         gateway.webhooks.asgi, ahead of FastAPI's middleware and routing).
 bare     FastAPI with one `POST /webhooks/chat/{connector_id}` that reads the body and answers 200 JSON.
 
 rate = N / (first request sent → last response read); latency per request (send → response read) under
@@ -256,6 +257,7 @@ def main() -> int:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
                         help="the gateway's database (sqlite = embedded mode; postgres = the local cluster)")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/results.json")
+    parser.add_argument("--label", default="", help="recorded with the figures (which code ran, what shared the CPUs)")
     parser.add_argument("--flamegraph", type=Path, metavar="SVG", help="py-spy flame graph of the real server's "
                         "timed run (e.g. bench/reports/ingest-gateway.svg)")
     parser.add_argument("--serve", choices=("real", "bare"), help=argparse.SUPPRESS)
@@ -310,7 +312,8 @@ def main() -> int:
                     "server": "uvicorn (uvloop, httptools), 1 worker, child process", "database": args.database},
         "parameters": {"requests": args.requests, "warmup": args.warmup, "concurrency": args.concurrency},
         "bare": bare, "real": real, "outbox_events": stored, "outbox_expected": expected,
-        "ratio": round(ratio, 4), "limit": LIMIT, "verdict": verdict,
+        "ratio": round(ratio, 4), "limit": LIMIT, "verdict": verdict, "label": args.label,
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # other work on the machine (2 cores shared)
     }
     if not args.no_record:
         results: list[Any] = []
