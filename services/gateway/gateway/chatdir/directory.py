@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, or_, select, tuple_
+from sqlalchemy import Table, delete, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -176,44 +176,59 @@ async def _load(session: AsyncSession, directory: _Directory, items: Sequence[St
             for r in rows.scalars())
     keys = sorted(({name_key(n) for i in items for n in i.mention_names}
                    | {name_key(p.name) for p in directory.pending}) - {""})
-    conditions = []
-    if pairs:
-        conditions.append(tuple_(ChatName.group_id, ChatName.person_id).in_(pairs))
+    # One branch per index, in a UNION: one OR across them made SQLite (and PostgreSQL) scan the whole table.
+    columns = (ChatName.group_id, ChatName.person_id, ChatName.community_id, ChatName.display_name, ChatName.username)
+    parts = []
+    if pairs:  # groups × people, on the primary key (a superset of the pairs: the rest matches no lookup)
+        parts.append(select(*columns).where(ChatName.group_id.in_(sorted({g for g, _ in pairs})),
+                                            ChatName.person_id.in_(sorted({p for _, p in pairs}))))
     if keys:
-        conditions.append(ChatName.community_id.in_(communities) & or_(
-            ChatName.username_key.in_(keys), ChatName.display_key.in_(keys)))
-    if conditions:
-        for row in (await session.execute(select(ChatName).where(or_(*conditions)))).scalars():
+        parts += [select(*columns).where(ChatName.community_id.in_(communities), key.in_(keys))
+                  for key in (ChatName.username_key, ChatName.display_key)]
+    if parts:
+        for row in await session.execute(union(*parts) if len(parts) > 1 else parts[0]):
             directory.entries[(row.group_id, row.person_id)] = _Entry(
                 row.community_id, row.display_name, row.username)
 
 
-# PostgreSQL, once per group commit: the same two reads as statements with array parameters (one plan, no
-# IN-list rendered per batch, no ORM objects) — the directory's reads were the largest cost of a batch (#19).
-_PENDING_PG = ("SELECT id, community_id, group_id, message_id, sender_id, name, created_at FROM chat_pending_mention "
-               "WHERE community_id = ANY($1::varchar[]) AND name_key = ANY($2::varchar[]) ORDER BY id")
-_NAMES_PG = ("SELECT group_id, person_id, community_id, display_name, username FROM chat_name "
-             "WHERE (group_id, person_id) IN (SELECT * FROM unnest($1::varchar[], $2::varchar[])) "
-             "OR (community_id = ANY($3::varchar[]) AND (username_key = ANY($4::varchar[]) "
-             "OR display_key = ANY($4::varchar[])))")
+# PostgreSQL, once per group commit: the same reads in ONE statement with array parameters — the pending
+# mentions the batch's names can resolve, and the name rows of the batch's people and of every name to look
+# up (mentioned, or a pending mention's) — one round trip and one plan, no IN-list rendered per batch, no ORM
+# objects: the directory's two ORM reads were the largest cost of a batch (#19).
+_LOAD_PG = (
+    "WITH pending AS (SELECT id, community_id, group_id, message_id, sender_id, name, name_key, created_at "
+    "FROM chat_pending_mention WHERE community_id = ANY($1::varchar[]) AND name_key = ANY($2::varchar[])), "
+    "wanted AS (SELECT unnest($5::varchar[]) AS k UNION SELECT name_key FROM pending) "
+    "SELECT 'p' AS kind, id, community_id, group_id, message_id AS a, sender_id AS b, name AS c, created_at "
+    "FROM pending UNION ALL "
+    # Three branches, each on its own index (one OR across them made PostgreSQL scan the whole table):
+    # the batch's people by primary key, then every row holding a name to look up, by username and by name.
+    "SELECT 'n', NULL, community_id, group_id, person_id, display_name, username, NULL FROM ("
+    "SELECT n.* FROM chat_name n JOIN unnest($3::varchar[], $4::varchar[]) AS b(g, p) "
+    "ON n.group_id = b.g AND n.person_id = b.p "
+    "UNION SELECT n.* FROM chat_name n JOIN wanted w ON n.username_key = w.k WHERE n.community_id = ANY($1::varchar[]) "
+    "UNION SELECT n.* FROM chat_name n JOIN wanted w ON n.display_key = w.k WHERE n.community_id = ANY($1::varchar[])"
+    ") AS n"
+)
 
 
 async def _load_pg(session: AsyncSession, directory: _Directory, items: Sequence[Staged], communities: list[str],
                    pairs: list[tuple[str, str]], learned: list[str]) -> None:
-    connection = await session.connection()
-    if learned:
-        for row in await connection.exec_driver_sql(_PENDING_PG, (communities, learned)):
-            created_at = row.created_at.astimezone(UTC) if row.created_at is not None else None
-            directory.pending.append(_Pending(row.community_id, row.group_id, row.message_id, row.sender_id, row.name,
-                                              id=row.id, created_at=created_at))
-    keys = sorted(({name_key(n) for i in items for n in i.mention_names}
-                   | {name_key(p.name) for p in directory.pending}) - {""})
-    if not pairs and not keys:
+    mentioned = sorted({name_key(n) for i in items for n in i.mention_names} - {""})
+    if not learned and not pairs and not mentioned:
         return
-    rows = await connection.exec_driver_sql(_NAMES_PG, (
-        [g for g, _ in pairs], [p for _, p in pairs], communities if keys else [], keys))
+    connection = await session.connection()
+    rows = await connection.exec_driver_sql(_LOAD_PG, (
+        communities, learned, [g for g, _ in pairs], [p for _, p in pairs], mentioned))
+    pending = []
     for row in rows:
-        directory.entries[(row.group_id, row.person_id)] = _Entry(row.community_id, row.display_name, row.username)
+        if row.kind == "p":
+            created_at = row.created_at.astimezone(UTC) if row.created_at is not None else None
+            pending.append(_Pending(row.community_id, row.group_id, row.a, row.b, row.c, id=row.id,
+                                    created_at=created_at))
+        else:
+            directory.entries[(row.group_id, row.a)] = _Entry(row.community_id, row.b, row.c)
+    directory.pending.extend(sorted(pending, key=lambda p: p.id or 0))  # oldest first, as they were written
 
 
 async def _store(session: AsyncSession, directory: _Directory) -> None:
