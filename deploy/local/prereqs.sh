@@ -45,7 +45,9 @@ missing_packages() {
     # Debian's Chromium: the console's browser test (tests/console) drives it headless with Playwright
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     # a CJK font, so that the console's screenshots show Chinese, not empty boxes
-    fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk\|droid sans fallback' || missing+=(fonts-wqy-microhei)
+    # (asked as a value, not through `| grep -q`: grep leaving early kills fc-list with SIGPIPE, and under
+    # pipefail an installed font then reads as missing)
+    [ -n "$(fc-list :lang=zh family 2>/dev/null)" ] || missing+=(fonts-wqy-microhei)
     [ "${#missing[@]}" -eq 0 ] || printf '%s\n' "${missing[@]}"
 }
 
