@@ -65,3 +65,24 @@ async def test_several_writers_commit_every_item_once(tmp_path: Path):
     finally:
         await committer.stop()
         await engine.dispose()
+
+
+async def test_a_broken_flush_answers_its_callers_and_the_writer_goes_on(tmp_path: Path):
+    """A flush that breaks its own contract (here: too few results) fails its batch's callers with the error
+    instead of killing the writer, which would leave every later webhook waiting for ever."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'b.sqlite3'}")
+    broken = True
+
+    async def flush(session, items):
+        return [] if broken else ["ok"] * len(items)
+
+    committer = GroupCommitter(create_session_maker(engine), flush)
+    committer.start()
+    try:
+        [failed] = await asyncio.gather(asyncio.wait_for(committer.submit("a"), timeout=30), return_exceptions=True)
+        assert isinstance(failed, ValueError)  # zip(strict=True): the result count did not match
+        broken = False
+        assert await asyncio.wait_for(committer.submit("b"), timeout=30) == "ok"
+    finally:
+        await committer.stop()
+        await engine.dispose()

@@ -62,6 +62,11 @@ class GroupCommitter(Generic[T]):
                     for _, future in batch:
                         future.cancel()
                     raise
+                except Exception as exc:  # noqa: BLE001 - a writer that died would leave every later caller waiting
+                    log.exception("group commit: a batch of %d could not be answered", len(batch))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
         finally:
             await held.release()
 
