@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime
 
 from conftest import OWNER
-
 from membership.jobs import Scheduler
 
 ALICE = "wecom:alice"
@@ -141,8 +140,8 @@ async def test_two_schedulers_at_once_expire_and_remind_once(h):
 
 async def test_the_lifespan_runs_the_scheduler_in_the_background(tmp_path, bus, clock, eventually):
     import httpx
-    from conftest import Harness, membership_settings
 
+    from conftest import Harness, membership_settings
     from membership.app import create_app
 
     app = create_app(membership_settings(tmp_path, run_consumers=False, run_scheduler=True,

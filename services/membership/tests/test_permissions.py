@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from conftest import OWNER
 
+from conftest import OWNER
 from membership import permissions
 
 ROLES_IN_ORDER = ("member", "guest", "admin", "owner")  # the owner last: some actions end the community
