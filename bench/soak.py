@@ -18,7 +18,8 @@ The bot bridge (this process, http://127.0.0.1) is **down** for the first third 
 drops each connection), **slow** for the second third (answers after the gateway's action timeout + 1 s)
 and **up** for the last third.
 
-Figures. Webhook latency p50 / p99 / max (send → answer, every attempt), count of 5xx and of timeouts; after
+Figures. Webhook latency p50 / p99 / max (send → answer, every attempt; also split by the bridge's mode),
+count of 5xx and of timeouts; after
 the run, **lost** = events sent − events engagement scored (its own counter, waited for up to 10 minutes),
 **doubled** = scored − sent when positive, and the gateway's accepted event count against the events sent.
 Goals: 0 5xx, 0 lost, 0 doubled, p99 < 250 ms, max < 2 s. Appends a record to bench/results.json; exits 0
@@ -125,6 +126,7 @@ def switchable_bridge():  # noqa: ANN201
 @dataclass
 class Tally:
     latencies_ms: list[float] = field(default_factory=list)
+    phase_latencies_ms: dict[str, list[float]] = field(default_factory=dict)  # by the bridge's mode
     statuses: dict[str, int] = field(default_factory=dict)
     server_errors: int = 0
     timeouts: int = 0
@@ -151,6 +153,14 @@ async def soak(driver: Driver, bridge: SwitchableBridge, args: argparse.Namespac
     delivery_ids = [f"soak_{driver.c.config.tag}_{i}" for i in range(len(items))]
     payers = sorted({p.payer.person_id for p in driver.c.payments})
 
+    def phase_of(i: int) -> str:
+        return "down" if i < third else ("slow" if i < 2 * third else "up")
+
+    def took(i: int, started: float) -> None:
+        ms = (time.perf_counter() - started) * 1000
+        tally.latencies_ms.append(ms)
+        tally.phase_latencies_ms.setdefault(phase_of(i), []).append(ms)
+
     async def send(client: httpx.AsyncClient, i: int) -> None:
         body = json.dumps({"events": [items[i]]}, ensure_ascii=False).encode()
         while True:
@@ -162,14 +172,14 @@ async def soak(driver: Driver, bridge: SwitchableBridge, args: argparse.Namespac
             try:
                 answer = await client.post(path, content=body, headers=headers, timeout=args.timeout)
             except httpx.TimeoutException:
-                tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+                took(i, started)
                 tally.timeouts += 1
                 tally.count("timeout")
             except httpx.TransportError:
                 tally.broken += 1
                 tally.count("broken")
             else:
-                tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+                took(i, started)
                 tally.count(str(answer.status_code))
                 if answer.status_code < 500:
                     data = answer.json() if answer.content else {}
@@ -188,7 +198,7 @@ async def soak(driver: Driver, bridge: SwitchableBridge, args: argparse.Namespac
                 i = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            bridge.mode = "down" if i < third else ("slow" if i < 2 * third else "up")
+            bridge.mode = phase_of(i)
             if i % 25 == 0 and payers:  # keeps bot actions going: the gateway sends codes through the bridge
                 member = payers[(i // 25) % len(payers)]
                 with contextlib.suppress(httpx.HTTPError):
@@ -327,6 +337,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> tuple[dict[str, Any],
         "accepted_events": tally.accepted_events, "duplicate_answers": tally.duplicates,
         "scored": scored, "lost": max(0, sent - scored), "doubled": max(0, scored - sent),
         "bridge_calls": dict(bridge.seen), "login_codes_asked": tally.login_codes_asked,
+        # where the tail is: latency while the bridge was down, slow (past the action timeout) and up
+        "by_bridge_mode": {mode: {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
+                                  "max_ms": percentile(ms, 100)} for mode, ms in tally.phase_latencies_ms.items()},
     }
     if gate is not None:
         figures["write_gate"] = gate
