@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Table
+from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qunzhu_common.bus.base import Record
@@ -97,8 +97,12 @@ class EventConsumer:
         registry: EventRegistry,
         handlers: Mapping[str, Handler],
         metrics: ConsumerMetrics | None = None,
+        batch_hold_s: float | None = None,
     ) -> None:
         self.group_id = group_id
+        # Embedded mode's SQLite has one writer per database: a batch's transaction that held it longer
+        # than this commits what it has done and goes on in a new one (None: one transaction per batch).
+        self._batch_hold_s = batch_hold_s
         self._session_maker = session_maker
         self._inbox = inbox_table
         self._registry = registry
@@ -158,46 +162,65 @@ class EventConsumer:
         durations: dict[tuple[str, str], list[float]] = {}
         service_token = service_var.set(self.group_id)
         try:
-            async with self._session_maker() as session, session.begin():
-                mark_deferrable(session)  # handlers may queue work for the whole batch (run_deferred below)
-                # One statement claims the whole batch; an id claimed earlier (or twice in this
-                # batch) comes back unclaimed and its record is a duplicate.
-                now = utcnow()
-                claimed = await insert_many_if_absent(
-                    session,
-                    self._inbox,
-                    [
-                        dict(consumer=self.group_id, event_id=event_id, event_type=envelope.type,
-                             topic=record.topic, processed_at=now)
-                        for record, envelope, event_id, handler, _ in prepared
-                        if handler is not None
-                    ],
-                    returning="event_id",
-                )
-                for record, envelope, event_id, handler, payload in prepared:
-                    if handler is None:
-                        outcome = "ignored"
-                    elif event_id not in claimed:
-                        outcome = "duplicate"
-                    else:
-                        claimed.discard(event_id)  # a second copy in this batch is a duplicate
-                        started = time.perf_counter()
-                        token = correlation_id_var.set(envelope.correlation_id)
-                        event_token = event_id_var.set(event_id)
-                        try:
-                            await handler(session, Event(envelope=envelope, data=payload))
-                        finally:
-                            event_id_var.reset(event_token)
-                            correlation_id_var.reset(token)
-                        outcome = "processed"
-                        durations.setdefault((record.topic, envelope.type), []).append(
-                            time.perf_counter() - started)
-                    kind = (record.topic, envelope.type, outcome)
-                    counts[kind] = counts.get(kind, 0) + 1
-                await run_deferred(session)
+            while prepared:
+                prepared = await self._apply(prepared, counts, durations)
         finally:
             service_var.reset(service_token)
         for (topic, type_), seconds in durations.items():
             self._metrics.handled_many(topic, type_, seconds)
         for (topic, type_, outcome), count in counts.items():
             self._metrics.consumed_many(topic, type_, outcome, count)
+
+    async def _apply(
+        self, prepared: list[tuple[Record, EnvelopeHead, str, Handler | None, BaseModel | None]],
+        counts: dict[tuple[str, str, str], int], durations: dict[tuple[str, str], list[float]],
+    ) -> list[tuple[Record, EnvelopeHead, str, Handler | None, BaseModel | None]]:
+        """Applies `prepared` in one transaction, or the part of it done within the hold budget; returns the
+        rest (their inbox claims given back in the same transaction, so they are claimed again next)."""
+        rest: list[tuple[Record, EnvelopeHead, str, Handler | None, BaseModel | None]] = []
+        async with self._session_maker() as session, session.begin():
+            mark_deferrable(session)  # handlers may queue work for the whole batch (run_deferred below)
+            # One statement claims the whole batch; an id claimed earlier (or twice in this
+            # batch) comes back unclaimed and its record is a duplicate.
+            now = utcnow()
+            claimed = await insert_many_if_absent(
+                session,
+                self._inbox,
+                [
+                    dict(consumer=self.group_id, event_id=event_id, event_type=envelope.type,
+                         topic=record.topic, processed_at=now)
+                    for record, envelope, event_id, handler, _ in prepared
+                    if handler is not None
+                ],
+                returning="event_id",
+            )
+            began = time.perf_counter()  # the budget counts from the claim: the wait for the writer is not a hold
+            for index, (record, envelope, event_id, handler, payload) in enumerate(prepared):
+                if index and self._batch_hold_s is not None and time.perf_counter() - began > self._batch_hold_s:
+                    rest = prepared[index:]
+                    unclaim = [event_id for _, _, event_id, _, _ in rest if event_id in claimed]
+                    if unclaim:
+                        await session.execute(delete(self._inbox).where(
+                            self._inbox.c.consumer == self.group_id, self._inbox.c.event_id.in_(unclaim)))
+                    break
+                if handler is None:
+                    outcome = "ignored"
+                elif event_id not in claimed:
+                    outcome = "duplicate"
+                else:
+                    claimed.discard(event_id)  # a second copy in this batch is a duplicate
+                    started = time.perf_counter()
+                    token = correlation_id_var.set(envelope.correlation_id)
+                    event_token = event_id_var.set(event_id)
+                    try:
+                        await handler(session, Event(envelope=envelope, data=payload))
+                    finally:
+                        event_id_var.reset(event_token)
+                        correlation_id_var.reset(token)
+                    outcome = "processed"
+                    durations.setdefault((record.topic, envelope.type), []).append(
+                        time.perf_counter() - started)
+                kind = (record.topic, envelope.type, outcome)
+                counts[kind] = counts.get(kind, 0) + 1
+            await run_deferred(session)
+        return rest

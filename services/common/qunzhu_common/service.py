@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from qunzhu_common.actor import enforce_scope
 from qunzhu_common.bus.base import Bus, Subscription
 from qunzhu_common.bus.delivery import RetryPolicy
-from qunzhu_common.db.engine import create_engine, create_read_engine, create_session_maker
+from qunzhu_common.db.engine import create_engine, create_read_engine, create_session_maker, is_sqlite
 from qunzhu_common.db.migrate import upgrade_head_async
 from qunzhu_common.db.writegate import WriteGate, background_priority
 from qunzhu_common.docs import install_offline_docs
@@ -165,6 +165,7 @@ class ServiceRuntime:
                 registry=self.registry,
                 handlers=self.spec.handlers,
                 metrics=self.metrics,
+                batch_hold_s=self.settings.sqlite_consume_hold_s if is_sqlite(self.settings.database_url) else None,
             )
             self.metrics.initialise_consumer(
                 [(spec.topic, spec.type) for spec in self.registry.specs() if spec.type in self.spec.handlers]

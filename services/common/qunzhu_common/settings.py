@@ -44,6 +44,10 @@ class ServiceSettings(BaseSettings):
     sqlite_background_write_wait_s: float = Field(
         default=30.0, gt=0, description="Embedded mode (SQLite): longest background work (relay, consumers, "
         "workers) waits for the write connection; it always queues behind requests.")
+    sqlite_consume_hold_s: float = Field(
+        default=0.05, gt=0, le=60, description="Embedded mode (SQLite): a consumed batch whose transaction has "
+        "held the write connection this long commits what it applied and goes on in a new transaction, so a "
+        "request (a webhook) never waits behind a whole batch.")
     sqlite_read_pool_size: int = Field(
         default=4, ge=1, le=32, description="Embedded mode (SQLite): read-only connections for reads that never "
         "wait for the writer (WAL snapshots).")
