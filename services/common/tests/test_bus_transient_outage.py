@@ -8,7 +8,7 @@ from collections import Counter
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from qunzhu_common.bus.delivery import RetryPolicy
-from qunzhu_common.db.transient import is_transient
+from qunzhu_common.db.transient import as_dbapi_error, is_concurrency_conflict, is_transient
 
 TOPIC = "work.v1"
 DLQ = "work.v1.dlq"
@@ -34,6 +34,23 @@ def test_outages_are_transient_and_statement_errors_are_not() -> None:
     assert not is_transient(_db_error("23505"))  # unique violation: the record's own effect, not the database
     assert not is_transient(IntegrityError("INSERT", None, _PgError("duplicate key", "23505")))
     assert not is_transient(RuntimeError("cannot handle poison"))
+
+
+def test_asyncpg_errors_raised_without_sqlalchemy_are_classified_alike() -> None:
+    """The gateway's group commit writes on asyncpg's own connection (#19): its errors are wrapped as SQLAlchemy
+    would have wrapped them, so a lost connection is a 503 and a deadlock is run again, never a 500."""
+    import asyncpg
+
+    lost = as_dbapi_error(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"))
+    assert isinstance(lost, DBAPIError) and is_transient(lost)
+    deadlock = as_dbapi_error(asyncpg.exceptions.DeadlockDetectedError("deadlock detected"))
+    assert is_concurrency_conflict(deadlock) and is_transient(deadlock)
+    shutdown = as_dbapi_error(asyncpg.exceptions.AdminShutdownError("terminating connection"))
+    assert is_transient(shutdown)
+    duplicate = as_dbapi_error(asyncpg.exceptions.UniqueViolationError("duplicate key"))
+    assert isinstance(duplicate, DBAPIError) and not is_transient(duplicate)
+    other = RuntimeError("not the driver's")
+    assert as_dbapi_error(other) is other
 
 
 async def test_an_outage_longer_than_max_attempts_is_waited_out_not_dead_lettered(open_bus, record, eventually):

@@ -17,6 +17,7 @@ from gateway.ratelimit import TokenBuckets
 from gateway.settings import GatewaySettings
 from gateway.webhooks.batch import BatchRecorder
 from gateway.webhooks.batcher import GroupCommitter
+from gateway.webhooks.fastpath import FastBatch
 from qunzhu_common.service import ServiceRuntime
 
 
@@ -76,7 +77,8 @@ def gateway_lifespan(settings: GatewaySettings):
         postgres = runtime.engine is not None and runtime.engine.dialect.name == "postgresql"
         ingest = app.state.gateway.ingest = GroupCommitter(
             runtime.session_maker, recorder, writers=settings.webhook_commit_writers if postgres else 1,
-            engine=runtime.engine if postgres else None)
+            engine=runtime.engine if postgres else None,
+            fast=FastBatch(recorder, runtime.engine.dialect) if postgres else None)
         ingest.start()
         try:
             yield

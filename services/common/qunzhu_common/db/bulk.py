@@ -54,15 +54,37 @@ async def bulk_insert(
     if session.bind.dialect.name != "postgresql":
         result = await session.execute(fallback, list(rows))
         return [tuple(r) for r in result] if returning else []
+    sql, arrays = _statement(session.bind.dialect, table, rows, pg_tail, returning)
+    # Through SQLAlchemy's connection (not the raw driver): it opens the session's transaction first.
+    result = await (await session.connection()).exec_driver_sql(sql, tuple(arrays))
+    return [tuple(r) for r in result] if returning else []
+
+
+async def bulk_insert_driver(
+    connection: Any, dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]], *, pg_tail: str = "",
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """`bulk_insert` on asyncpg's own connection (PostgreSQL only), in the transaction the caller opened on
+    it: for a hot path that skips SQLAlchemy's session (gateway.webhooks.fastpath)."""
+    if not rows:
+        return []
+    sql, arrays = _statement(dialect, table, rows, pg_tail, returning)
+    if returning:
+        return [tuple(r) for r in await connection.fetch(sql, *arrays)]
+    await connection.execute(sql, *arrays)
+    return []
+
+
+def _statement(
+    dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]], tail: str, returning: Sequence[str]
+) -> tuple[str, list[list[Any]]]:
     columns = tuple(rows[0])
-    sql, converters = _plan(session.bind.dialect, table, columns, pg_tail, tuple(returning))
+    sql, converters = _plan(dialect, table, columns, tail, tuple(returning))
     arrays = []
     for name, convert in zip(columns, converters, strict=True):
         values = [row[name] for row in rows]
         arrays.append([convert(v) for v in values] if convert is not None else values)
-    # Through SQLAlchemy's connection (not the raw driver): it opens the session's transaction first.
-    result = await (await session.connection()).exec_driver_sql(sql, tuple(arrays))
-    return [tuple(r) for r in result] if returning else []
+    return sql, arrays
 
 
 async def next_ids(session: AsyncSession, table: Table, count: int, column: str = "id") -> list[int] | None:

@@ -67,3 +67,12 @@ def is_transient(exc: BaseException) -> bool:
         state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
         return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
     return False
+
+
+def as_dbapi_error(exc: BaseException) -> BaseException:
+    """asyncpg's own exception (a hot path on the driver's connection, without SQLAlchemy) as SQLAlchemy
+    would have raised it, so the answers above hold for it too; any other exception unchanged."""
+    if isinstance(exc, DBAPIError) or not type(exc).__module__.startswith("asyncpg"):
+        return exc
+    lost = type(exc).__name__ == "ConnectionDoesNotExistError" or "connection is closed" in str(exc)
+    return DBAPIError(None, None, exc, connection_invalidated=lost)  # type: ignore[arg-type]

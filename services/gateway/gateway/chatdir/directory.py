@@ -103,10 +103,44 @@ class _Directory:
         return {k for k in (name_key(display), name_key(username)) if k}
 
 
-async def apply(session: AsyncSession, items: Sequence[Staged], *, now: datetime) -> Applied:
-    """Learn the names `items` carry and resolve the @-names they mention, in order; write the directory."""
+async def apply(session: AsyncSession, items: Sequence[Staged], *, now: datetime,
+                loaded: Sequence[Any] | None = None) -> Applied:
+    """Learn the names `items` carry and resolve the @-names they mention, in order; write the directory.
+    `loaded`: the rows of `load_pg_sql` already read for these items (or a superset of them), in the
+    caller's statement (gateway.webhooks.batch on PostgreSQL: one round trip with the claims)."""
     directory = _Directory(now)
-    await _load(session, directory, items)
+    if loaded is None:
+        await _load(session, directory, items)
+    else:
+        _fill(directory, loaded)
+    applied = _learn_and_resolve(directory, items)
+    await _store(session, directory)
+    return applied
+
+
+def resolve_loaded(items: Sequence[Staged], *, now: datetime, loaded: Sequence[Any]) -> tuple[Applied, _Directory]:
+    """`apply` without the database: the directory from `loaded`, changed in memory only; the caller writes
+    `name_rows(directory)` (gateway.webhooks.fastpath) and leaves pending mentions to `apply`."""
+    directory = _Directory(now)
+    _fill(directory, loaded)
+    return _learn_and_resolve(directory, items), directory
+
+
+def name_rows(directory: _Directory) -> list[dict[str, Any]]:
+    """The directory's changed names, as chat_name rows (in key order: concurrent writers lock alike)."""
+    return [dict(group_id=g, person_id=p, community_id=e.community_id, display_name=e.display_name[:200],
+                 username=e.username[:200], display_key=e.display_key, username_key=e.username_key,
+                 updated_at=directory.now)
+            for (g, p), e in sorted(directory.entries.items()) if e.dirty]
+
+
+def pending_changed(directory: _Directory) -> bool:
+    """Whether a pending mention was resolved, dropped or found in memory (to be written by `_store`)."""
+    return any(p.done or p.id is None for p in directory.pending)
+
+
+def _learn_and_resolve(directory: _Directory, items: Sequence[Staged]) -> Applied:
+    now = directory.now
     applied = Applied()
     for index, item in enumerate(items):
         learned: set[str] = set()
@@ -131,7 +165,6 @@ async def apply(session: AsyncSession, items: Sequence[Staged], *, now: datetime
                 ), group_id=pending.group_id)))
         if item.mention_names and item.type == "chat.message.posted":
             applied.replaced[index] = _resolve_mentions(directory, item)
-    await _store(session, directory)
     return applied
 
 
@@ -212,6 +245,26 @@ _LOAD_PG = (
 )
 
 
+def load_pg_parameters(items: Sequence[Staged]) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """The five arrays of `_LOAD_PG` for `items`: communities, learned names, (group, person) pairs, mentions."""
+    communities = sorted({i.community_id for i in items if i.names or i.mention_names})
+    if not communities:
+        return [], [], [], [], []
+    pairs = sorted({(i.group_id, person) for i in items for person, _, _ in i.names})
+    learned = sorted({name_key(k) for i in items for _, display, username in i.names for k in (display, username)}
+                     - {""})
+    mentioned = sorted({name_key(n) for i in items for n in i.mention_names} - {""})
+    return communities, learned, [g for g, _ in pairs], [p for _, p in pairs], mentioned
+
+
+def load_pg_sql(first_parameter: int) -> str:
+    """`_LOAD_PG` with its parameters numbered from `first_parameter` (to run inside another statement)."""
+    sql = _LOAD_PG
+    for n in range(5, 0, -1):
+        sql = sql.replace(f"${n}::", f"${n + first_parameter - 1}::")
+    return sql
+
+
 async def _load_pg(session: AsyncSession, directory: _Directory, items: Sequence[Staged], communities: list[str],
                    pairs: list[tuple[str, str]], learned: list[str]) -> None:
     mentioned = sorted({name_key(n) for i in items for n in i.mention_names} - {""})
@@ -220,6 +273,11 @@ async def _load_pg(session: AsyncSession, directory: _Directory, items: Sequence
     connection = await session.connection()
     rows = await connection.exec_driver_sql(_LOAD_PG, (
         communities, learned, [g for g, _ in pairs], [p for _, p in pairs], mentioned))
+    _fill(directory, rows)
+
+
+def _fill(directory: _Directory, rows: Any) -> None:
+    """The rows of `_LOAD_PG` into the directory: pending mentions oldest first, and name entries."""
     pending = []
     for row in rows:
         if row.kind == "p":
@@ -232,10 +290,7 @@ async def _load_pg(session: AsyncSession, directory: _Directory, items: Sequence
 
 
 async def _store(session: AsyncSession, directory: _Directory) -> None:
-    rows = [dict(group_id=g, person_id=p, community_id=e.community_id, display_name=e.display_name[:200],
-                 username=e.username[:200], display_key=e.display_key, username_key=e.username_key,
-                 updated_at=directory.now)
-            for (g, p), e in sorted(directory.entries.items()) if e.dirty]
+    rows = name_rows(directory)
     if rows:
         make = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
         statement = make(_NAME)

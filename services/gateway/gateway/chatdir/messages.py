@@ -59,6 +59,20 @@ async def claim_messages(
         claimed = {(g, m) for g, m in await bulk_insert(
             session, _SEEN, rows, fallback=fallback, pg_tail="ON CONFLICT DO NOTHING",
             returning=("group_id", "message_id"))}
+    return keep_first_copies(deliveries, claimed)
+
+
+def keep_first_copies(
+    deliveries: Sequence[tuple[Any, list[tuple[int, Staged]]]], claimed: set[tuple[str, str]],
+) -> list[list[tuple[int, Staged]]]:
+    """Per delivery, its events less the messages whose key was not claimed by that very copy: the first
+    copy (in delivery order, then position) of a key this batch claimed; recalls and non-messages stay."""
+    first: dict[tuple[str, str], Any] = {}
+    for delivery, events in deliveries:
+        for position, event in events:
+            key = message_key(event)
+            if key is not None and key not in first:
+                first[key] = (delivery, position)
     kept: list[list[tuple[int, Staged]]] = []
     for delivery, events in deliveries:
         mine = []

@@ -20,26 +20,52 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from qunzhu_common.db.transient import as_dbapi_error
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class FallBack(Exception):  # noqa: N818 - a decision, not an error
+    """Raised by a fast flush for a batch it cannot write: rolled back, then written by the general flush."""
+
+
+class FastFlush(Protocol[T]):
+    """A flush on the driver's own connection (asyncpg), inside a transaction the committer opens."""
+
+    after_commit: Callable[[], None] | None
+
+    def accepts(self, batch: Sequence[T]) -> bool: ...
+
+    async def __call__(self, connection: Any, batch: Sequence[T]) -> Sequence[Any]: ...
+
+# A writer that takes only what is queued when it wakes oscillates: the first request after a commit is
+# written alone while the rest of the callers queue behind it (batches of 1, 15, 1, 15 … at 16 callers,
+# half the commits for one delivery). It waits instead while loop turns keep bringing requests, at most
+# LINGER_TURNS turns without a new one and never past LINGER_S: all batches of 16, +21 % deliveries/s.
+LINGER_TURNS = 6
+LINGER_S = 0.002
 Flush = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[Any]]]
 
 
 class GroupCommitter(Generic[T]):
     def __init__(
         self, session_maker: async_sessionmaker[AsyncSession], flush: Flush[T], *, max_batch: int = 200,
-        writers: int = 1, engine: AsyncEngine | None = None,
+        writers: int = 1, engine: AsyncEngine | None = None, linger_turns: int = LINGER_TURNS,
+        linger_s: float = LINGER_S, fast: FastFlush[T] | None = None,
     ) -> None:
         self._session_maker = session_maker
         self._engine = engine
         self._flush = flush
+        self._fast = fast if engine is not None else None
         self._max_batch = max_batch
         self._writers = max(1, writers)
+        self._linger_turns, self._linger_s = linger_turns, linger_s
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -54,8 +80,7 @@ class GroupCommitter(Generic[T]):
         try:
             while True:
                 batch = [await self._queue.get()]
-                while len(batch) < self._max_batch and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
+                await self._gather(batch)
                 try:
                     await self._commit(batch, held)
                 except asyncio.CancelledError:
@@ -70,13 +95,33 @@ class GroupCommitter(Generic[T]):
         finally:
             await held.release()
 
+    async def _gather(self, batch: list[tuple[T, asyncio.Future[Any]]]) -> None:
+        """Add what is queued, lingering a few loop turns for the requests already being read."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._linger_s
+        idle = 0
+        while len(batch) < self._max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                idle = 0
+                continue
+            if idle >= self._linger_turns or loop.time() >= deadline:
+                return
+            idle += 1
+            await asyncio.sleep(0)
+
     async def _commit(self, batch: list[tuple[T, asyncio.Future[Any]]], held: _Held) -> None:
         try:
             connection = await held.connection()
-            maker = self._session_maker if connection is None else functools.partial(
-                self._session_maker, bind=connection)
-            async with maker() as session, session.begin():
-                results = await self._flush(session, [item for item, _ in batch])
+            items = [item for item, _ in batch]
+            results = None
+            if connection is not None and self._fast is not None and self._fast.accepts(items):
+                results = await self._commit_fast(connection, items)
+            if results is None:
+                maker = self._session_maker if connection is None else functools.partial(
+                    self._session_maker, bind=connection)
+                async with maker() as session, session.begin():
+                    results = await self._flush(session, items)
         except Exception as exc:
             await held.release()  # whatever failed, the next batch starts on a fresh connection
             if len(batch) == 1:
@@ -90,6 +135,24 @@ class GroupCommitter(Generic[T]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    async def _commit_fast(self, connection: AsyncConnection, items: list[T]) -> Sequence[Any] | None:
+        """The batch on the driver's connection in its own transaction; None when it needs the general path."""
+        assert self._fast is not None
+        driver = (await connection.get_raw_connection()).driver_connection
+        try:
+            async with driver.transaction():
+                results = await self._fast(driver, items)
+        except FallBack:
+            return None
+        except Exception as exc:
+            wrapped = as_dbapi_error(exc)
+            if wrapped is exc:
+                raise
+            raise wrapped from exc
+        if self._fast.after_commit is not None:
+            self._fast.after_commit()
+        return results
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name=f"group-commit-{n}") for n in range(self._writers)]
