@@ -1,6 +1,7 @@
 """Ingest benchmark: signed chat webhooks through the gateway's real endpoint vs a bare FastAPI endpoint.
 
-    .venv/bin/python bench/ingest.py [--requests N] [--concurrency C] [--database sqlite|postgres] [--label TEXT]
+    .venv/bin/python bench/ingest.py [--requests N] [--rounds R] [--concurrency C] [--database sqlite|postgres]
+                                     [--label TEXT]
 
 Both servers run the same way: `uvicorn` (uvloop, httptools) in a child process of its own on a free
 loopback port, one worker; the load generator is this process (a small keep-alive HTTP/1.1 client on
@@ -14,8 +15,11 @@ real     the gateway app as `qunzhu serve gateway` builds it (migrated database,
 bare     FastAPI with one `POST /webhooks/chat/{connector_id}` that reads the body and answers 200 JSON.
 
 rate = N / (first request sent → last response read); latency per request (send → response read) under
-that load, p50 / p99. ratio = real_rate / bare_rate, limit 0.5. After the real run the outbox must hold
-exactly N events (checked). Exits 0 whatever the ratio; appends its figures to bench/results.json.
+that load, p50 / p99. Both servers run side by side (the idle one waits: the real one's relay polls its
+outbox); `--rounds R` timed loads alternate between them and each path's rate is the median of its R
+rounds, so noise that drifts during the run (a shared machine) hits both alike. ratio = real_rate /
+bare_rate, limit 0.5. Afterwards the outbox must hold exactly one event per accepted delivery (R × N plus
+the warm-up; checked). Exits 0 whatever the ratio; appends its figures to bench/results.json.
 
 `--flamegraph FILE.svg`: py-spy (in [dev]) samples the real server process during its timed run and writes
 a flame graph (`make bench` writes bench/reports/ingest-gateway.svg); needs ptrace rights, else it says why.
@@ -31,6 +35,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -224,35 +229,61 @@ async def outbox_count(database_url: str) -> int:
         await engine.dispose()
 
 
-def measure(kind: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(kind, env)
+def measure(env: dict[str, str], args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both servers up side by side, then `args.rounds` timed loads on each, alternating (bare, real, bare…):
+    noise that drifts during the run (a shared machine) hits both paths alike. Rates are the rounds' medians,
+    latencies those of every round."""
+    servers = {kind: Server(kind, env) for kind in ("bare", "real")}
+    results: dict[str, dict[str, Any]] = {kind: {"rates": [], "latencies": [], "statuses": {}, "cpu": 0.0}
+                                          for kind in servers}
     try:
-        server.wait_ready()
-        connector_id, secret = register_connector(server.url) if kind == "real" else ("c-bare", "whsec_" + "A" * 32)
-        warmup = build_requests(args.warmup, port=server.port, connector_id=connector_id, secret=secret, tag="w")
-        timed = build_requests(args.requests, port=server.port, connector_id=connector_id, secret=secret, tag="t")
-        asyncio.run(load(server.port, warmup, args.concurrency))
-        flame = args.flamegraph if kind == "real" else None
-        with profiled(flame, pid=server.proc.pid) as profile:  # py-spy from outside: the server as it runs
-            cpu0 = time.process_time()
-            seconds, latencies, statuses = asyncio.run(load(server.port, timed, args.concurrency))
-            generator_cpu = time.process_time() - cpu0
-        if flame:
-            log(profile.summary)
+        plans = {}
+        for kind, server in servers.items():
+            server.wait_ready()
+            connector_id, secret = (register_connector(server.url) if kind == "real"
+                                    else ("c-bare", "whsec_" + "A" * 32))
+            asyncio.run(load(server.port, build_requests(
+                args.warmup, port=server.port, connector_id=connector_id, secret=secret, tag="w"), args.concurrency))
+            plans[kind] = (connector_id, secret)
+        for round_ in range(args.rounds):
+            for kind, server in servers.items():
+                connector_id, secret = plans[kind]
+                timed = build_requests(args.requests, port=server.port, connector_id=connector_id, secret=secret,
+                                       tag=f"t{round_}")
+                flame = args.flamegraph if kind == "real" and round_ == 0 else None
+                with profiled(flame, pid=server.proc.pid) as profile:  # py-spy from outside: as it runs
+                    cpu0 = time.process_time()
+                    seconds, latencies, statuses = asyncio.run(load(server.port, timed, args.concurrency))
+                    results[kind]["cpu"] += time.process_time() - cpu0
+                if flame:
+                    log(profile.summary)
+                rate = args.requests / seconds
+                log(f"{kind} round {round_ + 1}: {args.requests} requests in {seconds:.3f}s = {rate:.0f}/s, "
+                    f"statuses {statuses}")
+                results[kind]["rates"].append(rate)
+                results[kind]["latencies"] += latencies
+                for status, count in statuses.items():
+                    results[kind]["statuses"][status] = results[kind]["statuses"].get(status, 0) + count
     finally:
-        server.stop()
-    rate = args.requests / seconds
-    log(f"{kind}: {args.requests} requests in {seconds:.3f}s = {rate:.0f}/s, statuses {statuses}")
-    return {"seconds": round(seconds, 4), "requests_per_s": round(rate, 1),
-            "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
-            "statuses": statuses,
-            "generator_cpu_us_per_request": round(generator_cpu / args.requests * 1e6, 1)}
+        for server in servers.values():
+            server.stop()
+
+    def figures(kind: str) -> dict[str, Any]:
+        r = results[kind]
+        return {"requests_per_s": round(statistics.median(r["rates"]), 1),
+                "rounds_requests_per_s": [round(x, 1) for x in r["rates"]],
+                "p50_ms": round(percentile(r["latencies"], 50), 2), "p99_ms": round(percentile(r["latencies"], 99), 2),
+                "statuses": r["statuses"],
+                "generator_cpu_us_per_request": round(r["cpu"] / (args.requests * args.rounds) * 1e6, 1)}
+
+    return figures("bare"), figures("real")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=5000, help="timed requests per path (default 5000)")
     parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="timed loads per path, alternating (default 3)")
     parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections (default 16)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
                         help="the gateway's database (sqlite = embedded mode; postgres = the local cluster)")
@@ -286,14 +317,13 @@ def main() -> int:
            # The pipeline is measured, not the per-connector delivery limit.
            "GATEWAY_WEBHOOK_RATE_PER_S": "1000000", "GATEWAY_WEBHOOK_BURST": "1000000"}
     try:
-        bare = measure("bare", env, args)
-        real = measure("real", env, args)
+        bare, real = measure(env, args)
         stored = asyncio.run(outbox_count(database_url))
     finally:
         if postgres is not None:
             with contextlib.suppress(Exception):
                 postgres.drop()
-    expected = args.requests + args.warmup
+    expected = args.requests * args.rounds + args.warmup
     ratio = real["requests_per_s"] / bare["requests_per_s"]
     verdict = "PASS" if ratio >= LIMIT else "BELOW"
     print(f"ingest benchmark: {args.requests} signed chat webhooks, {args.concurrency} connections, "
@@ -310,7 +340,8 @@ def main() -> int:
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "server": "uvicorn (uvloop, httptools), 1 worker, child process", "database": args.database},
-        "parameters": {"requests": args.requests, "warmup": args.warmup, "concurrency": args.concurrency},
+        "parameters": {"requests": args.requests, "warmup": args.warmup, "concurrency": args.concurrency,
+                       "rounds": args.rounds},
         "bare": bare, "real": real, "outbox_events": stored, "outbox_expected": expected,
         "ratio": round(ratio, 4), "limit": LIMIT, "verdict": verdict, "label": args.label,
         "load_average": [round(x, 2) for x in os.getloadavg()],  # other work on the machine (2 cores shared)

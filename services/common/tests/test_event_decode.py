@@ -12,7 +12,7 @@ from sqlalchemy import MetaData, select
 
 from qunzhu_common.db.messaging import add_messaging_tables
 from qunzhu_common.events.contracts.membership import CommunityCreated, MemberChanged
-from qunzhu_common.events.envelope import Envelope, EnvelopeHead, new_envelope
+from qunzhu_common.events.envelope import Envelope, EnvelopeHead, encode_envelope, new_envelope
 from qunzhu_common.events.registry import EventRegistry, InvalidEvent, default_registry
 from qunzhu_common.outbox import OutboxWriter
 
@@ -127,3 +127,19 @@ async def test_the_outbox_row_holds_the_bytes_built_once(sqlite_db):
     async with session_maker() as session:
         (payload,) = (await session.execute(select(outbox.c.payload))).one()
     assert bytes(payload) == env.to_bytes()
+
+
+@pytest.mark.parametrize("occurred_at", [datetime(2026, 12, 7, 8, 0, 1, 123456, tzinfo=UTC),
+                                         datetime(2026, 12, 7, 16, 0, tzinfo=SHANGHAI)])
+def test_encode_envelope_writes_the_bytes_new_envelope_writes(occurred_at: datetime):
+    """The gateway's outbox rows are encoded without building the envelope (#19): same bytes, same decode."""
+    payload = CommunityCreated(community_id="c-1", name="读书会 \"quoted\" \\ \u2028", positioning="每周读一本书",
+                               owner_id="owner-1", created_at=datetime(2026, 11, 26, 20, 0, tzinfo=SHANGHAI))
+    event_id = uuid.uuid5(uuid.NAMESPACE_URL, "x")
+    built = new_envelope(type="community.created", data=payload, source="membership", community_id="c-1",
+                         correlation_id="req-1 ✓", occurred_at=occurred_at, event_id=event_id)
+    raw = encode_envelope(event_id=event_id, type="community.created", source="membership", community_id="c-1",
+                          correlation_id="req-1 ✓", data=payload, occurred_at=occurred_at)
+    assert raw == built.to_bytes()
+    typed, decoded = default_registry().decode_event(raw, WANTED)
+    assert decoded == payload and typed.occurred_at == occurred_at and typed.id == event_id

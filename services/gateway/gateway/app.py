@@ -78,8 +78,6 @@ def create_app(
                        webhook_max_bytes=settings.webhook_max_body_bytes, read_timeout_s=settings.body_read_timeout_s)
     app.add_middleware(MethodOverride)  # POST + X-HTTP-Method-Override: PATCH, for wx.request
     app.add_middleware(CanonicalPaths)  # outermost of the two: a path is refused before its body is read
-    # The chat webhook ahead of all the above, routing and dependencies (issue #19); it does their part itself.
-    app.add_middleware(ChatWebhookRoute, metrics=app.state.runtime.metrics, service_name=SPEC.name)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
@@ -88,4 +86,10 @@ def create_app(
                            "Idempotency-Key", "X-HTTP-Method-Override"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600,
         )
+    # The chat webhook ahead of every layer of the stack — FastAPI's own (error, telemetry, body limit), the
+    # above, routing and dependencies (issue #19); it does their part itself. Around the stack FastAPI builds
+    # on its first request, so nothing added later can end up in front of it.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: ChatWebhookRoute(  # type: ignore[method-assign]
+        build_stack(), metrics=app.state.runtime.metrics, service_name=SPEC.name)
     return app

@@ -277,15 +277,15 @@ async def _load_pg(session: AsyncSession, directory: _Directory, items: Sequence
 
 
 def _fill(directory: _Directory, rows: Any) -> None:
-    """The rows of `_LOAD_PG` into the directory: pending mentions oldest first, and name entries."""
+    """The rows of `_LOAD_PG` into the directory: pending mentions oldest first, and name entries. By
+    position (kind, id, community, group, a, b, c, created_at): SQLAlchemy's rows and asyncpg's records alike."""
     pending = []
-    for row in rows:
-        if row.kind == "p":
-            created_at = row.created_at.astimezone(UTC) if row.created_at is not None else None
-            pending.append(_Pending(row.community_id, row.group_id, row.a, row.b, row.c, id=row.id,
-                                    created_at=created_at))
+    for kind, id_, community_id, group_id, a, b, c, created_at in rows:
+        if kind == "p":
+            created_at = created_at.astimezone(UTC) if created_at is not None else None
+            pending.append(_Pending(community_id, group_id, a, b, c, id=id_, created_at=created_at))
         else:
-            directory.entries[(row.group_id, row.a)] = _Entry(row.community_id, row.b, row.c)
+            directory.entries[(group_id, a)] = _Entry(community_id, b, c)
     directory.pending.extend(sorted(pending, key=lambda p: p.id or 0))  # oldest first, as they were written
 
 

@@ -30,9 +30,10 @@ from gateway.chatdir import directory
 from gateway.chatdir.messages import claim_messages, keep_first_copies, mark_repeated, message_key
 from gateway.models import QuarantinedWebhook, WebhookDelivery
 from gateway.webhooks.ingest import EVENT_ID_NAMESPACE, Outcome, Staged
+from qunzhu_common.context import current_correlation_id
 from qunzhu_common.db.bulk import bulk_insert
-from qunzhu_common.events.envelope import new_envelope
-from qunzhu_common.events.registry import EventRegistry
+from qunzhu_common.events.envelope import Envelope, encode_envelope
+from qunzhu_common.events.registry import EventRegistry, key_by_community
 from qunzhu_common.outbox import run_after_commit
 from qunzhu_common.timeutil import utcnow
 
@@ -141,14 +142,14 @@ class BatchRecorder:
 
     def _outbox_row(self, delivery: Delivery, position: int, event: Staged, now: Any) -> dict[str, Any]:
         # Deterministic ids: the same delivery can never put a second copy of an event in the outbox.
-        envelope = new_envelope(
-            type=event.type, data=event.payload, source=self.source_service, community_id=event.community_id,
-            event_id=uuid.uuid5(EVENT_ID_NAMESPACE, f"{delivery.source}/{delivery.delivery_id}/{position}"),
-            correlation_id=delivery.correlation_id,
-        )
+        event_id = uuid.uuid5(EVENT_ID_NAMESPACE, f"{delivery.source}/{delivery.delivery_id}/{position}")
         spec = self.registry.spec_for(event.type, 1)  # the payload was validated against it when staged
-        return dict(event_id=str(envelope.id), topic=spec.topic, key=spec.key(envelope), event_type=event.type,
-                    payload=envelope.to_bytes(), created_at=now)
+        payload = encode_envelope(  # new_envelope's bytes without its model: one row per event (#19)
+            event_id=event_id, type=event.type, source=self.source_service, community_id=event.community_id,
+            correlation_id=delivery.correlation_id or current_correlation_id(), data=event.payload, occurred_at=now)
+        key = event.community_id if spec.key is key_by_community else spec.key(Envelope.from_bytes(payload))
+        return dict(event_id=str(event_id), topic=spec.topic, key=key, event_type=event.type, payload=payload,
+                    created_at=now)
 
 
 # PostgreSQL: the claims and the directory's reads in ONE statement, one round trip instead of three (each

@@ -125,16 +125,16 @@ class FastBatch:
         claimed_messages: set[tuple[str, str]] = set()
         loaded: list[Any] = []
         written = 0
-        for row in result:
-            kind = row["kind"]
+        for row in result:  # (kind, id, community, group, a, b, c, created_at)
+            kind = row[0]
             if kind == "d":
-                claimed.add((row["group_id"], row["a"]))
+                claimed.add((row[3], row[4]))
             elif kind == "m":
-                claimed_messages.add((row["group_id"], row["a"]))
+                claimed_messages.add((row[3], row[4]))
             elif kind == "o":
-                written = int(row["a"])
+                written = int(row[4])
             else:
-                loaded.append(_Row(row))
+                loaded.append(row)
 
         accepted = []
         for key, index in first.items():
@@ -167,14 +167,3 @@ class FastBatch:
             await connection.execute(_MARK_REPEATED, [d.source for d in repeated], [d.delivery_id for d in repeated])
         return [o if o is not None else Outcome("duplicate") for o in outcomes]
 
-
-class _Row:
-    """An asyncpg record read by attribute, as `directory._fill` reads SQLAlchemy's rows."""
-
-    __slots__ = ("_record",)
-
-    def __init__(self, record: Any) -> None:
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        return self._record[name]
