@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from gateway.actions.api import router as actions_ops_router
 from gateway.actions.handlers import HANDLERS as ACTION_HANDLERS
@@ -35,6 +37,7 @@ from gateway.state import gateway_lifespan
 from gateway.upstream import upstreams_lifespan
 from gateway.webhooks.api import ops as quarantine_router
 from gateway.webhooks.api import router as webhooks_router
+from gateway.webhooks.asgi import PREFIX as CHAT_PREFIX
 from gateway.webhooks.asgi import ChatWebhookRoute
 from qunzhu_common.bus.base import Bus
 from qunzhu_common.service import ServiceSpec, build_app
@@ -86,10 +89,23 @@ def create_app(
                            "Idempotency-Key", "X-HTTP-Method-Override"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600,
         )
-    # The chat webhook ahead of every layer of the stack — FastAPI's own (error, telemetry, body limit), the
-    # above, routing and dependencies (issue #19); it does their part itself. Around the stack FastAPI builds
-    # on its first request, so nothing added later can end up in front of it.
-    build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: ChatWebhookRoute(  # type: ignore[method-assign]
-        build_stack(), metrics=app.state.runtime.metrics, service_name=SPEC.name)
+    # The chat webhook ahead of everything (issue #19): FastAPI's own entry (its per-request telemetry checks)
+    # and stack (error, telemetry, body limit), the above, routing and dependencies; it does their part itself.
+    app.__class__ = GatewayApp
+    app.chat_route = ChatWebhookRoute(functools.partial(FastAPI.__call__, app), metrics=app.state.runtime.metrics,
+                                      service_name=SPEC.name)
     return app
+
+
+class GatewayApp(FastAPI):
+    """The gateway's FastAPI application, whose chat webhook is answered before FastAPI sees the request
+    (gateway.webhooks.asgi); every other request, and any the route hands on, goes through FastAPI."""
+
+    chat_route: ChatWebhookRoute
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(CHAT_PREFIX):
+            scope["app"] = self
+            await self.chat_route(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)

@@ -236,11 +236,16 @@ _LOAD_PG = (
     "FROM pending UNION ALL "
     # Three branches, each on its own index (one OR across them made PostgreSQL scan the whole table):
     # the batch's people by primary key, then every row holding a name to look up, by username and by name.
+    # Each driven by its few keys (LATERAL: one index probe per key, whatever the planner guesses of a young
+    # table — a plain join scanned every name of the community for every batch, even with no name to look up;
+    # OFFSET 0 keeps the planner from flattening them back into that join).
     "SELECT 'n', NULL, community_id, group_id, person_id, display_name, username, NULL FROM ("
-    "SELECT n.* FROM chat_name n JOIN unnest($3::varchar[], $4::varchar[]) AS b(g, p) "
-    "ON n.group_id = b.g AND n.person_id = b.p "
-    "UNION SELECT n.* FROM chat_name n JOIN wanted w ON n.username_key = w.k WHERE n.community_id = ANY($1::varchar[]) "
-    "UNION SELECT n.* FROM chat_name n JOIN wanted w ON n.display_key = w.k WHERE n.community_id = ANY($1::varchar[])"
+    "SELECT n.* FROM unnest($3::varchar[], $4::varchar[]) AS b(g, p) CROSS JOIN LATERAL "
+    "(SELECT * FROM chat_name WHERE group_id = b.g AND person_id = b.p OFFSET 0) AS n "
+    "UNION SELECT n.* FROM wanted w CROSS JOIN LATERAL (SELECT * FROM chat_name "
+    "WHERE community_id = ANY($1::varchar[]) AND username_key = w.k OFFSET 0) AS n "
+    "UNION SELECT n.* FROM wanted w CROSS JOIN LATERAL (SELECT * FROM chat_name "
+    "WHERE community_id = ANY($1::varchar[]) AND display_key = w.k OFFSET 0) AS n"
     ") AS n"
 )
 

@@ -39,6 +39,7 @@ class FastFlush(Protocol[T]):
     """A flush on the driver's own connection (asyncpg), inside a transaction the committer opens."""
 
     after_commit: Callable[[], None] | None
+    begin: str  # the statements that open its transaction ("BEGIN", and SET LOCAL … if it wants any)
 
     def accepts(self, batch: Sequence[T]) -> bool: ...
 
@@ -141,8 +142,13 @@ class GroupCommitter(Generic[T]):
         assert self._fast is not None
         driver = (await connection.get_raw_connection()).driver_connection
         try:
-            async with driver.transaction():
+            await driver.execute(self._fast.begin)  # one round trip, settings of the transaction included
+            try:
                 results = await self._fast(driver, items)
+            except BaseException:
+                await asyncio.shield(driver.execute("ROLLBACK"))
+                raise
+            await driver.execute("COMMIT")
         except FallBack:
             return None
         except Exception as exc:

@@ -75,6 +75,10 @@ class FastBatch:
 
     recorder: BatchRecorder
     dialect: Dialect
+    # A generic plan for the one statement: planned each time as a custom plan (its arrays tell the planner
+    # nothing) it cost ≈ 0.35 ms of PostgreSQL per batch, ≈ 1.6 → 1.0 ms per execution as the client waits.
+    # SET LOCAL: the transaction's only, never left on a pooled connection; in the same round trip as BEGIN.
+    begin: str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
 
     @property
     def after_commit(self) -> Callable[[], None] | None:
