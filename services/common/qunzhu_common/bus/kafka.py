@@ -192,6 +192,9 @@ class KafkaBus(Bus):
         return subscription
 
 
+FETCH_RECORDS = 500  # records per fetch at least (a one-by-one consumer commits its offsets once per fetch)
+
+
 class _RebalanceListener(ConsumerRebalanceListener):
     def __init__(self, subscription: _KafkaSubscription) -> None:
         self._subscription = subscription
@@ -258,7 +261,7 @@ class _KafkaSubscription(Subscription):
         consumer = self._consumer
         while True:
             try:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                batches = await consumer.getmany(timeout_ms=500, max_records=self._fetch_records())
             except KafkaError as exc:
                 log.warning("group %s: fetch failed: %r", self.group_id, exc)
                 await asyncio.sleep(1)
@@ -270,6 +273,13 @@ class _KafkaSubscription(Subscription):
                     *(self._process_partition(tp, msgs) for tp, msgs in batches.items()))
                 await self._commit({tp: offset for tp, offset in zip(batches, settled, strict=True)
                                     if offset is not None})
+
+    def _fetch_records(self) -> int:
+        """Up to a full batch from every assigned partition (#19 part 6): capped at 500 across partitions, a
+        batch consumer's batches held ≈170 records with three partitions busy, each paying a transaction's
+        fixed cost (15–20 ms when scoring) for a third of what it could apply."""
+        assert self._consumer is not None
+        return max(FETCH_RECORDS, self.batch_size * len(self._consumer.assignment()))
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         """One OffsetCommit for every partition settled in this fetch (not one request per partition)."""
