@@ -86,3 +86,33 @@ async def test_a_broken_flush_answers_its_callers_and_the_writer_goes_on(tmp_pat
     finally:
         await committer.stop()
         await engine.dispose()
+
+
+async def test_a_writer_lingers_for_callers_still_on_their_way(tmp_path: Path):
+    """Callers a few loop turns apart (requests still being read and verified) share one batch; without the
+    linger the first is written alone while the rest queue for the next batch (1, 15, 1, 15 … at 16 callers)."""
+    sizes: list[int] = []
+
+    async def flush(session, items):
+        sizes.append(len(items))
+        return ["ok"] * len(items)
+
+    async def caller(committer: GroupCommitter, turns: int) -> str:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await committer.submit(turns)
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.sqlite3'}")
+    for linger_turns, expected in ((6, [16]), (0, None)):
+        sizes.clear()
+        committer = GroupCommitter(create_session_maker(engine), flush, linger_turns=linger_turns)
+        committer.start()
+        try:
+            assert await asyncio.gather(*(caller(committer, n % 4) for n in range(16))) == ["ok"] * 16
+        finally:
+            await committer.stop()
+        if expected is not None:
+            assert sizes == expected
+        else:
+            assert len(sizes) > 1 and sizes[0] < 16  # the first caller went alone or nearly
+    await engine.dispose()

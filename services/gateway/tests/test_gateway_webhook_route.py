@@ -140,6 +140,12 @@ async def test_what_the_full_stack_judges_is_handed_on_to_it(gw, admin_headers):
     Probe.seen.clear()
     assert (await gw.client.post(f"/webhooks/chat/{connector_id}", content=body, headers=headers)).status_code == 200
     assert Probe.seen == []
+    # a browser's (an Origin header): CORS is the full stack's business
+    body, headers = _signed(secret, "m-4")
+    from_browser = await gw.client.post(f"/webhooks/chat/{connector_id}", content=body,
+                                        headers={**headers, "Origin": "https://app.example"})
+    assert from_browser.status_code == 200
+    assert Probe.seen == [("POST", f"/webhooks/chat/{connector_id}")]
 
 
 async def test_a_write_that_waited_past_its_bound_is_503_with_retry_after(gw, admin_headers, monkeypatch):
