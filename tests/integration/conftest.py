@@ -10,11 +10,12 @@ own port; stopped and removed at the end, so nothing stays running and `make up`
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.integration.stack import InfraError, Kafka, PrivatePostgres, Stack
+from tests.integration.stack import InfraError, Kafka, PrivatePostgres, Stack, run_script
 
 
 def _unavailable(reason: str) -> None:
@@ -44,6 +45,22 @@ def postgres() -> Iterator[PrivatePostgres]:
         _unavailable(str(exc))
     yield pg
     pg.drop()
+
+
+@pytest.fixture
+def fresh_database(postgres: PrivatePostgres) -> Iterator[Callable[[str], str]]:
+    """`fresh_database(tag)`: the asyncpg URL of a new, empty database on the run's cluster, dropped after the test."""
+    created: list[str] = []
+
+    def make(tag: str) -> str:
+        name = f"{postgres.prefix}_{tag}_{uuid.uuid4().hex[:8]}"
+        run_script("postgres.sh", "createdb", name, env=postgres.env)
+        created.append(name)
+        return f"postgresql+asyncpg://{postgres.user}:{postgres.password}@127.0.0.1:{postgres.port}/{name}"
+
+    yield make
+    for name in created:
+        run_script("postgres.sh", "dropdb", name, env=postgres.env)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,7 @@ import base64
 import json
 import os
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,6 @@ from gateway.webhooks import fastpath
 from gateway.webhooks.batch import Delivery
 from gateway.webhooks.ingest import Outcome
 from gateway.webhooks.verify import sign_standard
-from tests.integration.stack import Postgres, run_script
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +40,8 @@ COMMUNITY = "c-ingest"
 
 
 @pytest.fixture
-def database(postgres: Postgres) -> Iterator[str]:
-    name = f"{postgres.prefix}_gw_{uuid.uuid4().hex[:8]}"
-    run_script("postgres.sh", "createdb", name, env=postgres.env)
-    yield f"postgresql+asyncpg://{postgres.user}:{postgres.password}@127.0.0.1:{postgres.port}/{name}"
-    run_script("postgres.sh", "dropdb", name, env=postgres.env)
+def database(fresh_database: Callable[[str], str]) -> str:
+    return fresh_database("gw")
 
 
 def settings(tmp: Path, database_url: str) -> GatewaySettings:

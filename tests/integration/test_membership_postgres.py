@@ -6,8 +6,7 @@ several replicas at once (row claims with FOR UPDATE SKIP LOCKED). Also the data
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from qunzhu_common.events.contracts.payments import PaymentSucceeded
 from qunzhu_common.events.envelope import Envelope, new_envelope
 from qunzhu_common.testing import GatewayActorAuth, app_internal_key
 from tests.integration.probes import query
-from tests.integration.stack import Postgres, run_script
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +32,8 @@ START = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def database(postgres: Postgres) -> Iterator[str]:
-    name = f"{postgres.prefix}_mb_{uuid.uuid4().hex[:8]}"
-    run_script("postgres.sh", "createdb", name, env=postgres.env)
-    yield f"postgresql+asyncpg://{postgres.user}:{postgres.password}@127.0.0.1:{postgres.port}/{name}"
-    run_script("postgres.sh", "dropdb", name, env=postgres.env)
+def database(fresh_database: Callable[[str], str]) -> str:
+    return fresh_database("mb")
 
 
 class Service:

@@ -43,12 +43,7 @@ async def claim_messages(
     session: AsyncSession, deliveries: Sequence[tuple[Any, list[tuple[int, Staged]]]], now: datetime,
 ) -> list[list[tuple[int, Staged]]]:
     """Per delivery, its (position, event) pairs less the messages already received."""
-    first: dict[tuple[str, str], Any] = {}
-    for delivery, events in deliveries:
-        for position, event in events:
-            key = message_key(event)
-            if key is not None and key not in first:
-                first[key] = (delivery, position)
+    first = _first_copies(deliveries)
     claimed: set[tuple[str, str]] = set()
     if first:
         # In key order: two replicas claiming overlapping keys lock them in the same order (no deadlock).
@@ -62,17 +57,23 @@ async def claim_messages(
     return keep_first_copies(deliveries, claimed)
 
 
-def keep_first_copies(
-    deliveries: Sequence[tuple[Any, list[tuple[int, Staged]]]], claimed: set[tuple[str, str]],
-) -> list[list[tuple[int, Staged]]]:
-    """Per delivery, its events less the messages whose key was not claimed by that very copy: the first
-    copy (in delivery order, then position) of a key this batch claimed; recalls and non-messages stay."""
+def _first_copies(deliveries: Sequence[tuple[Any, list[tuple[int, Staged]]]]) -> dict[tuple[str, str], Any]:
+    """Each message key of the batch → (delivery, position) of its first copy, in delivery order."""
     first: dict[tuple[str, str], Any] = {}
     for delivery, events in deliveries:
         for position, event in events:
             key = message_key(event)
             if key is not None and key not in first:
                 first[key] = (delivery, position)
+    return first
+
+
+def keep_first_copies(
+    deliveries: Sequence[tuple[Any, list[tuple[int, Staged]]]], claimed: set[tuple[str, str]],
+) -> list[list[tuple[int, Staged]]]:
+    """Per delivery, its events less the messages whose key was not claimed by that very copy: the first
+    copy (in delivery order, then position) of a key this batch claimed; recalls and non-messages stay."""
+    first = _first_copies(deliveries)
     kept: list[list[tuple[int, Staged]]] = []
     for delivery, events in deliveries:
         mine = []

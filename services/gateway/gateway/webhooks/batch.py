@@ -59,6 +59,35 @@ class Delivery:
         return "accepted" if self.events else "ignored"
 
 
+def first_deliveries(batch: Sequence[Delivery]) -> tuple[list[Outcome | None], dict[tuple[str, str], int]]:
+    """Within a batch the first copy of a delivery wins, as it would one by one: the later copies' outcomes
+    (duplicate) and, per (source, delivery id), the index of the first, in batch order."""
+    outcomes: list[Outcome | None] = [None] * len(batch)
+    first: dict[tuple[str, str], int] = {}
+    for index, delivery in enumerate(batch):
+        key = (delivery.source, delivery.delivery_id)
+        if key in first:
+            outcomes[index] = Outcome("duplicate")
+        else:
+            first[key] = index
+    return outcomes, first
+
+
+def settle_accepted(batch: Sequence[Delivery], accepted: Sequence[int], kept: Sequence[Sequence[Any]],
+                    outcomes: list[Outcome | None]) -> list[Delivery]:
+    """The claimed deliveries' outcomes from the events they kept; returns those whose every message had
+    been received already (their dedupe rows are marked `duplicate`)."""
+    repeated = []
+    for index, events in zip(accepted, kept, strict=True):
+        delivery = batch[index]
+        if delivery.events and not events:  # every message in it was already received
+            outcomes[index] = Outcome("duplicate")
+            repeated.append(delivery)
+        else:
+            outcomes[index] = Outcome(delivery.status, events=len(events))
+    return repeated
+
+
 @dataclass
 class BatchRecorder:
     """The flush function of the group committer for chat webhooks."""
@@ -71,14 +100,7 @@ class BatchRecorder:
 
     async def __call__(self, session: AsyncSession, batch: Sequence[Delivery]) -> list[Outcome]:
         now = utcnow()
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        first: dict[tuple[str, str], int] = {}
-        for index, delivery in enumerate(batch):
-            key = (delivery.source, delivery.delivery_id)
-            if key in first:
-                outcomes[index] = Outcome("duplicate")
-            else:
-                first[key] = index
+        outcomes, first = first_deliveries(batch)
         # In key order: batches that overlap (two writers, two replicas) lock their claims in the same order.
         rows = [dict(source=batch[i].source, delivery_id=batch[i].delivery_id, outcome=batch[i].status,
                      event_count=len(batch[i].events), received_at=now) for _, i in sorted(first.items())]
@@ -122,14 +144,7 @@ class BatchRecorder:
             extra[index] = extra.get(index, 0) + 1
             position = len(batch[index].events) + extra[index] - 1  # after the delivery's own events
             outbox_rows.append(self._outbox_row(batch[index], position, event, now))
-        repeated = []
-        for index, events in zip(accepted, kept, strict=True):
-            delivery = batch[index]
-            if delivery.events and not events:  # every message in it was already received
-                outcomes[index] = Outcome("duplicate")
-                repeated.append(delivery)
-            else:
-                outcomes[index] = Outcome(delivery.status, events=len(events))
+        repeated = settle_accepted(batch, accepted, kept, outcomes)
         if repeated:
             await mark_repeated(session, repeated)
         if outbox_rows:

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Dialect
 from gateway.chatdir import directory
 from gateway.chatdir.messages import RECALL_EVENTS, keep_first_copies, message_key
 from gateway.chatdir.models import ChatName
-from gateway.webhooks.batch import BatchRecorder, Delivery
+from gateway.webhooks.batch import BatchRecorder, Delivery, first_deliveries, settle_accepted
 from gateway.webhooks.batcher import FallBack
 from gateway.webhooks.ingest import Outcome
 from qunzhu_common.db.bulk import bulk_insert_driver
@@ -92,14 +92,7 @@ class FastBatch:
         """Write `batch` on asyncpg's `connection`, inside the transaction the caller opened; FallBack when
         it needs the general path (the caller rolls back)."""
         now = utcnow()
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        first: dict[tuple[str, str], int] = {}
-        for index, delivery in enumerate(batch):
-            key = (delivery.source, delivery.delivery_id)
-            if key in first:
-                outcomes[index] = Outcome("duplicate")
-            else:
-                first[key] = index
+        outcomes, first = first_deliveries(batch)
         claims = [batch[i] for _, i in sorted(first.items())]  # in key order: overlapping batches lock alike
         messages: list[tuple[str, str, str, str]] = []
         outbox: list[tuple[str, str, int | None, bool, dict[str, Any]]] = []
@@ -154,14 +147,7 @@ class FastBatch:
         expected = sum(len(events) for events in kept)
         if written != expected:  # the statement and this code disagree on what survives the claims: a bug
             raise RuntimeError(f"the batch wrote {written} outbox rows where {expected} were expected")
-        repeated = []
-        for index, events in zip(accepted, kept, strict=True):
-            delivery = batch[index]
-            if delivery.events and not events:  # every message in it was already received
-                outcomes[index] = Outcome("duplicate")
-                repeated.append(delivery)
-            else:
-                outcomes[index] = Outcome(delivery.status, events=len(events))
+        repeated = settle_accepted(batch, accepted, kept, outcomes)
         if rows := directory.name_rows(names):
             await bulk_insert_driver(
                 connection, self.dialect, _NAME, rows,
