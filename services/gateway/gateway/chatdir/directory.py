@@ -103,16 +103,10 @@ class _Directory:
         return {k for k in (name_key(display), name_key(username)) if k}
 
 
-async def apply(session: AsyncSession, items: Sequence[Staged], *, now: datetime,
-                loaded: Sequence[Any] | None = None) -> Applied:
-    """Learn the names `items` carry and resolve the @-names they mention, in order; write the directory.
-    `loaded`: the rows of `load_pg_sql` already read for these items (or a superset of them), in the
-    caller's statement (gateway.webhooks.batch on PostgreSQL: one round trip with the claims)."""
+async def apply(session: AsyncSession, items: Sequence[Staged], *, now: datetime) -> Applied:
+    """Learn the names `items` carry and resolve the @-names they mention, in order; write the directory."""
     directory = _Directory(now)
-    if loaded is None:
-        await _load(session, directory, items)
-    else:
-        _fill(directory, loaded)
+    await _load(session, directory, items)
     applied = _learn_and_resolve(directory, items)
     await _store(session, directory)
     return applied
@@ -191,15 +185,15 @@ async def _load(session: AsyncSession, directory: _Directory, items: Sequence[St
     carries can resolve, and, for the names to resolve (mentioned or pending), every row holding that name
     (to tell one person from an ambiguous name). A name many people share ("群友") is only read when it is
     looked up, never for every message that carries it."""
+    if session.bind.dialect.name == "postgresql":
+        await _load_pg(session, directory, items)
+        return
     communities = sorted({i.community_id for i in items if i.names or i.mention_names})
     if not communities:
         return
     pairs = sorted({(i.group_id, person) for i in items for person, _, _ in i.names})
     learned = sorted({name_key(k) for i in items for _, display, username in i.names for k in (display, username)}
                      - {""})
-    if session.bind.dialect.name == "postgresql":
-        await _load_pg(session, directory, items, communities, pairs, learned)
-        return
     if learned:
         rows = await session.execute(select(ChatPendingMention).where(
             ChatPendingMention.community_id.in_(communities), ChatPendingMention.name_key.in_(learned),
@@ -270,15 +264,12 @@ def load_pg_sql(first_parameter: int) -> str:
     return sql
 
 
-async def _load_pg(session: AsyncSession, directory: _Directory, items: Sequence[Staged], communities: list[str],
-                   pairs: list[tuple[str, str]], learned: list[str]) -> None:
-    mentioned = sorted({name_key(n) for i in items for n in i.mention_names} - {""})
-    if not learned and not pairs and not mentioned:
+async def _load_pg(session: AsyncSession, directory: _Directory, items: Sequence[Staged]) -> None:
+    parameters = load_pg_parameters(items)
+    _, learned, groups, _, mentioned = parameters
+    if not learned and not groups and not mentioned:
         return
-    connection = await session.connection()
-    rows = await connection.exec_driver_sql(_LOAD_PG, (
-        communities, learned, [g for g, _ in pairs], [p for _, p in pairs], mentioned))
-    _fill(directory, rows)
+    _fill(directory, await (await session.connection()).exec_driver_sql(_LOAD_PG, parameters))
 
 
 def _fill(directory: _Directory, rows: Any) -> None:

@@ -7,7 +7,6 @@ compiled per batch). Within a batch the first copy of a delivery wins, as it wou
 Between the claim and the outbox, in the same transaction: the claimed deliveries' messages claim their
 (group, platform message id) keys (a message re-sent under a new delivery id is dropped, even when both
 copies are in this batch), and the names directory learns names and resolves @-names (gateway.chatdir).
-On PostgreSQL the two claims and the directory's read are one statement (`_CLAIM_PG`).
 
 This is the general path, on a SQLAlchemy session. On PostgreSQL most batches take the fast path instead
 (gateway.webhooks.fastpath: BEGIN, one statement, COMMIT on asyncpg's own connection); a batch it cannot
@@ -19,15 +18,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, insert
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.chatdir import directory
-from gateway.chatdir.messages import claim_messages, keep_first_copies, mark_repeated, message_key
+from gateway.chatdir.messages import claim_messages, mark_repeated
 from gateway.models import QuarantinedWebhook, WebhookDelivery
 from gateway.webhooks.ingest import EVENT_ID_NAMESPACE, Outcome, Staged
 from qunzhu_common.context import current_correlation_id
@@ -96,7 +95,6 @@ class BatchRecorder:
     outbox_table: Table
     source_service: str
     on_outbox_write: Callable[[], None] | None = None
-    _insert_for: dict[str, Any] = field(default_factory=dict)
 
     async def __call__(self, session: AsyncSession, batch: Sequence[Delivery]) -> list[Outcome]:
         now = utcnow()
@@ -104,15 +102,11 @@ class BatchRecorder:
         # In key order: batches that overlap (two writers, two replicas) lock their claims in the same order.
         rows = [dict(source=batch[i].source, delivery_id=batch[i].delivery_id, outcome=batch[i].status,
                      event_count=len(batch[i].events), received_at=now) for _, i in sorted(first.items())]
-        loaded: list[Any] | None = None  # the directory's rows, when read with the claims (PostgreSQL)
-        claimed_messages: set[tuple[str, str]] = set()
-        if session.bind.dialect.name == "postgresql":
-            claimed, claimed_messages, loaded = await _claim_pg(session, batch, first, rows, now)
-        else:
-            claim = sqlite.insert(_DELIVERY).on_conflict_do_nothing().returning(
-                _DELIVERY.c.source, _DELIVERY.c.delivery_id)
-            claimed = {(source, delivery_id) for source, delivery_id in await bulk_insert(
-                session, _DELIVERY, rows, fallback=claim, returning=("source", "delivery_id"))}
+        make = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        claim = make(_DELIVERY).on_conflict_do_nothing().returning(_DELIVERY.c.source, _DELIVERY.c.delivery_id)
+        claimed = {(source, delivery_id) for source, delivery_id in await bulk_insert(
+            session, _DELIVERY, rows, fallback=claim, pg_tail="ON CONFLICT DO NOTHING",
+            returning=("source", "delivery_id"))}
 
         outbox_rows, quarantine_rows = [], []
         accepted: list[int] = []
@@ -129,13 +123,9 @@ class BatchRecorder:
                 outcomes[index] = Outcome("quarantined", reason=delivery.quarantine_reason)
                 continue
             accepted.append(index)
-        candidates = [(batch[i], list(enumerate(batch[i].events))) for i in accepted]
-        if loaded is None:
-            kept = await claim_messages(session, candidates, now)
-        else:
-            kept = keep_first_copies(candidates, claimed_messages)
+        kept = await claim_messages(session, [(batch[i], list(enumerate(batch[i].events))) for i in accepted], now)
         items = [(i, position, event) for i, events in zip(accepted, kept, strict=True) for position, event in events]
-        applied = await directory.apply(session, [event for _, _, event in items], now=now, loaded=loaded)
+        applied = await directory.apply(session, [event for _, _, event in items], now=now)
         extra: dict[int, int] = {}
         for n, (index, position, event) in enumerate(items):
             outbox_rows.append(self._outbox_row(batch[index], position, applied.replaced.get(n, event), now))
@@ -166,57 +156,3 @@ class BatchRecorder:
         return dict(event_id=str(event_id), topic=spec.topic, key=key, event_type=event.type, payload=payload,
                     created_at=now)
 
-
-# PostgreSQL: the claims and the directory's reads in ONE statement, one round trip instead of three (each
-# round trip was three system calls and a loop turn of the gateway's single thread: #19's ingest profile).
-# `d` claims the delivery ids (what comes back was new); `m` claims the (group, message id) keys of the
-# messages those new deliveries carry, the first copy in batch order winning (DISTINCT ON … ORDER BY the
-# ordinal), in key order; then the names directory's rows for the batch's candidates (a superset of what
-# the claimed events need: extra rows are true directory rows, harmless to a lookup).
-_CLAIM_PG = (
-    "WITH d AS (INSERT INTO webhook_delivery (source, delivery_id, outcome, event_count, received_at) "
-    "SELECT u.s, u.d, u.o, u.c, $5::timestamptz "
-    "FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::integer[]) AS u(s, d, o, c) "
-    "ON CONFLICT DO NOTHING RETURNING source, delivery_id), "
-    "m AS (INSERT INTO chat_message_seen (group_id, message_id, delivery_id, received_at) "
-    "SELECT DISTINCT ON (u.g, u.m) u.g, u.m, u.d, $5::timestamptz "
-    "FROM unnest($6::varchar[], $7::varchar[], $8::varchar[], $9::varchar[]) WITH ORDINALITY AS u(s, d, g, m, n) "
-    "WHERE (u.s, u.d) IN (SELECT source, delivery_id FROM d) ORDER BY u.g, u.m, u.n "
-    "ON CONFLICT DO NOTHING RETURNING group_id, message_id), "
-    + directory.load_pg_sql(10).removeprefix("WITH ")
-    + " UNION ALL SELECT 'd', NULL, NULL, source, delivery_id, NULL, NULL, NULL FROM d"
-    " UNION ALL SELECT 'm', NULL, NULL, group_id, message_id, NULL, NULL, NULL FROM m"
-)
-
-
-async def _claim_pg(
-    session: AsyncSession, batch: Sequence[Delivery], first: dict[tuple[str, str], int], rows: list[dict[str, Any]],
-    now: Any,
-) -> tuple[set[tuple[str, str]], set[tuple[str, str]], list[Any]]:
-    """Claimed delivery ids, claimed message keys and the directory's rows, in one statement."""
-    messages: list[tuple[str, str, str, str]] = []
-    events: list[Staged] = []
-    for index in first.values():  # batch order: the first copy of a message is the first one here
-        delivery = batch[index]
-        for event in delivery.events:
-            events.append(event)
-            key = message_key(event)
-            if key is not None:
-                messages.append((delivery.source, delivery.delivery_id, *key))
-    connection = await session.connection()
-    result = await connection.exec_driver_sql(_CLAIM_PG, (
-        [r["source"] for r in rows], [r["delivery_id"] for r in rows], [r["outcome"] for r in rows],
-        [r["event_count"] for r in rows], now,
-        [m[0] for m in messages], [m[1] for m in messages], [m[2] for m in messages], [m[3] for m in messages],
-        *directory.load_pg_parameters(events)))
-    claimed: set[tuple[str, str]] = set()
-    claimed_messages: set[tuple[str, str]] = set()
-    loaded: list[Any] = []
-    for row in result:
-        if row.kind == "d":
-            claimed.add((row.group_id, row.a))
-        elif row.kind == "m":
-            claimed_messages.add((row.group_id, row.a))
-        else:
-            loaded.append(row)
-    return claimed, claimed_messages, loaded
