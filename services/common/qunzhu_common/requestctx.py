@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qunzhu_common.context import correlation_id_var, service_var
+from qunzhu_common.ids import uuid4_str
 
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_LEN = 200
@@ -22,7 +21,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1").strip()
-        request_id = incoming[:_MAX_LEN] if incoming.isprintable() and incoming else str(uuid.uuid4())
+        request_id = incoming[:_MAX_LEN] if incoming.isprintable() and incoming else uuid4_str()
         token = correlation_id_var.set(request_id)
         service_token = service_var.set(self.service)
 

@@ -6,6 +6,7 @@ a method override) is handed on to it and answered as before."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -178,3 +179,33 @@ async def test_a_transaction_conflict_is_run_again(gw, admin_headers, monkeypatc
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"status": "accepted", "events": 1}
     assert len(calls) == 2
+
+
+async def test_a_stalled_body_is_a_408_problem(gw, admin_headers):
+    connector_id, secret = await _connector(gw, admin_headers)
+    gw.app.state.gateway.settings.body_read_timeout_s = 0.1
+    body, headers = _signed(secret, "m-stalled")
+    parts = [{"type": "http.request", "body": body[:10], "more_body": True}]
+
+    async def receive():
+        if parts:
+            return parts.pop()
+        await asyncio.sleep(30)  # the rest never comes
+        return {"type": "http.disconnect"}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    path = f"/webhooks/chat/{connector_id}"
+    Probe.seen.clear()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "app": gw.app,
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+    await asyncio.wait_for(gw.app(scope, receive, send), timeout=10)
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["status"] == 408
+    assert _count(gw.app, 408) == 1
+    assert Probe.seen == []  # the raw route's own deadline, not the full stack's BodyLimits

@@ -88,7 +88,7 @@ _TIME = TypeAdapter(AwareDatetime)
 
 
 def encode_envelope(
-    *, event_id: uuid.UUID, type: str, source: str, community_id: str, correlation_id: str, data: BaseModel,
+    *, event_id: uuid.UUID | str, type: str, source: str, community_id: str, correlation_id: str, data: BaseModel,
     occurred_at: datetime, version: int = 1,
 ) -> bytes:
     """The wire bytes of `new_envelope(...)` for these fields, without building the model (#19: the chat

@@ -30,7 +30,6 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -44,9 +43,11 @@ from gateway.state import GatewayState
 from gateway.webhooks import service
 from gateway.webhooks.adapters import Incoming
 from gateway.webhooks.api import entry_policies_of, media_type_refusal
+from gateway.webhooks.deadlines import ReadDeadlines
 from qunzhu_common.context import correlation_id_var, service_var
 from qunzhu_common.db.transient import is_concurrency_conflict, is_transient
 from qunzhu_common.errors import DATABASE_RETRY_AFTER_S, AppError, ServiceUnavailable, app_error_response
+from qunzhu_common.ids import uuid4_str
 from qunzhu_common.metrics import ServiceMetrics
 from qunzhu_common.transaction_retry import DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_S
 
@@ -72,6 +73,7 @@ class ChatWebhookRoute:
         self._requests: dict[int, Any] = {}  # status → the labelled counter (a label lookup once per status)
         self._duration = metrics.http_duration.labels("POST", TEMPLATE)
         self._in_progress = metrics.http_in_progress.labels("POST")
+        self._deadlines = ReadDeadlines()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -90,19 +92,17 @@ class ChatWebhookRoute:
                 or b"%00" in query or b"\x00" in query):
             await self.app(scope, receive, send)  # anything the full stack's checks concern: answered there
             return
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            if name == b"x-http-method-override" or name == b"origin":  # an override; CORS: the full stack's
-                await self.app(scope, receive, send)
-                return
-            headers[name.decode("latin-1")] = value.decode("latin-1")
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        if "x-http-method-override" in headers or "origin" in headers:  # an override; CORS: the full stack's
+            await self.app(scope, receive, send)
+            return
         await self._serve(scope, receive, send, state, connector_id, headers, query)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, state: GatewayState, connector_id: str,
                      headers: dict[str, str], query: bytes) -> None:
         started = time.perf_counter()
         incoming_id = headers.get("x-request-id", "").strip()
-        request_id = incoming_id[:_MAX_REQUEST_ID] if incoming_id and incoming_id.isprintable() else str(uuid.uuid4())
+        request_id = incoming_id[:_MAX_REQUEST_ID] if incoming_id and incoming_id.isprintable() else uuid4_str()
         token, service_token = correlation_id_var.set(request_id), service_var.set(self.service_name)
         status = 500
         self._in_progress.inc()
@@ -142,7 +142,7 @@ class ChatWebhookRoute:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"the body is over {limit} bytes")
-        body = await _read_body(receive, limit, settings.body_read_timeout_s)
+        body = await _read_body(receive, limit, settings.body_read_timeout_s, self._deadlines)
         connector = await service.connector_view(state=state, connector_id=connector_id)
         refusal = media_type_refusal(headers.get("content-type"), connector.platform)
         if refusal is not None:
@@ -188,14 +188,13 @@ def _rendered(response: Response) -> tuple[int, bytes, list[tuple[bytes, bytes]]
     return response.status_code, bytes(response.body), list(response.raw_headers)
 
 
-async def _read_body(receive: Receive, limit: int, timeout_s: float) -> bytes:
+async def _read_body(receive: Receive, limit: int, timeout_s: float, deadlines: ReadDeadlines) -> bytes:
     """The whole body: 413 past `limit` bytes (the rest is not read), 408 when a part is `timeout_s` late."""
     chunks: list[bytes] = []
     size = 0
     while True:
         try:
-            async with asyncio.timeout(timeout_s):
-                message: Message = await receive()
+            message: Message = await deadlines.within(timeout_s, receive)
         except TimeoutError:
             raise RequestTimeout(f"no part of the body arrived for {timeout_s:g} s") from None
         if message["type"] != "http.request":

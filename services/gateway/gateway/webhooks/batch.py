@@ -16,7 +16,6 @@ write — a quarantined delivery, an @-name, a pending mention — comes here, a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from qunzhu_common.context import current_correlation_id
 from qunzhu_common.db.bulk import bulk_insert
 from qunzhu_common.events.envelope import Envelope, encode_envelope
 from qunzhu_common.events.registry import EventRegistry, key_by_community
+from qunzhu_common.ids import uuid5_str
 from qunzhu_common.outbox import run_after_commit
 from qunzhu_common.timeutil import utcnow
 
@@ -147,12 +147,12 @@ class BatchRecorder:
 
     def _outbox_row(self, delivery: Delivery, position: int, event: Staged, now: Any) -> dict[str, Any]:
         # Deterministic ids: the same delivery can never put a second copy of an event in the outbox.
-        event_id = uuid.uuid5(EVENT_ID_NAMESPACE, f"{delivery.source}/{delivery.delivery_id}/{position}")
+        event_id = uuid5_str(EVENT_ID_NAMESPACE, f"{delivery.source}/{delivery.delivery_id}/{position}")
         spec = self.registry.spec_for(event.type, 1)  # the payload was validated against it when staged
         payload = encode_envelope(  # new_envelope's bytes without its model: one row per event (#19)
             event_id=event_id, type=event.type, source=self.source_service, community_id=event.community_id,
             correlation_id=delivery.correlation_id or current_correlation_id(), data=event.payload, occurred_at=now)
         key = event.community_id if spec.key is key_by_community else spec.key(Envelope.from_bytes(payload))
-        return dict(event_id=str(event_id), topic=spec.topic, key=key, event_type=event.type, payload=payload,
+        return dict(event_id=event_id, topic=spec.topic, key=key, event_type=event.type, payload=payload,
                     created_at=now)
 
