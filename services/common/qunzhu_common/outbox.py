@@ -283,7 +283,7 @@ class OutboxRelay:
     async def _pass(self) -> float:
         service_var.set(self._service)  # the loop's task logs as this service
         published = await self.publish_batch()
-        if published >= self._batch_size:
+        if published >= self._batch_size and not self._drained:
             return 0  # more is waiting
         if self._on_backlog is not None:
             # A pass whose last claim came back short published everything committed before it: nothing
