@@ -17,12 +17,14 @@ same rules, for the places that parse bodies themselves (the gateway's webhooks 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qunzhu_common.errors import AppError, app_error_response
@@ -97,6 +99,11 @@ def loads(body: bytes | str, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX
     """`json.loads` under the same rules; every refusal (not JSON included) is an InvalidJson."""
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     _check_shape(raw, max_depth=max_depth, max_bytes=max_bytes)
+    if not _suspect(raw, numbers=True):
+        # Nothing here that orjson reads differently from json (an int past 64 bits becomes its float, NaN
+        # and lone surrogates are refused): orjson's value is json's, ≈ 4× sooner (#19, the chat webhook).
+        with contextlib.suppress(orjson.JSONDecodeError):  # refused: json's own verdict below, as before
+            return orjson.loads(raw)
     try:
         value = json.loads(raw)  # no keyword arguments: the module's cached decoder, the fastest path
     except (ValueError, RecursionError) as exc:

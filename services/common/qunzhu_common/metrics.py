@@ -7,6 +7,8 @@ and still each expose exactly their own figures at their own /metrics.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -28,12 +30,57 @@ from qunzhu_common.inbox import ConsumerMetrics
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class _BeforeCollect:
+    """A collector with no metrics of its own, registered before all others: its hooks fold figures that a
+    hot path keeps as plain numbers into their metrics whenever the registry is read (a scrape, a test's
+    `get_sample_value`), so every reader sees them exact."""
+
+    def __init__(self) -> None:
+        self.hooks: list[Callable[[], None]] = []
+
+    def describe(self) -> list[Any]:  # registration asks for names: none, and no hook run
+        return []
+
+    def collect(self) -> list[Any]:
+        for hook in self.hooks:
+            hook()
+        return []
+
+
+class DeferredHistogram:
+    """A histogram child's observations counted locally and folded in when the registry is read: `observe`
+    costs a bisect and two additions instead of two locked increments (prometheus_client's own). Folds into
+    the child's buckets and sum as `Histogram.observe` would (tested against it)."""
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._bounds: list[float] = list(child._upper_bounds)
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        self._counts[bisect_left(self._bounds, amount)] += 1  # the first bound >= amount, as observe() picks
+        self._sum += amount
+
+    def fold(self) -> None:
+        counts, self._counts = self._counts, [0] * len(self._bounds)
+        amount, self._sum = self._sum, 0.0
+        if not any(counts):
+            return
+        self._child._sum.inc(amount)
+        for bucket, count in zip(self._child._buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+
+
 class ServiceMetrics(ConsumerMetrics, ConsumerObserver):
     def __init__(self, service: str) -> None:
         # `_created` series double every counter and no dashboard uses them.
         disable_created_metrics()
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
+        self._before_collect = _BeforeCollect()
+        self.registry.register(self._before_collect)  # first: its hooks run before any metric is read
         prefix = f"qunzhu_{service}_"
         r = self.registry
         self.http_requests = Counter(
@@ -90,6 +137,11 @@ class ServiceMetrics(ConsumerMetrics, ConsumerObserver):
         self.outbox_publish_failures = Counter(
             prefix + "outbox_publish_failures_total", "Failed attempts to publish an outbox batch.", registry=r
         )
+
+    def before_collect(self, hook: Callable[[], None]) -> None:
+        """Run `hook` whenever this registry is read, before any metric is: for figures kept as plain
+        numbers on a hot path (the chat webhook) and folded into their metrics then."""
+        self._before_collect.hooks.append(hook)
 
     def initialise_consumer(self, handled: list[tuple[str, str]]) -> None:
         """Create the series of every (topic, type) handled, at 0, so dashboards and alerts see them

@@ -6,6 +6,8 @@ import json
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from fastapi import FastAPI
 
 from qunzhu_common import jsonbody
@@ -99,3 +101,38 @@ async def test_the_guard_answers_problems_and_hands_good_bodies_on():
         assert refused.json()["instance"] == "/things"
     assert form.status_code == 422  # not JSON: left to FastAPI
     assert skipped.json() == {"ok": True}
+
+
+def _loads_with_json_only(raw: bytes, numbers: bool) -> object:
+    """`jsonbody.loads` as it was before orjson read the ordinary bodies: the reference."""
+    jsonbody._check_shape(raw, max_depth=jsonbody.MAX_DEPTH, max_bytes=jsonbody.MAX_BYTES)
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise jsonbody.InvalidJson(str(exc)) from None
+    if jsonbody._suspect(raw, numbers=numbers):
+        jsonbody._check_value(value, numbers=numbers)
+    return value
+
+
+def _outcome(read, raw: bytes, numbers: bool) -> tuple[str, object]:
+    try:
+        value = read(raw, numbers=numbers) if read is jsonbody.loads else read(raw, numbers)
+    except jsonbody.InvalidJson as exc:
+        return "refused", type(exc)
+    return "read", json.dumps(value, sort_keys=True) + repr(type(value))  # types too: 2**64 is not 1.8e19
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_JSON_VALUES, ascii_only=st.booleans(), cut=st.integers(min_value=0, max_value=400),
+       junk=st.binary(max_size=3), numbers=st.booleans())
+def test_loads_reads_and_refuses_exactly_as_json_did(value, ascii_only, cut, junk, numbers):
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    for body in (raw, raw[:cut] + junk + raw[cut:], raw[:cut]):
+        assert _outcome(jsonbody.loads, body, numbers) == _outcome(_loads_with_json_only, body, numbers), body

@@ -75,7 +75,8 @@ def create_app(
         refunds_lifespan(settings), orders_lifespan(settings),
     ])
     app = build_app(spec, settings, bus=bus)
-    app.state.gateway_metrics = GatewayMetrics(app.state.runtime.metrics.registry)
+    app.state.gateway_metrics = GatewayMetrics(app.state.runtime.metrics.registry,
+                                               app.state.runtime.metrics.before_collect)
     install_aggregated_openapi(app)
     app.add_middleware(BodyLimits, max_bytes=settings.api_max_body_bytes,
                        webhook_max_bytes=settings.webhook_max_body_bytes, read_timeout_s=settings.body_read_timeout_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from qunzhu_common.metrics import LATENCY_BUCKETS
@@ -17,8 +19,9 @@ ORDER_OUTCOMES = ("opened", "failed", "unavailable", "expired", "granted", "refu
 
 
 class GatewayMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, before_collect: Callable[[Callable[[], None]], None]) -> None:
         p = "qunzhu_gateway_"
+        self._pending: dict[tuple[str, str], int] = {}  # see delivered()
         self.verification_failures = Counter(
             p + "webhook_verification_failures_total",
             "Webhooks refused (401) by platform and reason (missing, signature, secret, timestamp…).",
@@ -100,6 +103,7 @@ class GatewayMetrics:
             ["provider", "outcome"], registry=registry,
         )
         self.initialise()
+        before_collect(self.fold)
 
     def initialise(self) -> None:
         """Create the bounded label sets of rare outcomes at 0 (dashboards and alerts see them at once)."""
@@ -125,3 +129,20 @@ class GatewayMetrics:
 
     def refused(self, platform: str, reason: str) -> None:
         self.verification_failures.labels(platform, reason).inc()
+
+    def delivered(self, platform: str, status: str, event_types: list[str]) -> None:
+        """A chat delivery answered `status`, with the types of the events it wrote: counted as plain
+        numbers and folded into `webhooks_total` / `webhook_events_total` when the registry is read (the
+        route is the gateway's hottest; `labels(...).inc()` takes a lock and validates on every call)."""
+        pending = self._pending
+        for event_type in event_types:
+            pending[("", event_type)] = pending.get(("", event_type), 0) + 1
+        pending[(platform, status)] = pending.get((platform, status), 0) + 1
+
+    def fold(self) -> None:
+        pending, self._pending = self._pending, {}
+        for (platform, label), count in pending.items():
+            if platform:
+                self.webhooks.labels(platform, label).inc(count)
+            else:
+                self.webhook_events.labels(label).inc(count)

@@ -204,7 +204,12 @@ async def test_a_stalled_body_is_a_408_problem(gw, admin_headers):
              "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "app": gw.app,
              "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
-    await asyncio.wait_for(gw.app(scope, receive, send), timeout=10)
+    in_progress = "qunzhu_gateway_http_requests_in_progress"
+    serving = asyncio.create_task(gw.app(scope, receive, send))
+    await asyncio.sleep(0.02)  # waiting for the rest of the body: in progress, seen by a scrape now
+    assert gw.app.state.runtime.metrics.registry.get_sample_value(in_progress, {"method": "POST"}) == 1
+    await asyncio.wait_for(serving, timeout=10)
+    assert gw.app.state.runtime.metrics.registry.get_sample_value(in_progress, {"method": "POST"}) == 0
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"])["status"] == 408
     assert _count(gw.app, 408) == 1

@@ -85,6 +85,17 @@ def new_envelope(
 
 
 _TIME = TypeAdapter(AwareDatetime)
+_last_time: tuple[datetime | None, str] = (None, "")
+
+
+def _time_text(value: datetime) -> str:
+    """The envelope's text of `value`; a batch's events share one time, so the last one is kept."""
+    global _last_time  # noqa: PLW0603 - a one-entry cache
+    last, text = _last_time
+    if value is not last:
+        text = _TIME.dump_python(value, mode="json")
+        _last_time = (value, text)
+    return text
 
 
 def encode_envelope(
@@ -97,7 +108,6 @@ def encode_envelope(
     from the service — since nothing is checked here; `Envelope.from_bytes` reads the result like any other."""
     head = orjson.dumps({
         "id": str(event_id), "type": type, "version": version, "source": source,
-        "occurred_at": _TIME.dump_python(occurred_at, mode="json"), "community_id": community_id,
-        "correlation_id": correlation_id,
+        "occurred_at": _time_text(occurred_at), "community_id": community_id, "correlation_id": correlation_id,
     })
     return b"".join((head[:-1], b',"data":', data.__pydantic_serializer__.to_json(data), b"}"))

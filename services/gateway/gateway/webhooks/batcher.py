@@ -120,10 +120,9 @@ class GroupCommitter(Generic[T]):
         if self._fast is None:
             return None
         try:
-            connection = await held.connection()
-            if connection is None:
+            driver = await held.driver()
+            if driver is None:
                 return None
-            driver = (await connection.get_raw_connection()).driver_connection
         except Exception:  # noqa: BLE001 - the batch's own attempt reports it
             return None
         return asyncio.ensure_future(driver.execute(self._fast.begin))
@@ -135,7 +134,7 @@ class GroupCommitter(Generic[T]):
             items = [item for item, _ in batch]
             results = None
             if connection is not None and self._fast is not None:
-                results = await self._commit_fast(connection, items, opening)
+                results = await self._commit_fast(await held.driver(), items, opening)
             if results is None:
                 maker = self._session_maker if connection is None else functools.partial(
                     self._session_maker, bind=connection)
@@ -155,12 +154,11 @@ class GroupCommitter(Generic[T]):
             if not future.done():
                 future.set_result(result)
 
-    async def _commit_fast(self, connection: AsyncConnection, items: list[T],
+    async def _commit_fast(self, driver: Any, items: list[T],
                            opening: asyncio.Future[Any] | None) -> Sequence[Any] | None:
         """The batch on the driver's connection in its own transaction (`opening`: its BEGIN, already sent);
         None when it needs the general path, the transaction rolled back."""
         assert self._fast is not None
-        driver = (await connection.get_raw_connection()).driver_connection
         try:
             if opening is not None:
                 await opening
@@ -205,16 +203,26 @@ class _Held:
     def __init__(self, engine: AsyncEngine | None) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self._driver: Any = None  # the driver's own connection under it, looked up once
 
     async def connection(self) -> AsyncConnection | None:
         if self._engine is None:
             return None
         if self._connection is None or self._connection.closed or self._connection.invalidated:
-            self._connection = await self._engine.connect()
+            self._connection, self._driver = await self._engine.connect(), None
         return self._connection
 
+    async def driver(self) -> Any:
+        """The driver (asyncpg) connection of `connection()`; None without an engine."""
+        connection = await self.connection()
+        if connection is None:
+            return None
+        if self._driver is None:
+            self._driver = (await connection.get_raw_connection()).driver_connection
+        return self._driver
+
     async def release(self) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._driver = self._connection, None, None
         if connection is not None:
             with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
                 await asyncio.shield(connection.close())

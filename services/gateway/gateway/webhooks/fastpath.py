@@ -45,8 +45,9 @@ _NAME_UPDATE = ("community_id", "display_name", "username", "display_key", "user
 # One JSON parameter ($1: "d" deliveries, "m" message keys, "o" outbox rows, each a list of positional arrays)
 # instead of seventeen arrays: asyncpg checks every element of an array parameter in Python (ABC isinstance
 # per element), a third of this batch's Python (#19); PostgreSQL parses the document once (MATERIALIZED).
+# Sent as bytea, orjson's bytes as they are: a jsonb or text parameter would be decoded to str first.
 _CLAIM_AND_WRITE = (
-    "WITH j AS MATERIALIZED (SELECT $1::jsonb AS doc), "
+    "WITH j AS MATERIALIZED (SELECT convert_from($1::bytea, 'UTF8')::jsonb AS doc), "
     "d AS (INSERT INTO webhook_delivery (source, delivery_id, outcome, event_count, received_at) "
     "SELECT u.e->>0, u.e->>1, u.e->>2, (u.e->>3)::integer, $2::timestamptz "
     "FROM j, jsonb_array_elements(j.doc->'d') AS u(e) "
@@ -119,7 +120,7 @@ class FastBatch:
         document = orjson.dumps({"d": [(d.source, d.delivery_id, d.status, len(d.events)) for d in claims],
                                  "m": messages, "o": outbox})
         result = await connection.fetch(
-            _CLAIM_AND_WRITE, document.decode(), now, *directory.load_pg_parameters(events))
+            _CLAIM_AND_WRITE, document, now, *directory.load_pg_parameters(events))
         claimed: set[tuple[str, str]] = set()
         claimed_messages: set[tuple[str, str]] = set()
         loaded: list[Any] = []

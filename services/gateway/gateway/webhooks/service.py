@@ -106,12 +106,10 @@ async def receive_chat(
         correlation_id=current_correlation_id(),
         replay=replay_material(incoming, verified.payload) if reason is not None else None,
     ))
-    if outcome.status == "accepted":
-        for event in staged:
-            state.metrics.webhook_events.labels(event.type).inc()
+    state.metrics.delivered(connector.platform, outcome.status,
+                            [event.type for event in staged] if outcome.status == "accepted" else [])
     if decision is not None and outcome.status in ("accepted", "ignored"):  # ignored: left undecided
         state.metrics.join_requests.labels(connector.platform, decision.outcome, decision.why).inc()
-    state.metrics.webhooks.labels(connector.platform, outcome.status).inc()
     if adapter.reply is not None:
         outcome = replace(outcome, reply=adapter.reply(outcome.status))
     return outcome
