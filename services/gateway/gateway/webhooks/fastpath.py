@@ -43,9 +43,10 @@ _NAME_UPDATE = ("community_id", "display_name", "username", "display_key", "user
 
 
 # One JSON parameter ($1: "d" deliveries, "m" message keys, "o" outbox rows, each a list of positional arrays)
-# instead of seventeen arrays: asyncpg checks every element of an array parameter in Python (ABC isinstance
-# per element), a third of this batch's Python (#19); PostgreSQL parses the document once (MATERIALIZED).
-# Sent as bytea, orjson's bytes as they are: a jsonb or text parameter would be decoded to str first.
+# and the outbox payloads as they are ($3, bytea[], by the row's position) instead of seventeen arrays: asyncpg
+# checks every element of an array parameter in Python (an ABC isinstance per element), a third of this
+# batch's Python (#19). PostgreSQL parses the document once (MATERIALIZED); it is sent as bytea, orjson's
+# bytes as they are (a jsonb or text parameter would be decoded to str first).
 _CLAIM_AND_WRITE = (
     "WITH j AS MATERIALIZED (SELECT convert_from($1::bytea, 'UTF8')::jsonb AS doc), "
     "d AS (INSERT INTO webhook_delivery (source, delivery_id, outcome, event_count, received_at) "
@@ -60,12 +61,12 @@ _CLAIM_AND_WRITE = (
     "SELECT g, m, d, $2::timestamptz FROM w ORDER BY g, m "
     "ON CONFLICT DO NOTHING RETURNING group_id, message_id), "
     "o AS (INSERT INTO outbox (event_id, topic, key, event_type, payload, created_at) "
-    "SELECT e.e->>4, e.e->>5, e.e->>6, e.e->>7, convert_to(e.e->>8, 'UTF8'), $2::timestamptz "
+    "SELECT e.e->>4, e.e->>5, e.e->>6, e.e->>7, ($3::bytea[])[e.n], $2::timestamptz "
     "FROM j, jsonb_array_elements(j.doc->'o') WITH ORDINALITY AS e(e, n) "
     "WHERE (e.e->>0, e.e->>1) IN (SELECT source, delivery_id FROM d) AND ((e.e->>2) IS NULL OR (e.e->>3)::boolean "
     "OR (e.e->>2)::bigint IN (SELECT w.n FROM w JOIN m ON m.group_id = w.g AND m.message_id = w.m)) "
     "ORDER BY e.n RETURNING 1), "
-    + directory.load_pg_sql(3).removeprefix("WITH ")
+    + directory.load_pg_sql(4).removeprefix("WITH ")
     + " UNION ALL SELECT 'd', NULL, NULL, source, delivery_id, NULL, NULL, NULL FROM d"
     " UNION ALL SELECT 'm', NULL, NULL, group_id, message_id, NULL, NULL, NULL FROM m"
     " UNION ALL SELECT 'o', NULL, NULL, NULL, count(*)::text, NULL, NULL, NULL FROM o"
@@ -102,7 +103,8 @@ class FastBatch:
         outcomes, first = first_deliveries(batch)
         claims = [batch[i] for _, i in sorted(first.items())]  # in key order: overlapping batches lock alike
         messages: list[tuple[str, str, str, str]] = []
-        outbox: list[tuple[str, str, int | None, bool, str, str, str | None, str, str]] = []
+        outbox: list[tuple[str, str, int | None, bool, str, str, str | None, str]] = []
+        payloads: list[bytes] = []
         events = []
         for index in first.values():  # batch order: the first copy of a message comes first here
             delivery = batch[index]
@@ -115,12 +117,12 @@ class FastBatch:
                     ordinal = len(messages)  # WITH ORDINALITY counts from 1
                 row = self.recorder._outbox_row(delivery, position, event, now)
                 outbox.append((delivery.source, delivery.delivery_id, ordinal, event.type in RECALL_EVENTS,
-                               row["event_id"], row["topic"], row["key"], row["event_type"],
-                               row["payload"].decode()))  # UTF-8 JSON; convert_to gives back its bytes
+                               row["event_id"], row["topic"], row["key"], row["event_type"]))
+                payloads.append(row["payload"])
         document = orjson.dumps({"d": [(d.source, d.delivery_id, d.status, len(d.events)) for d in claims],
                                  "m": messages, "o": outbox})
         result = await connection.fetch(
-            _CLAIM_AND_WRITE, document, now, *directory.load_pg_parameters(events))
+            _CLAIM_AND_WRITE, document, now, payloads, *directory.load_pg_parameters(events))
         claimed: set[tuple[str, str]] = set()
         claimed_messages: set[tuple[str, str]] = set()
         loaded: list[Any] = []
