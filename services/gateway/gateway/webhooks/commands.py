@@ -30,10 +30,11 @@ def parse_command(text: str) -> tuple[str, str] | None:
         return "question", stripped[1:].strip()
     slash = stripped[0] in "/#"
     body = stripped[1:] if slash else stripped
+    lowered = body.lower()  # once, not once per command word: most messages are no command at all
     for word, kind in _COMMAND_WORDS:
         if word.isascii() and not slash:
             continue  # a bare English word at the start of a message is chatter, not a command
-        if body.lower().startswith(word):
+        if lowered.startswith(word):
             rest = body[len(word):]
             if slash and rest.startswith("@"):  # /checkin@SomeBot 第5天
                 rest = " " + (rest.split(maxsplit=1) + [""])[1]
