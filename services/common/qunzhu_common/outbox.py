@@ -299,5 +299,4 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         await self._loop.stop()
-        async with self._one_pass:  # a `drain` in progress finishes first
-            await self._drop_lock_connection()
+        await self._drop_lock_connection()  # not waiting for a `drain` in another task: it fails and stops
