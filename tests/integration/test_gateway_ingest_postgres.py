@@ -123,11 +123,14 @@ async def capture(app: Any) -> dict[str, Delivery]:
     return dict(zip(DELIVERIES, captured, strict=True))
 
 
-async def commit_batches(app: Any, deliveries: dict[str, Delivery]) -> list[list[str]]:
+async def commit_batches(app: Any, deliveries: dict[str, Delivery],
+                         before_each: Callable[[], Any] | None = None) -> list[list[str]]:
     """Each batch submitted at once (queued in one loop turn: one group commit); the answers' statuses."""
     ingest = app.state.gateway.ingest
     answers = []
     for batch in BATCHES:
+        if before_each is not None:
+            await before_each()
         outcomes = await asyncio.gather(*(ingest.submit(deliveries[name]) for name in batch))
         answers.append([f"{o.status}:{o.events}" for o in outcomes])
     return answers
@@ -202,3 +205,37 @@ async def test_the_fast_path_writes_what_the_general_path_writes(database: str, 
     assert any(e[3] == "chat.mention.resolved" for e in expected["outbox"])
     assert expected["pending"] == []
     assert len(expected["quarantine"]) == 1
+
+
+async def test_connections_killed_before_every_batch_cost_nothing(database: str, tmp_path: Path) -> None:
+    """Every connection of the gateway's database terminated before each batch (a failover, an idle-session
+    reaper): the writer's kept connection and its early BEGIN fail, the batch is written again one by one on a
+    fresh connection — and the answers and rows are those of an undisturbed run."""
+    embedded = create_app(settings(tmp_path / "sqlite", f"sqlite+aiosqlite:///{tmp_path / 'gateway.sqlite3'}"))
+    async with embedded.router.lifespan_context(embedded):
+        deliveries = await capture(embedded)
+        expected_answers = await commit_batches(embedded, deliveries)
+        expected = await rows(embedded)
+
+    import asyncpg
+
+    admin = await asyncpg.connect(database.replace("postgresql+asyncpg", "postgresql"))
+    killed: list[int] = []
+
+    async def kill_every_other_connection() -> None:
+        await asyncio.sleep(0.01)  # the previous batch's callers answered, its writer back to waiting
+        killed.append(len(await admin.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")))
+
+    try:
+        on_postgres = create_app(settings(tmp_path / "pg", database))
+        async with on_postgres.router.lifespan_context(on_postgres):
+            answers = await commit_batches(on_postgres, deliveries, before_each=kill_every_other_connection)
+            found = await rows(on_postgres)
+    finally:
+        await admin.close()
+    assert sum(killed[1:]) >= len(BATCHES) - 1  # the writer's kept connection, at least, before every batch
+    assert answers == expected_answers
+    for table in expected:
+        assert found[table] == expected[table], table

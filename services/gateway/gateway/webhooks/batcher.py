@@ -125,11 +125,15 @@ class GroupCommitter(Generic[T]):
                 return None
         except Exception:  # noqa: BLE001 - the batch's own attempt reports it
             return None
-        return asyncio.ensure_future(driver.execute(self._fast.begin))
+        opening = asyncio.ensure_future(driver.execute(self._fast.begin))
+        opening.add_done_callback(_retrieved)  # an attempt that fails before awaiting it reports the error itself
+        return opening
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[Any]]], held: _Held,
-                      opening: asyncio.Future[Any] | None = None) -> None:
+                      opening: asyncio.Future[Any] | None = None, *, again_if_stale: bool = True) -> None:
+        stale = False
         try:
+            stale = held.kept  # the connection already served a batch: the database may have dropped it since
             connection = await held.connection()
             items = [item for item, _ in batch]
             results = None
@@ -142,6 +146,14 @@ class GroupCommitter(Generic[T]):
                     results = await self._flush(session, items)
         except Exception as exc:
             await held.release()  # whatever failed, the next batch starts on a fresh connection
+            if stale and again_if_stale:
+                # A kept connection the server closed meanwhile (a restart, a failover, an idle reaper) fails
+                # whatever the batch holds, and a lone webhook would get it as an error: the batch again, once,
+                # on a fresh connection, before it is split or answered with the error.
+                log.info("a batch of %d failed on a kept connection (%s); writing it again on a fresh one",
+                         len(batch), str(exc).split("\n", 1)[0][:200])
+                await self._commit(batch, held, again_if_stale=False)
+                return
             if len(batch) == 1:
                 if not batch[0][1].done():
                     batch[0][1].set_exception(exc)
@@ -150,6 +162,7 @@ class GroupCommitter(Generic[T]):
             for entry in batch:
                 await self._commit([entry], held)
             return
+        held.kept = connection is not None
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
@@ -204,6 +217,7 @@ class _Held:
         self._engine = engine
         self._connection: AsyncConnection | None = None
         self._driver: Any = None  # the driver's own connection under it, looked up once
+        self.kept = False  # the current connection has committed a batch (set by the committer)
 
     async def connection(self) -> AsyncConnection | None:
         if self._engine is None:
@@ -222,7 +236,12 @@ class _Held:
         return self._driver
 
     async def release(self) -> None:
-        connection, self._connection, self._driver = self._connection, None, None
+        connection, self._connection, self._driver, self.kept = self._connection, None, None, False
         if connection is not None:
             with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
                 await asyncio.shield(connection.close())
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks it retrieved: the batch's own attempt has reported it, or will
