@@ -133,8 +133,8 @@ class GroupCommitter(Generic[T]):
                       opening: asyncio.Future[Any] | None = None, *, again_if_stale: bool = True) -> None:
         stale = False
         try:
-            stale = held.kept  # the connection already served a batch: the database may have dropped it since
             connection = await held.connection()
+            stale = held.kept  # the connection already served a batch: the database may have dropped it since
             items = [item for item, _ in batch]
             results = None
             if connection is not None and self._fast is not None:
@@ -223,7 +223,7 @@ class _Held:
         if self._engine is None:
             return None
         if self._connection is None or self._connection.closed or self._connection.invalidated:
-            self._connection, self._driver = await self._engine.connect(), None
+            self._connection, self._driver, self.kept = await self._engine.connect(), None, False
         return self._connection
 
     async def driver(self) -> Any:
