@@ -13,29 +13,13 @@ import asyncpg
 import pytest
 from sqlalchemy import MetaData, func, insert, select
 
-from qunzhu_common.bus.base import Bus, OutgoingRecord
 from qunzhu_common.db.engine import create_engine, create_session_maker
 from qunzhu_common.db.messaging import add_messaging_tables
 from qunzhu_common.outbox import OutboxRelay
+from qunzhu_common.testing import ListBus
 from qunzhu_common.timeutil import utcnow
 
 pytestmark = pytest.mark.integration
-
-
-class ListBus(Bus):
-    def __init__(self) -> None:
-        self.published: list[OutgoingRecord] = []
-
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def ping(self) -> None: ...
-
-    async def subscribe(self, **kwargs):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def publish(self, records: list[OutgoingRecord]) -> None:
-        await asyncio.sleep(0)
-        self.published.extend(records)
 
 
 @pytest.fixture

@@ -47,6 +47,23 @@ class _BeforeCollect:
         return []
 
 
+class DeferredCounter:
+    """A labelled counter's increments counted locally, per label values, and folded in when the registry is
+    read: `inc` is a dict update instead of prometheus_client's label lookup and locked increment."""
+
+    def __init__(self, counter: Any) -> None:
+        self._counter = counter
+        self._pending: dict[tuple[str, ...], int] = {}
+
+    def inc(self, *labels: str) -> None:
+        self._pending[labels] = self._pending.get(labels, 0) + 1
+
+    def fold(self) -> None:
+        pending, self._pending = self._pending, {}
+        for labels, count in pending.items():
+            self._counter.labels(*labels).inc(count)
+
+
 class DeferredHistogram:
     """A histogram child's observations counted locally and folded in when the registry is read: `observe`
     costs a bisect and two additions instead of two locked increments (prometheus_client's own). Folds into

@@ -192,15 +192,12 @@ class OutboxRelay:
                     return published
                 finally:
                     await self._unlock(driver)
-            except Exception as exc:
+            except BaseException as exc:
                 await self._drop_lock_connection()  # the next pass starts on a fresh one
-                wrapped = as_dbapi_error(exc)
+                wrapped = as_dbapi_error(exc)  # a cancellation comes back as it is
                 if wrapped is exc:
                     raise
                 raise wrapped from exc
-            except BaseException:
-                await self._drop_lock_connection()
-                raise
 
     async def _lock_driver(self, engine: AsyncEngine) -> Any:
         """The driver (asyncpg) connection of the relay's lock connection, checked out once and kept."""

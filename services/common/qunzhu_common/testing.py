@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 
 from qunzhu_common import actor
+from qunzhu_common.bus.base import Bus, OutgoingRecord
 
 T = TypeVar("T")
 
@@ -85,3 +86,21 @@ def wechatpay_certificate(serial: int) -> tuple[rsa.RSAPrivateKey, str]:
             .serial_number(serial).not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
     return key, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class ListBus(Bus):
+    """A bus that only remembers what was published (tests of publishers: the outbox relay)."""
+
+    def __init__(self) -> None:
+        self.published: list[OutgoingRecord] = []
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def subscribe(self, **kwargs):  # type: ignore[no-untyped-def]  # noqa: ANN003, ANN201
+        raise NotImplementedError
+
+    async def publish(self, records: list[OutgoingRecord]) -> None:
+        await asyncio.sleep(0)  # a real bus yields to the loop
+        self.published.extend(records)

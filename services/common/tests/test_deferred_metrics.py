@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from qunzhu_common.metrics import LATENCY_BUCKETS, DeferredHistogram, ServiceMetrics
+from qunzhu_common.metrics import LATENCY_BUCKETS, DeferredCounter, DeferredHistogram, ServiceMetrics
 
 
 @settings(max_examples=200, deadline=None)
@@ -46,3 +46,20 @@ def test_every_read_of_the_registry_sees_the_figures_folded_first():
     pending["n"] = 2
     text = generate_latest(metrics.registry).decode()
     assert 'qunzhu_foldtest_http_requests_total{method="POST",route="/x",status="200"} 5.0' in text
+
+
+def test_a_deferred_counter_folds_each_label_set_once_per_read():
+    metrics = ServiceMetrics("countfold")
+    deferred = DeferredCounter(metrics.http_requests)
+    metrics.before_collect(deferred.fold)
+    for status in ("200", "200", "404", "200"):
+        deferred.inc("POST", "/x", status)
+
+    def value(status: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "qunzhu_countfold_http_requests_total", {"method": "POST", "route": "/x", "status": status})
+
+    assert (value("200"), value("404")) == (3, 1)
+    assert (value("200"), value("404")) == (3, 1)  # a second read folds nothing twice
+    deferred.inc("POST", "/x", "404")
+    assert value("404") == 2

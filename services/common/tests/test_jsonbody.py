@@ -6,9 +6,9 @@ import json
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from fastapi import FastAPI
 
 from qunzhu_common import jsonbody
 from qunzhu_common.errors import install_problem_handlers

@@ -178,20 +178,16 @@ async def test_the_outbox_relay_holds_no_connection_while_the_bus_is_slow(tmp_pa
     for a bus that does not answer (the stall of issue #19 was a relay or worker holding it across I/O)."""
     from sqlalchemy import MetaData, insert, select
 
-    from qunzhu_common.bus.base import Bus, OutgoingRecord
+    from qunzhu_common.bus.base import OutgoingRecord
     from qunzhu_common.db.messaging import add_messaging_tables
     from qunzhu_common.outbox import OutboxRelay
+    from qunzhu_common.testing import ListBus
     from qunzhu_common.timeutil import utcnow
 
-    class StuckBus(Bus):
+    class StuckBus(ListBus):
         def __init__(self) -> None:
-            self.entered, self.answer, self.published = asyncio.Event(), asyncio.Event(), []
-
-        async def start(self) -> None: ...
-        async def stop(self) -> None: ...
-        async def ping(self) -> None: ...
-        async def subscribe(self, **kwargs):  # type: ignore[no-untyped-def]
-            raise NotImplementedError
+            super().__init__()
+            self.entered, self.answer = asyncio.Event(), asyncio.Event()
 
         async def publish(self, records: list[OutgoingRecord]) -> None:
             self.entered.set()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from qunzhu_common.metrics import LATENCY_BUCKETS
+from qunzhu_common.metrics import LATENCY_BUCKETS, DeferredCounter
 
 LOGIN_CODE_OUTCOMES = ("sent", "no_connector", "blacklisted", "too_many_live_codes")
 REFUND_OUTCOMES = {
@@ -21,7 +21,6 @@ ORDER_OUTCOMES = ("opened", "failed", "unavailable", "expired", "granted", "refu
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry, before_collect: Callable[[Callable[[], None]], None]) -> None:
         p = "qunzhu_gateway_"
-        self._pending: dict[tuple[str, str], int] = {}  # see delivered()
         self.verification_failures = Counter(
             p + "webhook_verification_failures_total",
             "Webhooks refused (401) by platform and reason (missing, signature, secret, timestamp…).",
@@ -102,6 +101,8 @@ class GatewayMetrics:
             p + "reconciliation_runs_total", "Reconciliation runs by provider and outcome (ok, failed).",
             ["provider", "outcome"], registry=registry,
         )
+        self._webhooks_deferred = DeferredCounter(self.webhooks)  # see delivered()
+        self._events_deferred = DeferredCounter(self.webhook_events)
         self.initialise()
         before_collect(self.fold)
 
@@ -134,15 +135,10 @@ class GatewayMetrics:
         """A chat delivery answered `status`, with the types of the events it wrote: counted as plain
         numbers and folded into `webhooks_total` / `webhook_events_total` when the registry is read (the
         route is the gateway's hottest; `labels(...).inc()` takes a lock and validates on every call)."""
-        pending = self._pending
         for event_type in event_types:
-            pending[("", event_type)] = pending.get(("", event_type), 0) + 1
-        pending[(platform, status)] = pending.get((platform, status), 0) + 1
+            self._events_deferred.inc(event_type)
+        self._webhooks_deferred.inc(platform, status)
 
     def fold(self) -> None:
-        pending, self._pending = self._pending, {}
-        for (platform, label), count in pending.items():
-            if platform:
-                self.webhooks.labels(platform, label).inc(count)
-            else:
-                self.webhook_events.labels(label).inc(count)
+        self._webhooks_deferred.fold()
+        self._events_deferred.fold()

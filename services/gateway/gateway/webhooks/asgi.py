@@ -47,7 +47,7 @@ from qunzhu_common.context import correlation_id_var, service_var
 from qunzhu_common.db.transient import is_concurrency_conflict, is_transient
 from qunzhu_common.errors import DATABASE_RETRY_AFTER_S, AppError, ServiceUnavailable, app_error_response
 from qunzhu_common.ids import uuid4_str
-from qunzhu_common.metrics import DeferredHistogram, ServiceMetrics
+from qunzhu_common.metrics import DeferredCounter, DeferredHistogram, ServiceMetrics
 from qunzhu_common.transaction_retry import DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_S
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class ChatWebhookRoute:
         # The route's HTTP figures as plain numbers, folded into the metrics whenever the registry is read
         # (qunzhu_common.metrics.ServiceMetrics.before_collect): seven locked metric updates per request were
         # ≈ 3 % of the gateway's CPU under ingest load (#19).
-        self._counts: dict[int, int] = {}  # status → requests answered since the last fold
+        self._requests = DeferredCounter(metrics.http_requests)
         self._in_progress, self._in_progress_shown = 0, 0
         self._duration = DeferredHistogram(metrics.http_duration.labels("POST", TEMPLATE))
         metrics.before_collect(self._fold)
@@ -131,15 +131,13 @@ class ChatWebhookRoute:
             await send({"type": "http.response.body", "body": body})
         finally:
             self._in_progress -= 1
-            self._counts[status] = self._counts.get(status, 0) + 1
+            self._requests.inc("POST", TEMPLATE, str(status))
             self._duration.observe(time.perf_counter() - started)
             service_var.reset(service_token)
             correlation_id_var.reset(token)
 
     def _fold(self) -> None:
-        counts, self._counts = self._counts, {}
-        for status, count in counts.items():
-            self.metrics.http_requests.labels("POST", TEMPLATE, str(status)).inc(count)
+        self._requests.fold()
         if shift := self._in_progress - self._in_progress_shown:
             self.metrics.http_in_progress.labels("POST").inc(shift)  # shared with the full stack's POSTs
             self._in_progress_shown = self._in_progress
